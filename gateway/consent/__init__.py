@@ -1,0 +1,1 @@
+"""Pure consent logic: address normalisation, consent precedence, retention and bulk import."""
