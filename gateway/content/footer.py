@@ -1,0 +1,577 @@
+"""Find the 特定電子メール法 Art. 4 display items in every readable part of a message."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from gateway.content.html import Link
+from gateway.content.normalize import (
+    address_pattern,
+    canonical_address_numbers,
+    normalize,
+    normalize_email,
+    normalize_url,
+    phone_pattern,
+    text_pattern,
+)
+from gateway.content.parts import MessageParts, ReadablePart, attachment_text, readable_parts
+
+__all__ = [
+    "ITEM_IDS",
+    "FooterReport",
+    "FooterSpec",
+    "FooterWords",
+    "ItemId",
+    "ItemResult",
+    "PartReport",
+    "Reason",
+    "check_message",
+    "check_parts",
+    "load_footer_words",
+]
+
+ItemId = Literal[
+    "footer.sender_name",
+    "footer.optout_address",
+    "footer.optout_notice",
+    "footer.postal_address",
+    "footer.contact",
+]
+ITEM_IDS: tuple[ItemId, ...] = (
+    "footer.sender_name",
+    "footer.optout_address",
+    "footer.optout_notice",
+    "footer.postal_address",
+    "footer.contact",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FooterSpec:
+    """The configured display values of one sender identity (see contract.md [[senders]])."""
+
+    name: str
+    postal_address: str
+    contacts: tuple[str, ...] = ()
+    optout: tuple[str, ...] = ()
+    info_urls: tuple[str, ...] = ()
+    law: Literal["tokuden", "tokusho"] = "tokuden"
+
+    def __post_init__(self) -> None:
+        if self.law not in ("tokuden", "tokusho"):
+            raise ValueError(f"law must be 'tokuden' or 'tokusho', not {self.law!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FooterWords:
+    """Word lists and distances for the footer checks, loaded from rules/footer_words.toml."""
+
+    notice_words: tuple[str, ...]
+    max_distance: int = 80
+    edge_window: int = 400
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> FooterWords:
+        """Build from the parsed TOML document; raises ValueError naming the bad key."""
+        notice = data.get("optout_notice", {})
+        tokusho = data.get("tokusho", {})
+        words = notice.get("words")
+        if not isinstance(words, list) or not words or not all(
+            isinstance(w, str) and w.strip() for w in words
+        ):
+            raise ValueError("optout_notice.words must be a non-empty list of strings")
+        max_distance = notice.get("max_distance", 80)
+        edge_window = tokusho.get("edge_window", 400)
+        for key, val in (("optout_notice.max_distance", max_distance),
+                         ("tokusho.edge_window", edge_window)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 0:
+                raise ValueError(f"{key} must be a non-negative integer")
+        return cls(tuple(words), max_distance, edge_window)
+
+    @classmethod
+    def from_toml(cls, text: str) -> FooterWords:
+        """Parse the TOML text of a footer_words file."""
+        return cls.from_mapping(tomllib.loads(text))
+
+
+def load_footer_words(path: str | Path) -> FooterWords:
+    """Load rules/footer_words.toml (the only function here that touches the file system)."""
+    return FooterWords.from_toml(Path(path).read_text(encoding="utf-8"))
+
+
+class Reason(StrEnum):
+    """Why an item counts as present or not in one part."""
+
+    FOUND = "found"
+    LINKED_PAGE = "linked_page"  # address/contact via a link to a configured info page
+    ABSENT = "absent"
+    HIDDEN_ONLY = "hidden_only"  # only in HTML hidden by CSS
+    ATTACHMENT_ONLY = "attachment_only"  # not in this part, but in an attachment
+    WRONG_VALUE = "wrong_value"  # something like it is there, with a different value
+    TOO_FAR = "too_far"  # notice present but not next to the opt-out address
+    NOT_AT_EDGE = "not_at_top_or_end"  # tokusho: opt-out address buried mid-text
+
+
+_PRESENT = frozenset({Reason.FOUND, Reason.LINKED_PAGE})
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """One display item in one part. Offsets index the part's normalised matching text."""
+
+    item: ItemId
+    reason: Reason
+    matched: str | None = None
+    offset: int | None = None
+    detail: str = ""
+
+    @property
+    def present(self) -> bool:
+        return self.reason in _PRESENT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"present": self.present, "reason": self.reason.value, "matched": self.matched,
+                "offset": self.offset, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class PartReport:
+    """The display items found (or not) in one readable part."""
+
+    path: str
+    content_type: str
+    charset: str | None
+    items: tuple[ItemResult, ...]
+    problems: tuple[str, ...] = ()
+
+    def item(self, item: ItemId) -> ItemResult:
+        for res in self.items:
+            if res.item == item:
+                return res
+        raise KeyError(item)
+
+    def missing(self) -> list[ItemId]:
+        return [r.item for r in self.items if not r.present]
+
+
+@dataclass(frozen=True, slots=True)
+class FooterReport:
+    """Per-part display-item results for one message, plus message-level problems."""
+
+    parts: tuple[PartReport, ...]
+    problems: tuple[str, ...] = ()
+    malformed: bool = False
+    law: str = "tokuden"
+
+    @property
+    def ok(self) -> bool:
+        """True when every readable part has every item (structure problems are separate)."""
+        return not self.missing()
+
+    def missing(self) -> list[ItemId]:
+        """Item ids missing in at least one readable part (all of them if there is no part)."""
+        if not self.parts:
+            return list(ITEM_IDS)
+        bad = {i for p in self.parts for i in p.missing()}
+        return [i for i in ITEM_IDS if i in bad]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with stable keys (used by `check FILE.eml --json`)."""
+        return {
+            "ok": self.ok,
+            "law": self.law,
+            "missing": self.missing(),
+            "malformed": self.malformed,
+            "problems": list(self.problems),
+            "parts": [
+                {
+                    "path": p.path,
+                    "content_type": p.content_type,
+                    "charset": p.charset,
+                    "problems": list(p.problems),
+                    "items": {r.item: r.to_dict() for r in p.items},
+                }
+                for p in self.parts
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled matchers, built once per (spec, words) pair.
+
+_FLAGS = re.IGNORECASE
+_URL_TAIL = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*"
+_PREFECTURES = (
+    "北海道|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|群馬県|埼玉県|千葉県|東京都|"
+    "神奈川県|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|愛知県|三重県|滋賀県|京都府|"
+    "大阪府|兵庫県|奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|香川県|愛媛県|高知県|"
+    "福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県"
+)
+_WRONG_ADDRESS = re.compile(rf"(?:{_PREFECTURES})\S{{2,40}}\d")
+_WRONG_PHONE = re.compile(r"(?<![\d+])(?:0\d{1,4}[-\s()]{1,2}\d{1,4}[-\s()]{1,2}\d{3,4}|"
+                          r"0120[-\s]?\d{2,3}[-\s]?\d{3})(?!\d)")
+_WRONG_NAME = re.compile(r"(?:株式会社|有限会社|合同会社|合資会社|一般社団法人|一般財団法人)"
+                         r"[^\s、。,.:()]{1,20}|[^\s、。,.:()]{1,20}(?:株式会社|有限会社|合同会社)")
+_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MARK = "\ue000"  # private-use: survives NFKC, marks link boundaries through normalisation
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """An opt-out, contact or info address: how to recognise it in text and in an href."""
+
+    kind: Literal["url", "email", "phone", "text"]
+    value: str  # normalised
+    prefix: bool
+    text_re: re.Pattern[str]
+
+    def matches_href(self, href: str) -> bool:
+        if self.kind == "email":
+            return href.lower().startswith("mailto:") and normalize_email(href) == self.value
+        if self.kind != "url":
+            return self.kind == "phone" and href.lower().startswith("tel:") and bool(
+                self.text_re.search(normalize(href[4:])))
+        url = normalize_url(href)
+        if self.prefix:
+            return url.startswith(self.value) and len(url) > len(self.value)
+        if url == self.value or url.rstrip("/") == self.value.rstrip("/"):
+            return True
+        # A per-recipient query or fragment on the configured URL is still that URL.
+        return url.startswith(self.value) and url[len(self.value)] in "?#&"
+
+
+def _target(value: str) -> _Target:
+    raw = value.strip()
+    low = raw.lower()
+    if re.match(r"(?i)^[a-z][a-z0-9+.-]*://", raw):
+        url = normalize_url(raw)
+        prefix = url.endswith("/") and url.count("/") > 3
+        body = re.escape(url)
+        pat = rf"{body}{_URL_TAIL}" if prefix else rf"{body}(?:[?#&]{_URL_TAIL})?(?![\w/])"
+        return _Target("url", url, prefix, re.compile(pat, _FLAGS))
+    if "@" in raw and " " not in raw:
+        addr = normalize_email(raw)
+        pat = rf"(?<![\w.+-]){re.escape(addr)}(?![\w-]|\.\w)"
+        return _Target("email", addr, False, re.compile(pat, _FLAGS))
+    if low.startswith("tel:") or re.fullmatch(r"[\d\s()+\-‐－―ー０-９]+", raw):
+        return _Target("phone", raw, False, re.compile(phone_pattern(raw.removeprefix("tel:"))))
+    return _Target("text", raw, False, re.compile(text_pattern(canonical(raw)), _FLAGS))
+
+
+def canonical(text: str) -> str:
+    """The matching copy used on both sides: normalise() then 丁目/番/号 → 1-2-3."""
+    return canonical_address_numbers(normalize(text))
+
+
+@dataclass(frozen=True, slots=True)
+class _Matchers:
+    name: re.Pattern[str]
+    address: re.Pattern[str]
+    contacts: tuple[_Target, ...]
+    optout: tuple[_Target, ...]
+    info: tuple[_Target, ...]
+    notice: re.Pattern[str]
+    max_distance: int
+    edge_window: int
+    tokusho: bool
+
+
+def _notice_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    alts = []
+    for w in sorted({canonical(w).strip() for w in words if w.strip()}, key=len, reverse=True):
+        # "opt out" / "opt-out" / "optout" and words wrapped across a line all count.
+        chars = [c for c in w if not c.isspace() and c != "-"]
+        alts.append(r"[\s-]?".join(re.escape(c) for c in chars))
+    return re.compile("|".join(alts) if alts else r"(?!x)x", _FLAGS)
+
+
+@lru_cache(maxsize=256)
+def _matchers(spec: FooterSpec, words: FooterWords) -> _Matchers:
+    return _Matchers(
+        name=re.compile(text_pattern(canonical(spec.name)), _FLAGS),
+        address=re.compile(address_pattern(spec.postal_address), _FLAGS),
+        contacts=tuple(_target(c) for c in spec.contacts if c.strip()),
+        optout=tuple(_target(o) for o in spec.optout if o.strip()),
+        info=tuple(_target(u) for u in spec.info_urls if u.strip()),
+        notice=_notice_pattern(words.notice_words),
+        max_distance=words.max_distance,
+        edge_window=words.edge_window,
+        tokusho=spec.law == "tokusho",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-part matching text.
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    start: int
+    end: int
+    text: str
+    href: str | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A part's (or attachment's) canonical matching text with link spans mapped into it."""
+
+    text: str
+    links: list[tuple[Link, _Span]] = field(default_factory=list)
+
+
+def _prepare(text: str, links: tuple[Link, ...] = ()) -> _Prepared:
+    if not links:
+        return _Prepared(canonical(text).strip())
+    # Mark every link boundary with a private-use character, normalise, then read the markers'
+    # new positions: no per-character offset map needed on the hot path.
+    bounds = sorted({b for lk in links for b in (lk.start, lk.end)})
+    pieces: list[str] = []
+    prev = 0
+    for b in bounds:
+        pieces.append(text[prev:b])
+        pieces.append(_MARK)
+        prev = b
+    pieces.append(text[prev:])
+    marked = canonical("".join(pieces))
+    where: dict[int, int] = {}
+    out: list[str] = []
+    prev = 0
+    for k, m in enumerate(re.finditer(_MARK, marked)):
+        out.append(marked[prev:m.start()])
+        prev = m.end()
+        if k < len(bounds):
+            where[bounds[k]] = m.start() - k
+    out.append(marked[prev:])
+    norm = "".join(out)
+    spans = []
+    for lk in links:
+        s = where.get(lk.start, 0)
+        e = where.get(lk.end, s)
+        spans.append((lk, _Span(s, e, norm[s:e], lk.href)))
+    return _Prepared(norm, spans)
+
+
+def _search(pattern: re.Pattern[str], text: str) -> _Span | None:
+    m = pattern.search(text)
+    return _Span(m.start(), m.end(), m.group()) if m else None
+
+
+def _target_spans(targets: tuple[_Target, ...], prep: _Prepared) -> list[_Span]:
+    spans: list[_Span] = []
+    for lk, span in prep.links:
+        if any(t.matches_href(lk.href) for t in targets):
+            spans.append(span)
+    for t in targets:
+        for m in t.text_re.finditer(prep.text):
+            spans.append(_Span(m.start(), m.end(), m.group()))
+    return spans
+
+
+def _snippet(text: str, start: int, end: int, pad: int = 20) -> str:
+    return text[max(0, start - pad):end + pad].replace("\n", " ")
+
+
+class _Context:
+    """Lazily prepared hidden and attachment texts shared by the items of one message."""
+
+    def __init__(self, parts: MessageParts) -> None:
+        self._parts = parts
+        self._attachments: list[tuple[str, _Prepared]] | None = None
+
+    def attachments(self) -> list[tuple[str, _Prepared]]:
+        if self._attachments is None:
+            self._attachments = []
+            for att in self._parts.attachments:
+                text = attachment_text(att)
+                if text:
+                    self._attachments.append((att.path, _prepare(text)))
+        return self._attachments
+
+
+def _elsewhere(item: ItemId, find: Any, part: ReadablePart, ctx: _Context,
+               hidden: _Prepared | None) -> ItemResult | None:
+    """Report "only in hidden HTML" or "only in an attachment" when that is the case."""
+    if hidden is not None and hidden.text:
+        span = find(hidden)
+        if span is not None:
+            return ItemResult(item, Reason.HIDDEN_ONLY, span.text, None,
+                              "found only in HTML hidden from the reader")
+    for path, prep in ctx.attachments():
+        span = find(prep)
+        if span is not None:
+            return ItemResult(item, Reason.ATTACHMENT_ONLY, span.text, None,
+                              f"found only in attachment part {path}")
+    return None
+
+
+def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
+    prep = _prepare(part.text, tuple(lk for lk in part.links if not lk.hidden))
+    hidden_links = tuple(
+        Link(lk.href, lk.text, lk.start, lk.end, True) for lk in part.links if lk.hidden
+    )
+    hidden = _prepare(part.hidden_text, hidden_links) if part.hidden_text or hidden_links else None
+    text = prep.text
+    results: list[ItemResult] = []
+
+    def miss(item: ItemId, find: Any, wrong: re.Pattern[str] | None, what: str) -> ItemResult:
+        other = _elsewhere(item, find, part, ctx, hidden)
+        if other is not None:
+            return other
+        if wrong is not None:
+            w = wrong.search(text)
+            if w is not None:
+                return ItemResult(item, Reason.WRONG_VALUE, w.group(), w.start(),
+                                  f"{what} differs from the configured value")
+        detail = f"no {what}" + (" (part could not be fully decoded)" if part.undecodable else "")
+        return ItemResult(item, Reason.ABSENT, None, None, detail)
+
+    # 1. sender name: must be in the mail itself.
+    span = _search(m.name, text)
+    if span:
+        results.append(ItemResult("footer.sender_name", Reason.FOUND, span.text, span.start))
+    else:
+        results.append(miss("footer.sender_name", lambda p: _search(m.name, p.text),
+                            _WRONG_NAME, "sender name"))
+
+    # 2. opt-out address: a link href or a visible URL / e-mail address.
+    optouts = _target_spans(m.optout, prep)
+    notices = [_Span(x.start(), x.end(), x.group()) for x in m.notice.finditer(text)]
+    if optouts and m.tokusho:
+        edge = [s for s in optouts
+                if s.start <= m.edge_window or s.end >= len(text) - m.edge_window]
+        if edge:
+            s = edge[0]
+            results.append(ItemResult("footer.optout_address", Reason.FOUND, s.text, s.start))
+        else:
+            s = optouts[0]
+            results.append(ItemResult(
+                "footer.optout_address", Reason.NOT_AT_EDGE, s.text, s.start,
+                f"特定商取引法: the opt-out address must be within {m.edge_window} characters of "
+                "the top or the end of the part"))
+    elif optouts:
+        s = optouts[0]
+        results.append(ItemResult("footer.optout_address", Reason.FOUND, s.href or s.text,
+                                  s.start))
+    else:
+        def find_optout(p: _Prepared) -> _Span | None:
+            found = _target_spans(m.optout, p)
+            return found[0] if found else None
+
+        res = miss("footer.optout_address", find_optout, None, "opt-out address")
+        if res.reason == Reason.ABSENT:
+            wrong = _wrong_optout(prep, notices, m.max_distance)
+            if wrong is not None:
+                res = ItemResult("footer.optout_address", Reason.WRONG_VALUE, wrong.text,
+                                 wrong.start, "the opt-out link or address next to the notice "
+                                 "is not one of the configured opt-out addresses")
+        results.append(res)
+
+    # 3. the refusal notice, next to the opt-out address.
+    results.append(_notice_result(optouts, notices, m, text, ctx, part, hidden))
+
+    # 4./5. postal address and contact: in the part, or via a link to a configured info page.
+    info = _target_spans(m.info, prep) if m.info else []
+    span = _search(m.address, text)
+    if span:
+        results.append(ItemResult("footer.postal_address", Reason.FOUND, span.text, span.start))
+    elif info:
+        results.append(ItemResult("footer.postal_address", Reason.LINKED_PAGE,
+                                  info[0].href or info[0].text, info[0].start,
+                                  "shown on a linked information page"))
+    else:
+        results.append(miss("footer.postal_address", lambda p: _search(m.address, p.text),
+                            _WRONG_ADDRESS, "postal address"))
+    contacts = _target_spans(m.contacts, prep)
+    if contacts:
+        s = min(contacts, key=lambda c: c.start)
+        results.append(ItemResult("footer.contact", Reason.FOUND, s.href or s.text, s.start))
+    elif info:
+        results.append(ItemResult("footer.contact", Reason.LINKED_PAGE,
+                                  info[0].href or info[0].text, info[0].start,
+                                  "shown on a linked information page"))
+    else:
+        def find_contact(p: _Prepared) -> _Span | None:
+            found = _target_spans(m.contacts, p)
+            return found[0] if found else None
+
+        results.append(miss("footer.contact", find_contact, _WRONG_PHONE, "contact"))
+    return PartReport(part.path, part.content_type, part.charset, tuple(results), part.problems)
+
+
+def _distance(a: _Span, b: _Span) -> int:
+    if a.end <= b.start:
+        return b.start - a.end
+    if b.end <= a.start:
+        return a.start - b.end
+    return 0  # overlapping: e.g. the anchor text 「配信停止はこちら」 is itself the notice
+
+
+def _notice_result(optouts: list[_Span], notices: list[_Span], m: _Matchers, text: str,
+                   ctx: _Context, part: ReadablePart, hidden: _Prepared | None) -> ItemResult:
+    item: ItemId = "footer.optout_notice"
+    if notices and optouts:
+        d, n = min(((_distance(n, o), n) for n in notices for o in optouts),
+                   key=lambda x: x[0])
+        if d <= m.max_distance:
+            return ItemResult(item, Reason.FOUND, n.text, n.start,
+                              f"{d} characters from the opt-out address")
+        return ItemResult(item, Reason.TOO_FAR, n.text, n.start,
+                          f"the nearest notice is {d} characters from the opt-out address "
+                          f"(at most {m.max_distance} allowed)")
+    if notices:
+        # Without an opt-out address the distance cannot be measured; the address is the fault.
+        n = notices[0]
+        return ItemResult(item, Reason.FOUND, n.text, n.start,
+                          "no opt-out address in this part to measure the distance to")
+    other = _elsewhere(item, lambda p: _search(m.notice, p.text), part, ctx, hidden)
+    if other is not None:
+        return other
+    return ItemResult(item, Reason.ABSENT, None, None, "no statement that the recipient may "
+                      "refuse further mail (配信停止/受信拒否 …)")
+
+
+def _wrong_optout(prep: _Prepared, notices: list[_Span], max_distance: int) -> _Span | None:
+    """A link, URL or e-mail address next to a notice word that is not a configured target."""
+    if not notices:
+        return None
+    candidates = [s for _lk, s in prep.links]
+    candidates += [_Span(x.start(), x.end(), x.group())
+                   for x in re.finditer(r"https?://\S+|" + _EMAIL_RE.pattern, prep.text)]
+    for c in candidates:
+        if any(_distance(n, c) <= max_distance for n in notices):
+            return c
+    return None
+
+
+def check_parts(parts: MessageParts, spec: FooterSpec, words: FooterWords) -> FooterReport:
+    """Check every readable part of an already decoded message against `spec`."""
+    m = _matchers(spec, words)
+    ctx = _Context(parts)
+    reports = tuple(_check_part(p, m, ctx) for p in parts.readable)
+    problems = list(parts.problems)
+    if not parts.readable:
+        problems.append("no readable text/plain or text/html part")
+    return FooterReport(reports, tuple(problems), parts.malformed, spec.law)
+
+
+def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterReport:
+    """Parse `raw` and check it; never raises on malformed input (it reports it instead)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        parts = readable_parts(msg)
+    except (RecursionError, MemoryError, ValueError, TypeError, LookupError,
+            AttributeError, IndexError) as exc:
+        # The stdlib parser recurses per nesting level and can give up on hostile input.
+        return FooterReport((), (f"message could not be parsed: {type(exc).__name__}",), True,
+                            spec.law)
+    return check_parts(parts, spec, words)
