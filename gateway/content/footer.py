@@ -445,7 +445,7 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
 
     # 2. opt-out address: a link href or a visible URL / e-mail address.
     optouts = _target_spans(m.optout, prep)
-    notices = [_Span(x.start(), x.end(), x.group()) for x in m.notice.finditer(text)]
+    notices = _notices(m.notice, text)
     if optouts and m.tokusho:
         edge = [s for s in optouts
                 if s.start <= m.edge_window or s.end >= len(text) - m.edge_window]
@@ -508,6 +508,18 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
     return PartReport(part.path, part.content_type, part.charset, tuple(results), part.problems)
 
 
+_ADDRESS_LIKE = re.compile(r"[a-z][a-z0-9+.-]*://\S+|" + _EMAIL_RE.pattern, re.IGNORECASE)
+
+
+def _notices(pattern: re.Pattern[str], text: str) -> list[_Span]:
+    """Notice words outside URLs and e-mail addresses (".../unsubscribe" is not a statement)."""
+    found = [_Span(x.start(), x.end(), x.group()) for x in pattern.finditer(text)]
+    if not found:
+        return found
+    urls = [(u.start(), u.end()) for u in _ADDRESS_LIKE.finditer(text)]
+    return [n for n in found if not any(s <= n.start < e for s, e in urls)]
+
+
 def _distance(a: _Span, b: _Span) -> int:
     if a.end <= b.start:
         return b.start - a.end
@@ -533,23 +545,32 @@ def _notice_result(optouts: list[_Span], notices: list[_Span], m: _Matchers, tex
         n = notices[0]
         return ItemResult(item, Reason.FOUND, n.text, n.start,
                           "no opt-out address in this part to measure the distance to")
-    other = _elsewhere(item, lambda p: _search(m.notice, p.text), part, ctx, hidden)
+    def find_notice(p: _Prepared) -> _Span | None:
+        found = _notices(m.notice, p.text)
+        return found[0] if found else None
+
+    other = _elsewhere(item, find_notice, part, ctx, hidden)
     if other is not None:
         return other
     return ItemResult(item, Reason.ABSENT, None, None, "no statement that the recipient may "
                       "refuse further mail (配信停止/受信拒否 …)")
 
 
+_WRONG_OPTOUT_GAP = 40  # "配信停止はこちら: URL" – the address right after (or around) the words
+
+
 def _wrong_optout(prep: _Prepared, notices: list[_Span], max_distance: int) -> _Span | None:
-    """A link, URL or e-mail address next to a notice word that is not a configured target."""
+    """A link, URL or e-mail address right after a notice word that is not a configured target."""
     if not notices:
         return None
+    gap = min(_WRONG_OPTOUT_GAP, max_distance)
     candidates = [s for _lk, s in prep.links]
     candidates += [_Span(x.start(), x.end(), x.group())
                    for x in re.finditer(r"https?://\S+|" + _EMAIL_RE.pattern, prep.text)]
-    for c in candidates:
-        if any(_distance(n, c) <= max_distance for n in notices):
-            return c
+    for c in sorted(candidates, key=lambda s: s.start):
+        for n in notices:
+            if c.start < n.end and n.start < c.end or 0 <= c.start - n.end <= gap:
+                return c
     return None
 
 

@@ -1,0 +1,68 @@
+"""Every .eml in tests/data/mail gets the verdict cases.toml expects for the sample spec."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.content.footer import FooterSpec, check_message, load_footer_words
+
+ROOT = Path(__file__).resolve().parents[3]
+MAIL = ROOT / "tests" / "data" / "mail"
+CASES = tomllib.loads((MAIL / "cases.toml").read_text(encoding="utf-8"))
+WORDS = load_footer_words(ROOT / "rules" / "footer_words.toml")
+SPEC = FooterSpec(
+    name=CASES["spec"]["name"],
+    postal_address=CASES["spec"]["postal_address"],
+    contacts=tuple(CASES["spec"]["contacts"]),
+    optout=tuple(CASES["spec"]["optout"]),
+    info_urls=tuple(CASES["spec"]["info_urls"]),
+    law=CASES["spec"]["law"],
+)
+
+
+def _id(case: dict[str, Any]) -> str:
+    return f"{case['file']}[{case.get('law', 'tokuden')}]"
+
+
+@pytest.mark.parametrize("case", CASES["case"], ids=_id)
+def test_case(case: dict[str, Any]) -> None:
+    spec = dataclasses.replace(SPEC, law=case.get("law", SPEC.law))
+    report = check_message((MAIL / case["file"]).read_bytes(), spec, WORDS)
+    assert report.missing() == case["missing"], report.to_dict()
+    assert report.malformed == case.get("malformed", False)
+    for key, reason in case.get("reasons", {}).items():
+        path, item = key.split(":")
+        part = next(p for p in report.parts if p.path == path)
+        assert part.item(item).reason.value == reason
+
+
+def test_every_eml_has_a_case() -> None:
+    listed = {c["file"] for c in CASES["case"]}
+    on_disk = {p.name for p in MAIL.glob("*.eml")}
+    assert listed == on_disk
+    assert len(on_disk) >= 40
+
+
+def test_corpus_is_reproducible(tmp_path: Path) -> None:
+    # The committed .eml files must be exactly what make_corpus.py generates.
+    sys.path.insert(0, str(MAIL))
+    try:
+        import make_corpus
+    finally:
+        sys.path.remove(str(MAIL))
+    built = make_corpus.build()
+    for name, data in built.items():
+        assert (MAIL / name).read_bytes() == data, name
+
+
+def test_corpus_script_runs_standalone(tmp_path: Path) -> None:
+    # A syntax/import check of the generator as a script, without rewriting the committed files.
+    code = f"import runpy; runpy.run_path({str(MAIL / 'make_corpus.py')!r}, run_name='x')"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
