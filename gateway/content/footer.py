@@ -569,7 +569,7 @@ def _wrong_optout(prep: _Prepared, notices: list[_Span], max_distance: int) -> _
                    for x in re.finditer(r"https?://\S+|" + _EMAIL_RE.pattern, prep.text)]
     for c in sorted(candidates, key=lambda s: s.start):
         for n in notices:
-            if c.start < n.end and n.start < c.end or 0 <= c.start - n.end <= gap:
+            if (c.start < n.end and n.start < c.end) or 0 <= c.start - n.end <= gap:
                 return c
     return None
 
