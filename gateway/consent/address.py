@@ -6,8 +6,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
@@ -41,9 +40,12 @@ class InvalidAddress(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedAddress:
-    """A syntactically valid mailbox: local part as given, domain in ASCII (A-label) form."""
+class NormalizedAddress(NamedTuple):
+    """A syntactically valid mailbox: local part as given, domain in ASCII (A-label) form.
+
+    A NamedTuple rather than a frozen dataclass: construction is half the cost, and the
+    fast path below runs on every RCPT TO and every import row.
+    """
 
     local: str
     domain: str  # lower-case ASCII; IDNs as A-labels (xn--...)
@@ -78,14 +80,14 @@ class NormalizedAddress:
 #  - domain: LDH labels, no "--" anywhere (that excludes A-labels, which need an IDNA
 #    round-trip check, and the reserved "ab--" form), an alphabetic TLD of >= 2 letters.
 _FAST_RE: Final = re.compile(
-    r"([A-Za-z0-9_+=-]{1,64}(?:\.[A-Za-z0-9_+=-]{1,64})*)"
-    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+    r"([A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*)@((?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63})"
 )
-_SPECIAL_USE: Final = frozenset(
-    ("arpa", "invalid", "local", "localhost", "onion", "test")
-)
+# Hyphen at a label edge is invalid; "--" anywhere also covers A-labels and "ab--" forms.
+_BAD_HYPHEN: Final = re.compile(r"--|-\.|\.-|^-")
+_SPECIAL_USE: Final = frozenset(("arpa", "invalid", "local", "localhost", "onion", "test"))
 _CASE_INSENSITIVE: Final = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 _WS_STRIP: Final = " \t\r\n\f\v"
+_new_address = tuple.__new__  # skips NamedTuple's generated __new__ (~0.3 µs per call)
 
 
 def _fast_path(text: str) -> NormalizedAddress | None:
@@ -94,13 +96,16 @@ def _fast_path(text: str) -> NormalizedAddress | None:
     m = _FAST_RE.fullmatch(text)
     if m is None:
         return None
-    local, domain = m.group(1), m.group(2).lower()
-    if len(local) > 64 or "--" in domain or local.lower() in _CASE_INSENSITIVE:
+    local, domain = m.groups()
+    domain = domain.lower()
+    if (
+        len(local) > 64
+        or ("-" in domain and _BAD_HYPHEN.search(domain) is not None)
+        or domain.rpartition(".")[2] in _SPECIAL_USE
+        or local.lower() in _CASE_INSENSITIVE
+    ):
         return None
-    tld = domain.rpartition(".")[2]
-    if tld in _SPECIAL_USE:
-        return None
-    return NormalizedAddress(local, domain, domain)
+    return _new_address(NormalizedAddress, (local, domain, domain))
 
 
 # --- policy checks that email-validator does not make (or words less precisely) ---------
