@@ -131,6 +131,9 @@ def _policy_reason(text: str) -> str | None:
         return "bang-path relay form (host!user@domain) is not accepted"
     if "@" in local:
         return "more than one @ sign"
+    if len(local.encode("utf-8")) > 64:
+        # RFC 5321 §4.5.3.1.1; email-validator only enforces this in strict mode.
+        return "local part longer than 64 octets"
     return None
 
 
