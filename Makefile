@@ -1,0 +1,36 @@
+# The two commands a new machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= deploy/example.toml
+
+.PHONY: run test lint unit demo bench deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+deps:
+	bash scripts/install-system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/python -m gateway serve --config $(CONFIG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway tests
+	$(BIN)/mypy
+
+test: $(STAMP) deps lint
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+demo: $(STAMP) deps
+	$(BIN)/python scripts/demo.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

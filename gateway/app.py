@@ -1,0 +1,146 @@
+"""Wiring: build(config) assembles store, rules, SMTP listener; start()/stop() mirror each other."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from gateway.config import ClientConfig, Config, SenderConfig
+from gateway.delivery.pipeline import Pipeline
+from gateway.delivery.upstream import UpstreamPool
+from gateway.engine.packs import RuleSet, load_packs
+from gateway.errors import GatewayError
+from gateway.eventlog import EventLog
+from gateway.model import Event, EventVerdict, Phase
+from gateway.replies import finalize, replies
+from gateway.smtp.credentials import Authenticator
+from gateway.smtp.handler import Handler
+from gateway.smtp.server import GatewaySMTP, make_socket, make_tls_context
+from gateway.store import Store, open_store
+
+if TYPE_CHECKING:
+    from gateway.smtp.server import ConnectionState
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """One gateway process: everything the hooks need, passed down explicitly."""
+
+    def __init__(self, config: Config, rules: RuleSet, store: Store) -> None:
+        self.config = config
+        self.rules = rules
+        self.store = store
+        self.eventlog = EventLog(store)
+        self.authenticator = Authenticator(
+            config.clients,
+            failure_limit=config.server.auth_failure_limit,
+            failure_window=config.server.auth_failure_window,
+        )
+        self.pool = UpstreamPool(config.upstream, config.server.hostname)
+        self.pipeline = Pipeline()
+        self.handler = Handler(self)
+        self.connections: set[GatewaySMTP] = set()
+        self.draining = False
+        self._server: asyncio.Server | None = None
+        self._network_clients = tuple(c for c in config.clients if c.networks)
+
+    # -- lookups the hooks use ------------------------------------------------------------
+
+    def client_for_network(self, ip: str) -> ClientConfig | None:
+        return next((c for c in self._network_clients if c.allows_network(ip)), None)
+
+    def sender_for_envelope(self, client: ClientConfig, mail_from: str) -> SenderConfig | None:
+        domain = mail_from.rpartition("@")[2].lower()
+        if not domain:
+            return None
+        for sender_id in client.senders:
+            sender = self.config.sender(sender_id)
+            if sender is not None and sender.owns_envelope_domain(domain):
+                return sender
+        return None
+
+    async def record_oversize(self, state: ConnectionState) -> None:
+        facts = state.facts
+        if facts is None:
+            return
+        event = Event(
+            verdict=EventVerdict.REJECTED,
+            phase=Phase.DATA,
+            reply=finalize(replies.message_too_large),
+            client=facts.client.username,
+            client_class=facts.client.class_,
+            client_ip=state.client_ip,
+            sender_id=facts.sender.id if facts.sender else "",
+            mail_from=facts.mail_from,
+            session_id=state.session_id,
+            rule_ids=("message.too_large",),
+        )
+        try:
+            await self.eventlog.record(event)
+        except GatewayError:
+            pass
+        await state.end_transaction()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        await self.store.open()
+        cfg = self.config.server
+        tls = make_tls_context(cfg.tls_cert, cfg.tls_key)
+        loop = asyncio.get_running_loop()
+
+        def factory() -> GatewaySMTP:
+            return GatewaySMTP(
+                self,
+                self.handler,
+                data_size_limit=cfg.max_message_size,
+                enable_SMTPUTF8=True,
+                hostname=cfg.hostname,
+                ident="tokuden gateway",
+                tls_context=tls,
+                timeout=cfg.idle_timeout,
+                auth_require_tls=cfg.auth_require_tls,
+                command_call_limit={"AUTH": 10, "RCPT": 1000, "*": 10000},
+                loop=loop,
+            )
+
+        sock = make_socket(cfg.listen, reuse_port=cfg.workers > 1)
+        self._server = await loop.create_server(factory, sock=sock)
+        log.info("listening", extra={"fields": {"smtp": cfg.listen, "port": self.port}})
+
+    async def stop(self) -> None:
+        """Stop accepting, let transactions in flight finish, then close everything."""
+        self.draining = True
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + self.config.server.shutdown_grace
+        while self.connections and time.monotonic() < deadline:
+            for conn in list(self.connections):
+                if conn.close_idle():
+                    self.connections.discard(conn)
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        await asyncio.sleep(0.05)  # let connection_lost clean-ups hand links back
+        await self.pool.close()
+        await self.store.close()
+        log.info("stopped")
+
+
+def build(config: Config) -> Gateway:
+    rules = load_packs(config.policy.rules)
+    store = open_store(
+        config.store.url,
+        commit_interval=config.store.commit_interval,
+        commit_max_batch=config.store.commit_max_batch,
+    )
+    return Gateway(config, rules, store)

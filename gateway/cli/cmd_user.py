@@ -1,0 +1,62 @@
+"""`user add NAME`: hash a client password and print the [[clients]] lines to paste."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from gateway.smtp.credentials import hash_password
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("user", help="manage SMTP client credentials")
+    users = p.add_subparsers(dest="user_command", metavar="ACTION")
+    users.required = True
+    add = users.add_parser(
+        "add", parents=[common], help="print a [[clients]] entry with a password hash"
+    )
+    add.add_argument("name", help="the SMTP AUTH username")
+    add.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the password from FILE (default: $GATEWAY_PASSWORD, else prompt)",
+    )
+    add.add_argument(
+        "--sender", action="append", default=[], metavar="ID", help="sender identity it may use"
+    )
+    add.set_defaults(func=run_add)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as fh:
+                password = fh.read().rstrip("\r\n")
+        except OSError as exc:
+            print(
+                f"tokuden: --password-file: cannot read {args.password_file}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 2
+    elif os.environ.get("GATEWAY_PASSWORD"):
+        password = os.environ["GATEWAY_PASSWORD"]
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("tokuden: passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        print("tokuden: password must be at least 12 characters", file=sys.stderr)
+        return 2
+    senders = ", ".join(f'"{s}"' for s in args.sender) or '"sample"'
+    print("[[clients]]")
+    print(f'username = "{args.name}"')
+    print(f'password_hash = "{hash_password(password)}"')
+    print(f"senders = [{senders}]")
+    print('class = "advertising"')
+    return 0

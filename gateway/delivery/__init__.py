@@ -1,0 +1,1 @@
+"""Delivery: what happens after the chain accepts — transform, sign, forward in lockstep."""

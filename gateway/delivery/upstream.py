@@ -1,0 +1,197 @@
+"""The upstream hop: an aiosmtplib client driven command by command (lockstep), pooled.
+
+Modelled on Postfix's before-queue proxy filter: the upstream sees MAIL and RCPT
+as the client sends them and its own answers go back to the client; the client
+gets a 2xx to DATA only after the upstream took the final message. Connections
+are opened lazily, reused across transactions with RSET, and returned to a
+small pool when the client session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from gateway.config import UpstreamConfig
+from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.replies import Reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """The upstream's own answer, to be relayed to the client as given."""
+
+    code: int
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+    def line(self) -> str:
+        # Multi-line replies are folded onto one line for the client and the log.
+        text = " ".join(self.message.split())
+        return f"{self.code} {text}".strip()
+
+    def as_reply(self) -> Reply:
+        text = " ".join(self.message.split())
+        return Reply(self.code, "", text)
+
+
+class UpstreamLink:
+    """One connection to the upstream MTA."""
+
+    def __init__(self, config: UpstreamConfig, local_hostname: str) -> None:
+        self.config = config
+        self.local_hostname = local_hostname
+        self.client: aiosmtplib.SMTP | None = None
+        self.in_transaction = False
+        self.last_used = 0.0
+        self.esmtp_extensions: dict[str, str] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    async def connect(self) -> None:
+        cfg = self.config
+        tls_context = None
+        start_tls: bool | None = False
+        if cfg.tls in ("starttls", "required"):
+            tls_context = ssl.create_default_context()
+            start_tls = True
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            timeout=cfg.timeout,
+            local_hostname=cfg.helo or self.local_hostname,
+            start_tls=start_tls,
+            tls_context=tls_context,
+        )
+        try:
+            await client.connect(timeout=cfg.connect_timeout)
+            await client.ehlo()
+        except aiosmtplib.SMTPTimeoutError as exc:
+            raise UpstreamTimeout(f"connect to {cfg.host}:{cfg.port} timed out") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise UpstreamUnavailable(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        self.client = client
+        self.esmtp_extensions = dict(client.esmtp_extensions)
+        self.last_used = time.monotonic()
+
+    def supports(self, extension: str) -> bool:
+        return extension.lower() in self.esmtp_extensions
+
+    async def mail(self, sender: str, options: list[str]) -> UpstreamReply:
+        client = await self._ready()
+        passable = [o for o in options if self._passable(o)]
+        result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
+        self.in_transaction = result.ok
+        return result
+
+    async def rcpt(self, recipient: str, options: list[str]) -> UpstreamReply:
+        client = await self._ready()
+        return await self._call(client.rcpt(recipient, options=options, encoding="utf-8"))
+
+    async def data(self, message: bytes) -> UpstreamReply:
+        client = await self._ready()
+        try:
+            return await self._call(client.data(message))
+        finally:
+            self.in_transaction = False
+
+    async def rset(self) -> None:
+        """End a transaction so the connection can carry the next one."""
+        if not self.connected or not self.in_transaction:
+            self.in_transaction = False
+            return
+        assert self.client is not None
+        try:
+            await self.client.rset()
+            self.in_transaction = False
+        except (aiosmtplib.SMTPException, OSError):
+            await self.close()
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        self.in_transaction = False
+        if client is not None and client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=2)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def _ready(self) -> aiosmtplib.SMTP:
+        if not self.connected:
+            await self.connect()
+        assert self.client is not None
+        self.last_used = time.monotonic()
+        return self.client
+
+    def _passable(self, option: str) -> bool:
+        # Only pass MAIL parameters the upstream advertised (SIZE=, BODY=, SMTPUTF8).
+        name = option.split("=", 1)[0].upper()
+        needs = {"SIZE": "size", "BODY": "8bitmime", "SMTPUTF8": "smtputf8"}.get(name)
+        return needs is not None and self.supports(needs)
+
+    async def _call(
+        self, pending: asyncio.Future[aiosmtplib.SMTPResponse] | object
+    ) -> UpstreamReply:
+        try:
+            response = await pending  # type: ignore[misc]
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the upstream is closing this connection
+                await self.close()
+            return UpstreamReply(exc.code, exc.message)
+        except aiosmtplib.SMTPTimeoutError as exc:
+            await self._drop()
+            raise UpstreamTimeout(str(exc)) from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._drop()
+            raise UpstreamUnavailable(str(exc)) from exc
+        return UpstreamReply(response.code, response.message)
+
+    async def _drop(self) -> None:
+        client, self.client = self.client, None
+        self.in_transaction = False
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+class UpstreamPool:
+    """Idle upstream connections kept for the next client session."""
+
+    def __init__(self, config: UpstreamConfig, local_hostname: str) -> None:
+        self.config = config
+        self.local_hostname = local_hostname
+        self._idle: list[UpstreamLink] = []
+
+    def take(self) -> UpstreamLink:
+        now = time.monotonic()
+        while self._idle:
+            link = self._idle.pop()
+            if link.connected and now - link.last_used < self.config.pool_idle:
+                return link
+            asyncio.get_running_loop().create_task(link.close())
+        return UpstreamLink(self.config, self.local_hostname)
+
+    async def give_back(self, link: UpstreamLink) -> None:
+        if link.in_transaction:
+            await link.rset()
+        if link.connected and len(self._idle) < self.config.pool_size:
+            self._idle.append(link)
+        else:
+            await link.close()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(link.close() for link in idle), return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Rule engine: checks (code) registered by name, rules (data) from packs, a deciding chain."""

@@ -1,0 +1,55 @@
+"""Recording decisions: the event row (committed before the reply) and its JSON log line."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+from gateway.errors import StoreUnavailable
+from gateway.model import Event
+from gateway.store.base import Store
+
+log = logging.getLogger("gateway.decision")
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+class EventLog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.failures = 0
+
+    async def record(self, event: Event) -> None:
+        """Commit the event (group commit) and write its log line; raise StoreUnavailable."""
+        if not event.event_id:
+            event.event_id = new_id()
+        if not event.created_at:
+            event.created_at = time.time()
+        fields = {
+            "event_id": event.event_id,
+            "verdict": event.verdict.value,
+            "phase": event.phase.value,
+            "rules": list(event.rule_ids),
+            "monitored": list(event.monitored),
+            "client": event.client,
+            "client_ip": event.client_ip,
+            "sender_id": event.sender_id,
+            "mail_from": event.mail_from,
+            "recipient": event.recipient,
+            "message_id": event.message_id,
+            "size": event.size,
+            "reply": event.reply,
+            "upstream_reply": event.upstream_reply,
+            "session": event.session_id,
+        }
+        try:
+            await self.store.record_event(event)
+        except StoreUnavailable as exc:
+            self.failures += 1
+            fields["store_error"] = str(exc)
+            log.error("decision not stored", extra={"fields": fields})
+            raise
+        log.info("decision", extra={"fields": fields})

@@ -1,0 +1,1 @@
+"""SMTP listener: aiosmtpd protocol engine, thin hooks that call the rule engine."""

@@ -1,0 +1,405 @@
+"""aiosmtpd hooks: translate SMTP events into engine calls and verdicts into replies.
+
+No policy lives here. Each hook gathers facts, asks the chain for a verdict,
+forwards to the upstream in lockstep when the verdict allows, records the
+outcome, and answers with the reply the chain or the upstream gave.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
+from email_validator import EmailNotValidError, validate_email
+
+from gateway import replies as replies_mod
+from gateway.engine import chain
+from gateway.engine.context import Facts
+from gateway.errors import GatewayError, UpstreamError
+from gateway.eventlog import new_id
+from gateway.model import Action, ClientClass, Event, EventVerdict, Phase, Verdict
+from gateway.replies import Reply, replies
+from gateway.smtp.message import gather_message_facts
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.smtp.server import GatewaySMTP
+
+log = logging.getLogger(__name__)
+
+
+def _line(reply: Reply, utf8: bool = False) -> str:
+    return replies_mod.finalize(reply, utf8=utf8)
+
+
+class Handler:
+    """The hook object aiosmtpd calls; one instance serves every connection."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    # -- greeting and AUTH --------------------------------------------------------------
+
+    async def handle_EHLO(
+        self,
+        server: GatewaySMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        await server.state.end_transaction()
+        # PIPELINING: aiosmtpd reads commands one line at a time, so pipelined
+        # commands are answered in order; advertise it before the final line.
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def auth_PLAIN(self, server: GatewaySMTP, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(blob, bytes)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await server.push("501 5.5.2 Cannot split AUTH PLAIN value")
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, parts[1], parts[2])
+
+    async def auth_LOGIN(self, server: GatewaySMTP, args: list[str]) -> AuthResult:
+        if len(args) == 2:
+            try:
+                login: Any = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            login = await server.challenge_auth("Username:")
+        if login is MISSING:
+            return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth("Password:")
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, login, password)
+
+    async def _authenticate(self, server: GatewaySMTP, login: bytes, password: bytes) -> AuthResult:
+        ip = server.state.client_ip
+        if self.gw.authenticator.throttled(ip):
+            await server.push(_line(replies.auth_throttled))
+            return AuthResult(success=False, handled=True)
+        try:
+            username, secret = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return AuthResult(success=False, handled=False)
+        client = await self.gw.authenticator.verify(ip, username, secret)
+        if client is None:
+            log.warning("auth failed", extra={"fields": {"client_ip": ip, "username": username}})
+            return AuthResult(success=False, handled=False, message=_line(replies.auth_invalid))
+        server.state.client = client
+        return AuthResult(success=True, auth_data=username, message=_line(replies.auth_ok))
+
+    # -- MAIL ----------------------------------------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: GatewaySMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        state = server.state
+        if self.gw.draining:
+            return _line(replies.shutting_down)
+        client = state.client
+        if client is None:
+            return _line(replies.relay_denied)
+        state.begin_transaction()
+        state.utf8 = "SMTPUTF8" in mail_options
+        facts = state.facts = Facts(
+            config=self.gw.config,
+            client=client,
+            client_ip=state.client_ip,
+            phase=Phase.MAIL,
+            mail_from=address,
+        )
+        facts.sender = self.gw.sender_for_envelope(client, address)
+        verdict = self._evaluate(Phase.MAIL, facts)
+        if verdict.action is not Action.ACCEPT:
+            return await self._refuse(state, Phase.MAIL, verdict, facts)
+        try:
+            answer = await state.upstream().mail(address, mail_options)
+        except UpstreamError as exc:
+            return await self._upstream_failed(state, Phase.MAIL, exc, facts)
+        if not answer.ok:
+            await state.end_transaction()
+            return answer.line()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        state.monitored.extend(verdict.monitored)
+        state.results.extend(verdict.results)
+        return answer.line()
+
+    # -- RCPT ----------------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self,
+        server: GatewaySMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        state = server.state
+        facts = state.facts
+        if facts is None or not envelope.mail_from:
+            return _line(replies.need_mail)
+        advertising = facts.client_class is ClientClass.ADVERTISING
+        if advertising and state.accepted_rcpts >= 1:
+            return _line(replies.one_recipient_per_transaction)
+        if state.accepted_rcpts >= self.gw.config.server.max_recipients:
+            return _line(replies.too_many_recipients)
+        facts.phase = Phase.RCPT
+        facts.recipient = address
+        facts.errors.pop("address", None)
+        started = time.perf_counter()
+        problem = recipient_problem(address)
+        if problem:
+            facts.errors["address"] = problem
+        verdict = self._evaluate(Phase.RCPT, facts)
+        state.timings["rcpt_rules"] = time.perf_counter() - started
+        if verdict.action is not Action.ACCEPT:
+            return await self._refuse(state, Phase.RCPT, verdict, facts, recipient=address)
+        try:
+            answer = await state.upstream().rcpt(address, rcpt_options)
+        except UpstreamError as exc:
+            return await self._upstream_failed(state, Phase.RCPT, exc, facts, recipient=address)
+        if answer.ok:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            state.accepted_rcpts += 1
+            state.monitored.extend(verdict.monitored)
+            state.results.extend(verdict.results)
+        else:
+            # The upstream refused this recipient: relay its answer, and record it,
+            # so no recipient disappears without a trace.
+            await self._record(
+                state,
+                Phase.RCPT,
+                EventVerdict.REJECTED if answer.code >= 500 else EventVerdict.TEMPFAILED,
+                answer.line(),
+                facts,
+                recipient=address,
+                upstream_reply=answer.line(),
+            )
+        return answer.line()
+
+    # -- DATA ----------------------------------------------------------------------------
+
+    async def handle_DATA(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
+        state = server.state
+        facts = state.facts
+        if facts is None:
+            return _line(replies.bad_sequence)
+        raw = envelope.original_content or b""
+        recipients = ",".join(envelope.rcpt_tos)
+        facts.phase = Phase.DATA
+        facts.recipient = recipients
+        facts.recipient_count = len(envelope.rcpt_tos)
+        started = time.perf_counter()
+        gather_message_facts(facts, raw)
+        verdict = self._evaluate(Phase.DATA, facts)
+        state.timings["data_rules"] = time.perf_counter() - started
+        state.monitored.extend(verdict.monitored)
+        state.results.extend(verdict.results)
+        if verdict.action is not Action.ACCEPT:
+            reply = await self._refuse(state, Phase.DATA, verdict, facts, recipient=recipients)
+            await state.end_transaction()
+            return reply
+        try:
+            outgoing = await self.gw.pipeline.prepare(facts, raw)
+        except GatewayError as exc:
+            return await self._finish_with(
+                state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
+            )
+        started = time.perf_counter()
+        try:
+            answer = await state.upstream().data(outgoing)
+        except UpstreamError as exc:
+            state.timings["upstream_data"] = time.perf_counter() - started
+            return await self._finish_with(
+                state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
+            )
+        state.timings["upstream_data"] = time.perf_counter() - started
+        if answer.ok:
+            verdict_name = EventVerdict.ACCEPTED
+        elif answer.code >= 500:
+            verdict_name = EventVerdict.REJECTED
+        else:
+            verdict_name = EventVerdict.TEMPFAILED
+        try:
+            await self._record(
+                state,
+                Phase.DATA,
+                verdict_name,
+                answer.line(),
+                facts,
+                recipient=recipients,
+                upstream_reply=answer.line(),
+                size=len(outgoing),
+            )
+        except GatewayError:
+            if not answer.ok:
+                raise
+            # The upstream already took the message: a 4xx now would make the
+            # client send it twice. The decision line went to stderr instead.
+        await state.end_transaction()
+        return answer.line()
+
+    async def handle_RSET(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
+        await server.state.end_transaction()
+        return "250 2.0.0 OK"
+
+    async def handle_exception(self, error: Exception) -> str:
+        ref = new_id()
+        log.error("session error", exc_info=error, extra={"fields": {"ref": ref}})
+        reply = error.reply if isinstance(error, GatewayError) else replies.temp_failure
+        return _line(reply.with_text(f"{reply.text} ref={ref}"))
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _evaluate(self, phase: Phase, facts: Facts) -> Verdict:
+        rules = self.gw.rules.for_phase(phase, facts.client_class)
+        sender = facts.sender
+        monitored_families = (
+            frozenset({"footer"}) if sender and sender.footer == "monitor" else frozenset()
+        )
+        return chain.evaluate(
+            rules,
+            facts,
+            monitor=self.gw.config.policy.mode == "monitor",
+            monitored_families=monitored_families,
+            soft_reject=self.gw.config.policy.soft_reject,
+        )
+
+    async def _refuse(
+        self, state: Any, phase: Phase, verdict: Verdict, facts: Facts, recipient: str = ""
+    ) -> str:
+        assert verdict.reply is not None
+        line = _line(verdict.reply, state.utf8)
+        event_verdict = (
+            EventVerdict.REJECTED if verdict.action is Action.REJECT else EventVerdict.TEMPFAILED
+        )
+        state.results.extend(verdict.results)
+        try:
+            await self._record(
+                state,
+                phase,
+                event_verdict,
+                line,
+                facts,
+                recipient=recipient,
+                rule_ids=verdict.decided_by,
+            )
+        except GatewayError as exc:
+            if phase is Phase.MAIL:
+                await state.end_transaction()
+            return _line(exc.reply)
+        if phase is Phase.MAIL:
+            await state.end_transaction()
+        return line
+
+    async def _upstream_failed(
+        self, state: Any, phase: Phase, exc: UpstreamError, facts: Facts, recipient: str = ""
+    ) -> str:
+        line = _line(exc.reply)
+        try:
+            await self._record(
+                state,
+                phase,
+                EventVerdict.TEMPFAILED,
+                line,
+                facts,
+                recipient=recipient,
+                upstream_reply=str(exc),
+            )
+        except GatewayError:
+            pass  # the reply is a 4xx already
+        if phase is Phase.MAIL:
+            await state.end_transaction()
+        return line
+
+    async def _finish_with(
+        self,
+        state: Any,
+        facts: Facts,
+        reply: Reply,
+        verdict: EventVerdict,
+        recipients: str,
+        detail: str,
+    ) -> str:
+        line = _line(reply)
+        try:
+            await self._record(
+                state, Phase.DATA, verdict, line, facts, recipient=recipients, upstream_reply=detail
+            )
+        except GatewayError:
+            pass
+        await state.end_transaction()
+        return line
+
+    async def _record(
+        self,
+        state: Any,
+        phase: Phase,
+        verdict: EventVerdict,
+        reply: str,
+        facts: Facts,
+        *,
+        recipient: str = "",
+        upstream_reply: str = "",
+        rule_ids: tuple[str, ...] = (),
+        size: int = 0,
+    ) -> None:
+        event = Event(
+            verdict=verdict,
+            phase=phase,
+            reply=reply,
+            client=facts.client.username,
+            client_class=facts.client.class_,
+            client_ip=state.client_ip,
+            sender_id=facts.sender.id if facts.sender else "",
+            mail_from=facts.mail_from,
+            recipient=recipient,
+            header_from=facts.extra.get("header_from", ""),
+            message_id=facts.extra.get("message_id", ""),
+            size=size or len(facts.raw),
+            rule_ids=rule_ids,
+            results=tuple(state.results),
+            upstream_reply=upstream_reply,
+            monitored=tuple(dict.fromkeys(state.monitored)),
+            timings={k: round(v, 6) for k, v in state.timings.items()},
+            session_id=state.session_id,
+        )
+        await self.gw.eventlog.record(event)
+
+
+def recipient_problem(address: str) -> str | None:
+    """Why a recipient address is impossible, or None (syntax only, no DNS)."""
+    if address.startswith("@") or "%" in address.partition("@")[0] or address.count("@") != 1:
+        return f"{address!r}: source routes, % hacks and bare domains are not accepted"
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as exc:
+        return f"{address!r}: {exc}"
+    return None

@@ -1,0 +1,84 @@
+"""Parsing the DATA payload once, and the well-formedness facts the rules read."""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+from gateway.engine.context import Facts
+
+_PARSER = BytesParser(policy=email.policy.default, _class=EmailMessage)
+_HEADER_END = re.compile(rb"\r\n\r\n")
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_LINE = 998  # RFC 5322 §2.1.1
+MAX_HEADER_FIELDS = 1000
+
+
+def wire_problems(raw: bytes) -> list[str]:
+    """Problems visible in the raw bytes, found before parsing (cheap, and smuggling-relevant)."""
+    problems: list[str] = []
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
+        # A bare LF or CR is where SMTP smuggling hides (\n.\n ends DATA on some MTAs)
+        problems.append("bare CR or LF line ending (lines must end with CRLF)")
+    if b"\0" in raw:
+        problems.append("NUL byte in message")
+    end = _HEADER_END.search(raw)
+    header = raw[: end.start()] if end else raw
+    if len(header) > MAX_HEADER_BYTES:
+        problems.append(f"header section larger than {MAX_HEADER_BYTES} bytes")
+    if header.count(b"\r\n") > MAX_HEADER_FIELDS * 4:
+        problems.append("too many header lines")
+    if any(len(line) > MAX_HEADER_LINE for line in header.split(b"\r\n")):
+        problems.append(f"header line longer than {MAX_HEADER_LINE} characters")
+    if end is None and header.strip():
+        problems.append("no blank line between header and body")
+    return problems
+
+
+def parse(raw: bytes) -> EmailMessage:
+    message = _PARSER.parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def gather_message_facts(facts: Facts, raw: bytes) -> None:
+    """Fill the DATA-phase facts about structure and the author address."""
+    problems = wire_problems(raw)
+    facts.raw = raw
+    if problems:
+        facts.extra["malformed"] = problems
+        return
+    try:
+        message = parse(raw)
+    except Exception as exc:  # the stdlib parser is lenient; anything left is malformed
+        facts.extra["malformed"] = [f"unparseable message: {type(exc).__name__}"]
+        return
+    facts.message = message
+    facts.extra["malformed"] = []
+    froms = message.get_all("From") or []
+    if not froms:
+        facts.errors["header_from"] = "no From header"
+        return
+    if len(froms) > 1:
+        facts.errors["header_from"] = f"{len(froms)} From headers (exactly one is allowed)"
+        return
+    try:
+        addresses: tuple[Address, ...] = froms[0].addresses
+    except Exception:
+        facts.errors["header_from"] = "From header cannot be parsed"
+        return
+    if len(addresses) != 1:
+        facts.errors["header_from"] = (
+            f"From holds {len(addresses)} addresses (exactly one is allowed)"
+        )
+        return
+    address = addresses[0]
+    if not address.username or not address.domain or froms[0].defects:
+        facts.errors["header_from"] = f"From address {str(froms[0])!r} is malformed"
+        return
+    facts.extra["header_from"] = f"{address.username}@{address.domain.lower()}"
+    facts.extra["message_id"] = str(message.get("Message-ID", "") or "").strip()

@@ -1,0 +1,160 @@
+"""The SMTP listener: an aiosmtpd SMTP subclass per connection, TLS, limits, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import ssl
+from typing import TYPE_CHECKING, Any, AnyStr
+
+from aiosmtpd.smtp import SMTP
+
+from gateway import replies as replies_mod
+from gateway.config import ClientConfig, parse_hostport
+from gateway.delivery.upstream import UpstreamLink
+from gateway.engine.context import Facts
+from gateway.eventlog import new_id
+from gateway.model import RuleResult
+from gateway.replies import replies
+from gateway.smtp.handler import Handler
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+# aiosmtpd's own reply texts, mapped onto the contract's codes (one place for codes).
+_TRANSLATE = {
+    "552 Error: Too much mail data": replies_mod.finalize(replies.message_too_large),
+    "552 Error: message size exceeds fixed maximum message size": replies_mod.finalize(
+        replies.message_too_large
+    ),
+    "530 5.7.0 Authentication required": replies_mod.finalize(replies.relay_denied),
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
+    "500 Command line too long": "500 5.5.2 Command line too long",
+    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
+    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
+}
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class ConnectionState:
+    """Per-connection state: who the client is, the transaction, the upstream link."""
+
+    def __init__(self, gateway: Gateway, client_ip: str) -> None:
+        self.gw = gateway
+        self.client_ip = client_ip
+        self.session_id = new_id()
+        self.client: ClientConfig | None = gateway.client_for_network(client_ip)
+        self.facts: Facts | None = None
+        self.accepted_rcpts = 0
+        self.results: list[RuleResult] = []
+        self.monitored: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.busy = False
+        self.utf8 = False  # the transaction asked for SMTPUTF8: replies may carry Japanese
+        self._link: UpstreamLink | None = None
+
+    def begin_transaction(self) -> None:
+        self.facts = None
+        self.accepted_rcpts = 0
+        self.results = []
+        self.monitored = []
+        self.timings = {}
+        self.busy = True
+
+    async def end_transaction(self) -> None:
+        if self._link is not None and self._link.in_transaction:
+            await self._link.rset()
+        self.facts = None
+        self.accepted_rcpts = 0
+        self.busy = False
+
+    def upstream(self) -> UpstreamLink:
+        if self._link is None:
+            self._link = self.gw.pool.take()
+        return self._link
+
+    async def release(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await self.gw.pool.give_back(link)
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's protocol engine with our per-connection state and reply translation."""
+
+    def __init__(self, gateway: Gateway, handler: Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.gw = gateway
+        self.state = ConnectionState(gateway, "")
+        self._relax_auth_tls = not kwargs.get("auth_require_tls", True)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if isinstance(peer, tuple) and peer else ""
+        self.state = ConnectionState(self.gw, ip)
+        # auth_require_tls = false is honoured on loopback only
+        self._auth_require_tls = not (self._relax_auth_tls and is_loopback(ip))
+        self.gw.connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.gw.connections.discard(self)
+        state = self.state
+        asyncio.get_running_loop().create_task(self._cleanup(state))
+        super().connection_lost(error)
+
+    async def _cleanup(self, state: ConnectionState) -> None:
+        await state.end_transaction()
+        await state.release()
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            status = _TRANSLATE.get(status, status)
+            if status.startswith("552 ") and self.state.facts is not None:
+                await self.gw.record_oversize(self.state)
+        await super().push(status)
+
+    def close_idle(self) -> bool:
+        """During shutdown: say 421 to a connection between transactions and close it."""
+        if self.state.busy or self.transport is None:
+            return False
+        try:
+            self._writer.write(replies_mod.finalize(replies.shutting_down).encode() + b"\r\n")
+        except Exception:  # the peer may be gone already
+            pass
+        self.transport.close()
+        return True
+
+
+def make_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert or not key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def make_socket(listen: str, *, reuse_port: bool) -> socket.socket:
+    host, port = parse_hostport(listen, 25, "server.listen")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        # several worker processes share one port; the kernel spreads connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock

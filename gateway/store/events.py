@@ -1,0 +1,66 @@
+"""Event rows: the one mapping between Event objects and the events table (both backends)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.model import Event
+
+EVENT_COLUMNS = (
+    "event_id",
+    "created_at",
+    "verdict",
+    "phase",
+    "client",
+    "client_class",
+    "client_ip",
+    "session_id",
+    "sender_id",
+    "mail_from",
+    "recipient",
+    "header_from",
+    "message_id",
+    "size",
+    "rule_ids",
+    "monitored",
+    "reply",
+    "upstream_reply",
+    "results",
+    "timings",
+)
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.created_at,
+        event.verdict.value,
+        event.phase.value,
+        event.client,
+        event.client_class,
+        event.client_ip,
+        event.session_id,
+        event.sender_id,
+        event.mail_from,
+        event.recipient,
+        event.header_from,
+        event.message_id,
+        event.size,
+        "," + ",".join(event.rule_ids) + "," if event.rule_ids else "",
+        ",".join(event.monitored),
+        event.reply,
+        event.upstream_reply,
+        json.dumps([r.to_dict() for r in event.results], ensure_ascii=False),
+        json.dumps(event.timings),
+    )
+
+
+def row_dict(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as the stable JSON shape the CLI and API print."""
+    out = dict(row)
+    out["rule_ids"] = [r for r in str(row.get("rule_ids", "")).split(",") if r]
+    out["monitored"] = [r for r in str(row.get("monitored", "")).split(",") if r]
+    out["results"] = json.loads(row["results"]) if row.get("results") else []
+    out["timings"] = json.loads(row["timings"]) if row.get("timings") else {}
+    return out

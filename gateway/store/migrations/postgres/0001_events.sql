@@ -1,0 +1,27 @@
+-- The event log: one row per transaction outcome or refused recipient.
+CREATE TABLE events (
+    id             BIGSERIAL PRIMARY KEY,
+    event_id       TEXT NOT NULL UNIQUE,
+    created_at     DOUBLE PRECISION NOT NULL,
+    verdict        TEXT NOT NULL,
+    phase          TEXT NOT NULL,
+    client         TEXT NOT NULL,
+    client_class   TEXT NOT NULL,
+    client_ip      TEXT NOT NULL,
+    session_id     TEXT NOT NULL,
+    sender_id      TEXT NOT NULL,
+    mail_from      TEXT NOT NULL,
+    recipient      TEXT NOT NULL,
+    header_from    TEXT NOT NULL,
+    message_id     TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    rule_ids       TEXT NOT NULL,
+    monitored      TEXT NOT NULL,
+    reply          TEXT NOT NULL,
+    upstream_reply TEXT NOT NULL,
+    results        TEXT NOT NULL,
+    timings        TEXT NOT NULL
+);
+CREATE INDEX events_created ON events (created_at);
+CREATE INDEX events_verdict_created ON events (verdict, created_at);
+CREATE INDEX events_recipient ON events (recipient);

@@ -1,0 +1,248 @@
+"""SQLite store (embedded default): WAL, one writer with group commit, aiosqlite for async I/O.
+
+Writes never sit on the request path one by one: callers enqueue a write and
+await its commit; a single writer task drains everything that queued up while
+the previous commit ran and commits it as one transaction (group commit), so
+concurrent sessions share fsyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from gateway.errors import StoreUnavailable
+from gateway.model import Event
+from gateway.store.base import EventFilter
+from gateway.store.events import EVENT_COLUMNS, event_row, row_dict
+from gateway.store.migrations import migrations
+
+log = logging.getLogger(__name__)
+
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+)
+
+
+@dataclass(slots=True)
+class _Write:
+    sql: str
+    params: Sequence[Any]
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class SqliteStore:
+    """The Store protocol on one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        commit_interval: float = 0.002,
+        commit_max_batch: int = 512,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = path
+        self.commit_interval = commit_interval
+        self.commit_max_batch = commit_max_batch
+        self.synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Write] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.commit_seconds = 0.0
+        self.applied: list[str] = []  # migrations applied by open()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            # startup only, before any session exists
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)  # noqa: ASYNC240
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._db.row_factory = aiosqlite.Row
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+        self.applied = await self.migrate()
+        self._writer = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+            leftover: list[_Write] = []
+            while not self._queue.empty():
+                leftover.append(self._queue.get_nowait())
+            if leftover and self._db is not None:
+                await self._commit(leftover)
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable("store is not open")
+        return self._db
+
+    async def migrate(self) -> list[str]:
+        db = self.db
+        try:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            rows = await db.execute_fetchall("SELECT name FROM schema_migrations")
+            done = {row[0] for row in rows}
+            applied: list[str] = []
+            for name, sql in migrations("sqlite"):
+                if name in done:
+                    continue
+                # executescript commits first; wrap the migration in its own transaction
+                await db.executescript(
+                    "BEGIN IMMEDIATE;\n" + sql + "\nINSERT INTO schema_migrations VALUES "
+                    f"('{name}', strftime('%s','now'));\nCOMMIT;"
+                )
+                applied.append(name)
+            return applied
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"migration failed: {exc}") from exc
+
+    # -- group commit ----------------------------------------------------------------------
+
+    async def write(self, sql: str, params: Sequence[Any]) -> int:
+        """Enqueue one write and wait until the batch holding it is committed."""
+        if self._writer is None or self._writer.done():
+            raise StoreUnavailable("store writer is not running")
+        item = _Write(sql, params)
+        await self._queue.put(item)
+        return await item.done
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.commit_max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            ids = await self._run_batch(batch)
+        except (sqlite3.Error, ValueError) as exc:
+            log.error("group commit of %d writes failed: %s", len(batch), exc)
+            failure = StoreUnavailable(f"commit failed: {exc}")
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(failure)
+            return
+        self.commits += 1
+        self.commit_seconds += loop.time() - started
+        for item, rowid in zip(batch, ids, strict=True):
+            if not item.done.done():
+                item.done.set_result(rowid)
+
+    async def _run_batch(self, batch: list[_Write]) -> list[int]:
+        db = self.db
+        ids: list[int] = []
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                cursor = await db.execute(item.sql, item.params)
+                ids.append(cursor.lastrowid or 0)
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
+        return ids
+
+    async def run_in_transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run a synchronous function on the writer's connection inside one transaction.
+
+        For multi-statement changes that must be all-or-nothing (imports, approvals).
+        """
+        db = self.db
+
+        def body(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        try:
+            return await db._execute(body, db._conn)  # type: ignore[no-untyped-call]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"transaction failed: {exc}") from exc
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def record_event(self, event: Event) -> int:
+        return await self.write(_INSERT_EVENT, event_row(event))
+
+    async def query_events(self, flt: EventFilter) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if flt.since is not None:
+            where.append("created_at >= ?")
+            params.append(flt.since)
+        if flt.until is not None:
+            where.append("created_at < ?")
+            params.append(flt.until)
+        if flt.verdict:
+            where.append("verdict = ?")
+            params.append(flt.verdict)
+        if flt.rule:
+            where.append("(rule_ids LIKE ? ESCAPE '\\' OR monitored LIKE ? ESCAPE '\\')")
+            needle = flt.rule.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params.extend([f"%,{needle},%", f"%{needle}%"])
+        if flt.client:
+            where.append("client = ?")
+            params.append(flt.client)
+        if flt.sender_id:
+            where.append("sender_id = ?")
+            params.append(flt.sender_id)
+        if flt.recipient:
+            where.append("recipient = ?")
+            params.append(flt.recipient)
+        if flt.before_id is not None:
+            where.append("id < ?")
+            params.append(flt.before_id)
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(1, min(flt.limit, 10000)))
+        try:
+            rows = await self.db.execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"query failed: {exc}") from exc
+        return [row_dict(dict(row)) for row in rows]

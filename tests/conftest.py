@@ -1,0 +1,43 @@
+"""Shared fixtures: a real recording upstream, and the gateway as a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import GatewayProcess, base_config
+from tests.support.sink import RecordingSink
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    server = RecordingSink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def config(tmp_path: Path, sink: RecordingSink) -> dict[str, Any]:
+    return base_config(tmp_path, sink.port)
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], GatewayProcess]]:
+    started: list[GatewayProcess] = []
+
+    def start(cfg: dict[str, Any]) -> GatewayProcess:
+        proc = GatewayProcess(tmp_path, cfg).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def gateway(config: dict[str, Any], start_gateway: Callable[[dict[str, Any]], GatewayProcess]) -> GatewayProcess:
+    return start_gateway(config)

@@ -1,0 +1,108 @@
+"""The CLI as a real process: config errors exit 2 naming the key, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import toml
+from tests.support.gateway import base_config, cli
+
+pytestmark = pytest.mark.e2e
+
+
+def write(tmp_path: Path, cfg: dict[str, Any]) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    return path
+
+
+def mutate(tmp_path: Path, change: Any) -> dict[str, Any]:
+    cfg = copy.deepcopy(base_config(tmp_path, 2526))
+    change(cfg)
+    return cfg
+
+
+BAD_CONFIGS = {
+    "unknown key": (lambda c: c["server"].update(listne="x"), "server.listne: unknown key"),
+    "wrong type": (lambda c: c["upstream"].update(port="25"), "upstream.port: expected an integer"),
+    "bad enum": (lambda c: c["policy"].update(mode="strict"), "policy.mode: must be one of"),
+    "unknown sender": (
+        lambda c: c["clients"][0].update(senders=["nope"]), "clients[0].senders[0]: names unknown sender 'nope'"
+    ),
+    "unreadable key file": (
+        lambda c: c["senders"][0].update(dkim=[{"selector": "s1", "key": "/nonexistent/k.pem"}]),
+        "senders[0].dkim[0].key: cannot read /nonexistent/k.pem",
+    ),
+    "bad duration": (lambda c: c["server"].update(idle_timeout="soon"), "server.idle_timeout: expected a duration"),
+    "missing required": (lambda c: c["senders"][1].pop("domains"), "senders[1].domains: required key is missing"),
+    "bad store url": (lambda c: c["store"].update(url="mysql://x"), "store.url: must start with"),
+    "plain password": (
+        lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, case: str) -> None:
+    change, expected = BAD_CONFIGS[case]
+    path = write(tmp_path, mutate(tmp_path, change))
+    result = cli("serve", config=path)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\nlisten = 1", encoding="utf-8")
+    result = cli("serve", config=path)
+    assert result.returncode == 2 and "invalid TOML" in result.stderr
+    result = cli("serve", config=tmp_path / "nope.toml")
+    assert result.returncode == 2 and "config file not found" in result.stderr
+
+
+def test_bad_rule_pack_exits_2(tmp_path: Path) -> None:
+    pack = tmp_path / "pack.toml"
+    pack.write_text('[[rule]]\nid = "Bad Id"\ncheck = "identity.allowed"\nphase = "mail"\nreply = "550 5.7.1 x"\n')
+    cfg = base_config(tmp_path, 2526)
+    cfg["policy"]["rules"] = [str(pack)]
+    result = cli("serve", config=write(tmp_path, cfg))
+    assert result.returncode == 2
+    assert "id must look like family.name" in result.stderr
+
+
+def test_example_config_loads_and_migrate_creates_the_store(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path, 2526)
+    path = write(tmp_path, cfg)
+    first = cli("migrate", config=path)
+    assert first.returncode == 0, first.stderr
+    assert "applied: 0001_events" in first.stdout
+    again = cli("migrate", config=path)
+    assert again.stdout.strip() == "store is up to date"
+    assert (tmp_path / "gateway.sqlite3").exists()
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "example.toml"
+    assert cli("log", "--limit", "1", config=shipped).returncode == 0
+
+
+def test_user_add_prints_a_working_client_entry(tmp_path: Path) -> None:
+    result = cli("user", "add", "crm", "--sender", "sample", input="a-long-enough-password\n")
+    assert result.returncode == 0, result.stderr
+    assert 'username = "crm"' in result.stdout
+    assert 'password_hash = "scrypt$' in result.stdout
+    from gateway.smtp.credentials import verify_password
+
+    line = next(x for x in result.stdout.splitlines() if x.startswith("password_hash"))
+    assert verify_password("a-long-enough-password", line.split('"')[1])
+    short = cli("user", "add", "crm", input="short\n")
+    assert short.returncode == 2 and "at least 12" in short.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    result = cli("log", "--verdict", "maybe")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+    result = cli("frobnicate")
+    assert result.returncode == 2

@@ -1,0 +1,234 @@
+"""End to end: a real SMTP client -> the gateway process -> a real recording upstream."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+def connect(gw: GatewayProcess, user: str | None = "ma-tool") -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", gw.port, timeout=15)
+    client.ehlo("ma.test")
+    if user:
+        client.login(user, PASSWORD)
+    return client
+
+
+def events(gw: GatewayProcess, *args: str) -> list[dict[str, Any]]:
+    result = cli("log", "--json", *args, config=gw.config_path)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_compliant_message_is_relayed_and_logged(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    raw = marketing()
+    with connect(gateway) as client:
+        code, _ = client.mail("news@bounce.example.jp")
+        assert code == 250
+        code, _ = client.rcpt("taro@example.com")
+        assert code == 250
+        code, reply = client.data(raw)
+    assert code == 250
+    assert b"queued as SINK1" in reply  # the upstream's own answer reaches the client
+    assert len(sink.received) == 1
+    assert sink.received[0].rcpt_tos == ["taro@example.com"]
+    assert sink.received[0].mail_from == "news@bounce.example.jp"
+    assert sink.received[0].data.rstrip(b"\r\n") == raw.rstrip(b"\r\n")
+    [event] = events(gateway)
+    assert event["verdict"] == "accepted"
+    assert event["recipient"] == "taro@example.com"
+    assert event["sender_id"] == "sample"
+    assert event["client"] == "ma-tool"
+    assert event["upstream_reply"].startswith("250")
+    assert event["message_id"].endswith("@example.jp>")
+    assert {r["rule"] for r in event["results"]} >= {"auth.from_not_allowed", "auth.from_invalid"}
+
+
+def test_from_of_another_identity_is_refused_with_rule_id(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(marketing(from_addr="news@other.example"))
+    assert code == 550
+    assert b"5.7.1 [auth.from_not_allowed]" in reply
+    assert sink.received == []
+    [event] = events(gateway, "--verdict", "rejected")
+    assert event["rule_ids"] == ["auth.from_not_allowed"]
+    assert "5.7.1 [auth.from_not_allowed]" in event["reply"]
+
+
+def test_envelope_domain_of_another_identity_is_refused_at_mail(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    with connect(gateway) as client:
+        code, reply = client.mail("news@other.example")
+    assert code == 550
+    assert b"[auth.from_not_allowed]" in reply
+    assert sink.commands == []  # the upstream never saw the refused transaction
+
+
+def test_several_from_headers_are_refused(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    raw = marketing().replace(b"To: ", b"From: x@example.jp\r\nTo: ", 1)
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(raw)
+    assert code == 550
+    assert b"[auth.from_invalid]" in reply
+    assert sink.received == []
+
+
+def test_monitor_mode_relays_and_records_the_would_be_refusal(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink
+) -> None:
+    config["policy"]["mode"] = "monitor"
+    gw = start_gateway(config)
+    with connect(gw) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, _ = client.data(marketing(from_addr="news@other.example"))
+    assert code == 250
+    assert len(sink.received) == 1
+    [event] = events(gw)
+    assert event["verdict"] == "accepted"
+    assert event["monitored"] == ["auth.from_not_allowed"]
+    assert events(gw, "--rule", "auth.from_not_allowed")[0]["event_id"] == event["event_id"]
+
+
+def test_upstream_down_tempfails(config: dict[str, Any], start_gateway: Any, sink: RecordingSink) -> None:
+    sink.stop()
+    gw = start_gateway(config)
+    with connect(gw) as client:
+        code, reply = client.mail("news@bounce.example.jp")
+    assert (code, reply[:5]) == (451, b"4.4.1")
+    [event] = events(gw)
+    assert event["verdict"] == "tempfailed"
+
+
+def test_upstream_per_recipient_answers_are_relayed_exactly(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink
+) -> None:
+    config["clients"][1]["senders"] = ["sample"]
+    gw = start_gateway(config)
+    sink.behaviour.rcpt_replies = {
+        "gone@example.com": "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown",
+        "full@example.com": "452 4.2.2 Mailbox full, try later",
+    }
+    with connect(gw, user="receipts") as client:
+        client.mail("shop@bounce.example.jp")
+        assert client.rcpt("gone@example.com") == (
+            550, b"5.1.1 <gone@example.com>: Recipient address rejected: User unknown"
+        )
+        assert client.rcpt("full@example.com") == (452, b"4.2.2 Mailbox full, try later")
+        assert client.rcpt("hanako@example.com")[0] == 250
+        code, _ = client.data(marketing(to="hanako@example.com"))
+    assert code == 250
+    assert [m.rcpt_tos for m in sink.received] == [["hanako@example.com"]]
+    refused = {e["recipient"]: e for e in events(gw) if e["phase"] == "rcpt"}
+    assert refused["gone@example.com"]["verdict"] == "rejected"
+    assert refused["full@example.com"]["verdict"] == "tempfailed"
+
+
+def test_upstream_data_refusal_is_relayed(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    sink.behaviour.data_reply = "554 5.7.1 Upstream content policy"
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(marketing())
+    assert (code, reply) == (554, b"5.7.1 Upstream content policy")
+    [event] = events(gateway)
+    assert event["verdict"] == "rejected"
+    assert event["upstream_reply"] == "554 5.7.1 Upstream content policy"
+
+
+def test_upstream_dropping_the_connection_in_data_tempfails(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    sink.behaviour.drop_in_data = True
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(marketing())
+    assert code == 451
+    assert reply.startswith(b"4.4.")
+    assert sink.received == []
+
+
+def test_second_recipient_of_an_advertising_transaction_gets_452(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        assert client.rcpt("taro@example.com")[0] == 250
+        code, reply = client.rcpt("hanako@example.com")
+        assert (code, reply[:5]) == (452, b"4.5.3")
+        assert client.data(marketing())[0] == 250
+        # RFC 5321 clients send the deferred recipient in a new transaction
+        client.mail("news@bounce.example.jp")
+        assert client.rcpt("hanako@example.com")[0] == 250
+        assert client.data(marketing(to="hanako@example.com"))[0] == 250
+    assert [m.rcpt_tos for m in sink.received] == [["taro@example.com"], ["hanako@example.com"]]
+    assert sink.connections == 1  # the upstream connection was reused across transactions
+
+
+def test_invalid_recipient_gets_553_with_rule_id(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        for address in ("user%other.example@example.com", "no-at-sign", "a@b@example.com"):
+            code, reply = client.rcpt(address)
+            assert code in (553, 501), (address, reply)
+        code, reply = client.rcpt("taro@-bad-.example")
+        assert (code, reply[:23]) == (553, b"5.1.3 [address.invalid]")
+    assert not any(c.startswith("RCPT") for c in sink.commands)
+
+
+def test_size_limit(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    big = marketing(body="あ" * 100_000)
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(big)
+    assert (code, reply[:5]) == (552, b"5.3.4")
+    assert sink.received == []
+    [event] = events(gateway)
+    assert event["rule_ids"] == ["message.too_large"]
+
+
+def test_bare_lf_is_refused_as_malformed(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        client.putcmd("DATA")
+        assert client.getreply()[0] == 354
+        client.send(marketing().replace(b"\r\n\r\n", b"\r\n\r\nsmuggled\n.\nMAIL FROM:<x@y>\r\n", 1))
+        client.send(b"\r\n.\r\n")
+        code, reply = client.getreply()
+    assert (code, reply[:25]) == (550, b"5.6.0 [message.malformed]")
+    assert sink.received == []
+
+
+def test_data_reply_waits_for_the_upstream_and_event_precedes_reply(
+    gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path
+) -> None:
+    sink.behaviour.data_delay = 1.0
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, _ = client.data(marketing())
+        # the reply came: the event must already be committed, readable by another process
+        assert code == 250
+        assert [e["verdict"] for e in events(gateway)] == ["accepted"]

@@ -1,0 +1,174 @@
+"""Session-level behaviour through real SMTP: AUTH, TLS, limits, timeouts, shutdown."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from tests.support.gateway import PASSWORD, GatewayProcess, free_port
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+def test_mail_without_auth_is_not_relayed(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+        client.ehlo("anon.test")
+        code, reply = client.mail("news@bounce.example.jp")
+        assert (code, reply[:5]) == (530, b"5.7.0")
+        code, _ = client.rcpt("victim@example.com")
+        assert code == 503
+    assert sink.commands == []
+
+
+def _plain(user: str, password: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_wrong_password_then_throttled(gateway: GatewayProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+        client.ehlo("brute.test")
+        for _ in range(3):  # auth_failure_limit = 3
+            code, reply = client.docmd("AUTH", _plain("ma-tool", "wrong-password"))
+            assert (code, reply[:5]) == (535, b"5.7.8")
+        # even the right password is refused while the address is throttled
+        code, reply = client.docmd("AUTH", _plain("ma-tool", PASSWORD))
+        assert (code, reply[:5]) == (454, b"4.7.0")
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+        client.ehlo("brute.test")  # a new connection from the same address is throttled too
+        assert client.docmd("AUTH", _plain("ma-tool", PASSWORD))[0] == 454
+
+
+def test_unknown_user_is_refused_like_a_wrong_password(gateway: GatewayProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+        client.ehlo("x.test")
+        with pytest.raises(smtplib.SMTPAuthenticationError) as failed:
+            client.login("nobody", PASSWORD)
+        assert failed.value.smtp_code == 535
+
+
+def test_auth_requires_tls_unless_relaxed(config: dict[str, Any], start_gateway: Any) -> None:
+    config["server"]["auth_require_tls"] = True
+    gw = start_gateway(config)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
+        client.ehlo("x.test")
+        assert not client.has_extn("auth")  # AUTH is not even offered in clear text
+        code, reply = client.docmd("AUTH", "PLAIN AGZvbwBiYXI=")
+        assert (code, reply[:6]) == (538, b"5.7.11")
+
+
+def test_starttls_then_auth_and_relay(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("gw.test", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "gw.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "gw.key"))
+    config["server"].update(
+        auth_require_tls=True, tls_cert=str(tmp_path / "gw.pem"), tls_key=str(tmp_path / "gw.key")
+    )
+    gw = start_gateway(config)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
+        client.ehlo("x.test")
+        assert client.has_extn("starttls")
+        client.starttls(context=context)
+        client.ehlo("x.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        assert client.data(marketing())[0] == 250
+    assert len(sink.received) == 1
+
+
+def test_client_authorised_by_network(config: dict[str, Any], start_gateway: Any, sink: RecordingSink) -> None:
+    config["clients"].append(
+        {"username": "loadgen", "networks": ["127.0.0.0/8"], "senders": ["sample"], "class": "advertising"}
+    )
+    gw = start_gateway(config)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
+        client.ehlo("x.test")
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        assert client.data(marketing())[0] == 250
+    assert len(sink.received) == 1
+
+
+def test_idle_timeout_closes_the_connection(config: dict[str, Any], start_gateway: Any) -> None:
+    config["server"]["idle_timeout"] = 1
+    gw = start_gateway(config)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        assert sock.recv(1024).startswith(b"220 ")
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the gateway, not by us
+        assert 0.8 < time.monotonic() - started < 5
+
+
+def test_sigterm_finishes_the_transaction_in_flight(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    client = smtplib.SMTP("127.0.0.1", gateway.port, timeout=15)
+    client.ehlo("x.test")
+    client.login("ma-tool", PASSWORD)
+    client.mail("news@bounce.example.jp")
+    client.rcpt("taro@example.com")
+    gateway.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # new connections are no longer accepted ...
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=2).recv(10)
+    # ... but the transaction in flight completes
+    code, _ = client.data(marketing())
+    assert code == 250
+    assert len(sink.received) == 1
+    assert gateway.wait(timeout=15) == 0
+
+
+def test_swaks_through_postfix_smtp_sink(
+    config: dict[str, Any], start_gateway: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    # smtp-sink drops root privileges before it writes: pytest's tmp_path (0700) is closed to it
+    dump = Path(tempfile.mkdtemp(prefix="smtp-sink-"))
+    dump.chmod(0o777)
+    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    smtp_sink = subprocess.Popen(
+        ["/usr/sbin/smtp-sink", *as_user, "-d", str(dump) + "/%M.", f"127.0.0.1:{port}", "10"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        config["upstream"]["port"] = port
+        gw = start_gateway(config)
+        message = tmp_path / "message.eml"
+        message.write_bytes(marketing())
+        result = subprocess.run(
+            ["swaks", "--server", f"127.0.0.1:{gw.port}", "--auth-user", "ma-tool",
+             "--auth-password", PASSWORD, "--from", "news@bounce.example.jp",
+             "--to", "taro@example.com", "--data", "@" + str(message)],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "<-  250" in result.stdout.splitlines()[-3] or "250 2.0.0" in result.stdout
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not list(dump.iterdir()):
+            time.sleep(0.1)
+        [dumped] = list(dump.iterdir())
+        assert "冬のセール".encode() in dumped.read_bytes() or b"=?utf-8?" in dumped.read_bytes()
+    finally:
+        smtp_sink.terminate()
+        smtp_sink.wait(timeout=5)
+        shutil.rmtree(dump, ignore_errors=True)
