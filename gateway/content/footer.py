@@ -221,7 +221,8 @@ _WRONG_PHONE = re.compile(r"(?<![\d+])(?:0\d{1,4}[-\s()]{1,2}\d{1,4}[-\s()]{1,2}
                           r"0120[-\s]?\d{2,3}[-\s]?\d{3})(?!\d)")
 _WRONG_NAME = re.compile(r"(?:株式会社|有限会社|合同会社|合資会社|一般社団法人|一般財団法人)"
                          r"[^\s、。,.:()]{1,20}|[^\s、。,.:()]{1,20}(?:株式会社|有限会社|合同会社)")
-_EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# ASCII only (text is NFKC already): \w would also match kanji and make the scan quadratic.
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _MARK = "\ue000"  # private-use: survives NFKC, marks link boundaries through normalisation
 
 
@@ -234,13 +235,13 @@ class _Target:
     prefix: bool
     text_re: re.Pattern[str]
 
-    def matches_href(self, href: str) -> bool:
+    def matches_href(self, href: str, url: str) -> bool:
+        """Does a link to `href` (`url` is its normalize_url()) point at this target?"""
         if self.kind == "email":
-            return href.lower().startswith("mailto:") and normalize_email(href) == self.value
+            return href[:7].lower() == "mailto:" and normalize_email(href) == self.value
         if self.kind != "url":
-            return self.kind == "phone" and href.lower().startswith("tel:") and bool(
+            return self.kind == "phone" and href[:4].lower() == "tel:" and bool(
                 self.text_re.search(normalize(href[4:])))
-        url = normalize_url(href)
         if self.prefix:
             return url.startswith(self.value) and len(url) > len(self.value)
         if url == self.value or url.rstrip("/") == self.value.rstrip("/"):
@@ -319,6 +320,7 @@ class _Span:
     end: int
     text: str
     href: str | None = None
+    url: str = ""  # normalize_url(href), computed once per link
 
 
 @dataclass(slots=True)
@@ -357,7 +359,7 @@ def _prepare(text: str, links: tuple[Link, ...] = ()) -> _Prepared:
     for lk in links:
         s = where.get(lk.start, 0)
         e = where.get(lk.end, s)
-        spans.append((lk, _Span(s, e, norm[s:e], lk.href)))
+        spans.append((lk, _Span(s, e, norm[s:e], lk.href, normalize_url(lk.href))))
     return _Prepared(norm, spans)
 
 
@@ -369,7 +371,7 @@ def _search(pattern: re.Pattern[str], text: str) -> _Span | None:
 def _target_spans(targets: tuple[_Target, ...], prep: _Prepared) -> list[_Span]:
     spans: list[_Span] = []
     for lk, span in prep.links:
-        if any(t.matches_href(lk.href) for t in targets):
+        if any(t.matches_href(lk.href, span.url) for t in targets):
             spans.append(span)
     for t in targets:
         for m in t.text_re.finditer(prep.text):

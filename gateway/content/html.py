@@ -18,6 +18,10 @@ _BLOCK = frozenset({"p", "div", "li", "ul", "ol", "tr", "table", "tbody", "thead
                     "main", "aside", "figure", "figcaption", "body", "caption", "fieldset"})
 _CELL = frozenset({"td", "th"})
 _WS = re.compile(r"[ \t\r\n\f]+")
+# Attributes that never change visibility or colour: skip the style machinery for them.
+_INERT = frozenset({"href", "class", "id", "width", "height", "align", "valign", "alt", "src",
+                    "border", "cellpadding", "cellspacing", "target", "rel", "title", "name",
+                    "lang", "dir", "role", "colspan", "rowspan", "type", "charset", "size"})
 
 # Thresholds for "too small to read": legal.md §1.5/§4.2 (tiny text risks a display violation).
 _MIN_PX = 4.0
@@ -191,8 +195,8 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
                 overflow_hidden = True
         if height_zero and overflow_hidden:
             hidden = hidden or "height:0;overflow:hidden"
-    if hidden is None and (color == _TRANSPARENT or (background != _TRANSPARENT
-                                                     and _close(color, background))):
+    if hidden is None and (color != parent.color or background != parent.background) and (
+            color == _TRANSPARENT or (background != _TRANSPARENT and _close(color, background))):
         hidden = "text colour equals background"
     return _State(hidden, color, background, pre)
 
@@ -236,7 +240,7 @@ def html_to_text(html: str) -> HtmlText:
         if tag is None or tag in _DROP:
             continue
         attrs = node.attributes
-        cur = _derive(state, tag, attrs) if (attrs or tag == "font") else state
+        cur = _derive(state, tag, attrs) if (attrs and not _INERT.issuperset(attrs)) else state
         if cur.pre != state.pre and tag == "pre":
             cur = _State(cur.hidden, cur.color, cur.background, True)
         if cur.hidden and not state.hidden:

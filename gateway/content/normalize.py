@@ -33,6 +33,16 @@ _FOLD = str.maketrans(
     }
 )
 # The long-vowel mark is a dash only between digits: 03ー1234 but not メール.
+_FOLD_MAP: dict[str, str] = {chr(k): (v or "") for k, v in _FOLD.items()}
+# One regex over the text is much faster than str.translate with a dict on non-ASCII text; the
+# callback only runs for the (rare) characters that actually fold.
+_FOLD_RE = re.compile("[" + re.escape("".join(_FOLD_MAP)) + "]")
+
+
+def _fold(text: str) -> str:
+    return _FOLD_RE.sub(lambda m: _FOLD_MAP[m.group()], text) if _FOLD_RE.search(text) else text
+
+
 _CHOON_DIGIT = re.compile(r"(?<=\d)[\u30fc\uff70](?=\d)")
 _NL_RUN = re.compile(r"[^\S\n]*\n\s*")
 _SP_RUN = re.compile(r"[^\S\n]+")
@@ -43,7 +53,7 @@ _ENTITY = (("(株)", "株式会社"), ("(有)", "有限会社"), ("(同)", "合�
 
 def normalize(text: str) -> str:
     """Matching copy of `text`: NFKC, folds, no zero-width chars, collapsed whitespace."""
-    text = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    text = _fold(unicodedata.normalize("NFKC", text))
     if "\u30fc" in text:
         text = _CHOON_DIGIT.sub("-", text)
     if "(" in text:
@@ -215,10 +225,17 @@ def normalize_email(address: str) -> str:
     return text.lower()
 
 
+_URL_PARTS = re.compile(r"(?i)^([a-z][a-z0-9+.-]*://)([^/?#]*)(.*)$", re.DOTALL)
+_ANY_WS = re.compile(r"\s+")
+
+
 def normalize_url(url: str) -> str:
     """NFKC URL with whitespace removed and scheme and host lower-cased (path kept as is)."""
-    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", url).translate(_FOLD))
-    m = re.match(r"(?i)^([a-z][a-z0-9+.-]*://)([^/?#]*)(.*)$", text)
+    if url.isascii():  # the common case: skip NFKC and the folds
+        text = _ANY_WS.sub("", url) if not url.isprintable() or " " in url else url
+    else:
+        text = _ANY_WS.sub("", unicodedata.normalize("NFKC", url).translate(_FOLD))
+    m = _URL_PARTS.match(text)
     if not m:
         return text
     return m.group(1).lower() + m.group(2).lower() + m.group(3)
