@@ -224,8 +224,9 @@ def test_added_from_or_list_unsubscribe_breaks_the_signature(
         b"List-Unsubscribe: <https://x.test/>\r\n",
         b"Reply-To: attacker@example.test\r\n",
     ):
-        end = signed.index(b"\r\n\r\n") + 2
-        injected = signed[:end] + extra + signed[end:]
+        # Added at the top: verifiers pick instances bottom-up, so without over-signing the
+        # original (bottom) copy would still be the one checked and the signature would pass.
+        injected = extra + signed
         assert dkimpy_verify_all(injected, published) == [False], extra
     # An unsigned header field may be added (e.g. Received): still valid.
     end = signed.index(b"\r\n\r\n") + 2
