@@ -1,0 +1,135 @@
+"""gateway.content.footer: per-part rules, distances, tokusho window, reasons, JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.content.footer import (
+    FooterSpec,
+    FooterWords,
+    Reason,
+    check_message,
+    load_footer_words,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+WORDS = load_footer_words(ROOT / "rules" / "footer_words.toml")
+SPEC = FooterSpec(
+    name="株式会社サンプル",
+    postal_address="〒100-0005 東京都千代田区丸の内1-1-1",
+    contacts=("03-1234-5678", "info@example.jp"),
+    optout=("https://example.jp/unsubscribe", "https://gw.example.jp/u/"),
+    info_urls=("https://example.jp/company",),
+)
+GOOD = ("株式会社サンプル\n東京都千代田区丸の内1-1-1\nTEL 03-1234-5678\n"
+        "配信停止をご希望の方は https://example.jp/unsubscribe から。\n")
+
+
+def _text(body: str, charset: str = "utf-8") -> bytes:
+    return (f"Content-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: 8bit"
+            "\r\n\r\n").encode() + body.encode("utf-8")
+
+
+def _alt(plain: str, html: str) -> bytes:
+    return ('Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n" + plain +
+            "\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html +
+            "\r\n--b--\r\n").encode()
+
+
+def test_good_text_passes() -> None:
+    report = check_message(_text(GOOD), SPEC, WORDS)
+    assert report.ok and report.missing() == []
+
+
+def test_each_part_must_comply_on_its_own() -> None:
+    report = check_message(_alt(GOOD, "<p>株式会社サンプル</p>"), SPEC, WORDS)
+    assert report.parts[0].missing() == []
+    assert set(report.parts[1].missing()) == {
+        "footer.optout_address", "footer.optout_notice", "footer.postal_address",
+        "footer.contact"}
+    assert report.missing() == ["footer.optout_address", "footer.optout_notice",
+                                "footer.postal_address", "footer.contact"]
+
+
+def test_gateway_prefix_matches_links_but_not_bare_prefix() -> None:
+    html = ('<p>株式会社サンプル 東京都千代田区丸の内1-1-1 03-1234-5678</p>'
+            '<p>配信停止は<a href="https://gw.example.jp/u/TOKEN1">こちら</a></p>')
+    assert check_message(_alt(GOOD, html), SPEC, WORDS).ok
+    bare = html.replace("/u/TOKEN1", "/u/")
+    report = check_message(_alt(GOOD, bare), SPEC, WORDS)
+    assert report.parts[1].item("footer.optout_address").reason is Reason.WRONG_VALUE
+
+
+def test_notice_distance_is_configurable() -> None:
+    body = GOOD.replace("配信停止をご希望の方は ", "配信停止をご希望の方は" + "。" * 30)
+    assert check_message(_text(body), SPEC, WORDS).ok
+    tight = dataclasses.replace(WORDS, max_distance=10)
+    res = check_message(_text(body), SPEC, tight).parts[0].item("footer.optout_notice")
+    assert res.reason is Reason.TOO_FAR and " 37 characters" in res.detail  # 7 + 30
+
+
+def test_url_containing_unsubscribe_is_not_the_notice() -> None:
+    body = GOOD.replace("配信停止をご希望の方は ", "こちら: ")
+    res = check_message(_text(body), SPEC, WORDS).parts[0].item("footer.optout_notice")
+    assert res.reason is Reason.ABSENT
+
+
+def test_info_url_link_satisfies_address_and_contact_only() -> None:
+    html = ('<p>株式会社サンプル（<a href="https://example.jp/company">会社情報</a>）</p>'
+            '<p>配信停止は<a href="https://example.jp/unsubscribe">こちら</a></p>')
+    part = check_message(_alt(GOOD, html), SPEC, WORDS).parts[1]
+    assert part.item("footer.postal_address").reason is Reason.LINKED_PAGE
+    assert part.item("footer.contact").reason is Reason.LINKED_PAGE
+    assert part.missing() == []
+
+
+def test_wrong_phone_does_not_count() -> None:
+    body = GOOD.replace("03-1234-5678", "03-1234-5679")
+    res = check_message(_text(body), SPEC, WORDS).parts[0].item("footer.contact")
+    assert res.reason is Reason.WRONG_VALUE and res.matched == "03-1234-5679"
+
+
+def test_tokusho_requires_top_or_end() -> None:
+    filler = "本文です。" * 200
+    body = filler + "\n" + GOOD + filler
+    spec = dataclasses.replace(SPEC, law="tokusho")
+    assert check_message(_text(body), SPEC, WORDS).ok
+    res = check_message(_text(body), spec, WORDS).parts[0].item("footer.optout_address")
+    assert res.reason is Reason.NOT_AT_EDGE
+    assert check_message(_text(filler + "\n" + GOOD), spec, WORDS).ok
+
+
+def test_value_wrapped_across_lines() -> None:
+    body = GOOD.replace("千代田区丸の内", "千代田区\n  丸の内").replace("株式会社サンプル", "株式会社\nサンプル")
+    assert check_message(_text(body), SPEC, WORDS).ok
+
+
+def test_no_readable_part_misses_everything() -> None:
+    raw = b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBO\r\n"
+    report = check_message(raw, SPEC, WORDS)
+    assert len(report.missing()) == 5 and report.problems
+
+
+def test_to_dict_is_json() -> None:
+    data = check_message(_text(GOOD), SPEC, WORDS).to_dict()
+    again = json.loads(json.dumps(data, ensure_ascii=False))
+    assert again["ok"] is True
+    assert again["parts"][0]["items"]["footer.contact"]["matched"] == "03-1234-5678"
+
+
+def test_footer_words_validation() -> None:
+    with pytest.raises(ValueError, match="words"):
+        FooterWords.from_toml("[optout_notice]\nwords = []\n")
+    with pytest.raises(ValueError, match="max_distance"):
+        FooterWords.from_toml('[optout_notice]\nwords = ["x"]\nmax_distance = -1\n')
+    assert "unsubscribe" in WORDS.notice_words
+
+
+def test_spec_rejects_unknown_law() -> None:
+    with pytest.raises(ValueError):
+        FooterSpec("a", "b", law="other")  # type: ignore[arg-type]

@@ -1,0 +1,63 @@
+"""gateway.content.html: visible vs hidden text, block breaks, links with positions."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.content.html import html_to_text
+
+
+def test_drops_non_rendered_and_keeps_blocks() -> None:
+    res = html_to_text("<head><title>T</title><style>p{}</style></head><body><p>a&amp;b</p>"
+                       "<div>c</div><script>x()</script><template>t</template></body>")
+    assert res.visible == "a&b\nc"
+    assert res.hidden == ""
+
+
+def test_hidden_by_inline_css() -> None:
+    res = html_to_text(
+        '<p>shown</p><p style="display: none">one</p><p style="visibility:hidden">two</p>'
+        '<p style="font-size:0">three</p><p style="font-size:3px">four</p>'
+        '<p style="opacity:0">five</p><p hidden>six</p>'
+        '<p style="color:#ffffff">seven</p>'
+        '<div style="background-color:#000"><span style="color:black">eight</span></div>'
+        '<p style="font-size:12px;color:#333">nine</p>')
+    assert res.visible.split("\n") == ["shown", "nine"]
+    assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "six", "seven",
+                                      "eight"]
+    assert "display:none" in res.hidden_reasons
+
+
+def test_links_with_positions() -> None:
+    res = html_to_text('<p>配信停止は<a href=" https://example.jp/u?x=1 ">こちら</a>から</p>'
+                       '<p><a href="mailto:info@example.jp">問い合わせ</a></p>'
+                       '<p style="display:none"><a href="https://hidden.example.jp/">h</a></p>')
+    first, second, hidden = res.links
+    assert first.href == "https://example.jp/u?x=1"
+    assert res.visible[first.start:first.end] == "こちら" == first.text
+    assert second.href.startswith("mailto:") and not second.hidden
+    assert hidden.hidden and hidden.text == "h"
+
+
+def test_value_split_across_tags_stays_contiguous() -> None:
+    res = html_to_text("<p>株式<span>会社</span><b>サンプル</b></p>")
+    assert res.visible == "株式会社サンプル"
+
+
+def test_deep_nesting_does_not_recurse() -> None:
+    html = "<div>" * 5000 + "deep" + "</div>" * 5000
+    assert "deep" in html_to_text(html).visible
+
+
+_TOKENS = [*"<>/=\"' abcdiv pspan style:none#fff&;", "<p>", "</p>", "<a href=x>", "</a>",
+           "<br>", "配信停止", '<span style="display:none">', "</span>"]
+
+
+@settings(max_examples=150)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=80))
+def test_never_raises(tokens: list[str]) -> None:
+    res = html_to_text("".join(tokens))
+    for link in res.links:
+        text = res.hidden if link.hidden else res.visible
+        assert 0 <= link.start <= link.end <= len(text) + 1
