@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gateway.config import ClientConfig, Config, SenderConfig
+from gateway.delivery import headers
 from gateway.delivery.pipeline import Pipeline
 from gateway.delivery.upstream import UpstreamPool
+from gateway.engine.context import Facts
 from gateway.engine.packs import RuleSet, load_packs
 from gateway.errors import GatewayError
 from gateway.eventlog import EventLog
@@ -40,7 +43,7 @@ class Gateway:
             failure_window=config.server.auth_failure_window,
         )
         self.pool = UpstreamPool(config.upstream, config.server.hostname)
-        self.pipeline = Pipeline()
+        self.pipeline = Pipeline([self._strip_internal_headers])
         self.handler = Handler(self)
         self.connections: set[GatewaySMTP] = set()
         self.draining = False
@@ -48,6 +51,10 @@ class Gateway:
         self._network_clients = tuple(c for c in config.clients if c.networks)
 
     # -- lookups the hooks use ------------------------------------------------------------
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
 
     def client_for_network(self, ip: str) -> ClientConfig | None:
         return next((c for c in self._network_clients if c.allows_network(ip)), None)
@@ -61,6 +68,10 @@ class Gateway:
             if sender is not None and sender.owns_envelope_domain(domain):
                 return sender
         return None
+
+    async def _strip_internal_headers(self, facts: Facts, raw: bytes) -> bytes:
+        """The MA tool's topic header is for the gateway only: it never leaves."""
+        return headers.remove_header(raw, self.config.policy.topic_header)
 
     async def record_oversize(self, state: ConnectionState) -> None:
         facts = state.facts

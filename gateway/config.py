@@ -113,6 +113,8 @@ class PolicyConfig:
     soft_reject: bool = False  # every 5xx refusal becomes 4xx (rollout safety switch)
     unsubscribe_secret_file: FilePath | None = None
     topic_header: str = "X-Tokuden-Topic"
+    import_approval: bool = True  # consent imports wait for a second person's approval
+    approvers: tuple[str, ...] = ()  # who may approve imports (empty: anyone but the importer)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ class EventLog:
         self.store = store
         self.failures = 0
 
-    async def record(self, event: Event) -> None:
+    async def record(self, event: Event, sent_key: str = "") -> None:
         """Commit the event (group commit) and write its log line; raise StoreUnavailable."""
         if not event.event_id:
             event.event_id = new_id()
@@ -46,7 +46,7 @@ class EventLog:
             "session": event.session_id,
         }
         try:
-            await self.store.record_event(event)
+            await self.store.record_event(event, sent_key)
         except StoreUnavailable as exc:
             self.failures += 1
             fields["store_error"] = str(exc)

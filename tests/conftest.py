@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.consent import grant
 from tests.support.gateway import GatewayProcess, base_config
 from tests.support.sink import RecordingSink
 
@@ -24,13 +25,19 @@ def config(tmp_path: Path, sink: RecordingSink) -> dict[str, Any]:
     return base_config(tmp_path, sink.port)
 
 
+CONSENTED = ("taro@example.com", "hanako@example.com")
+
+
 @pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], GatewayProcess]]:
+def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start the gateway process; consent is recorded for CONSENTED unless consent=False."""
     started: list[GatewayProcess] = []
 
-    def start(cfg: dict[str, Any]) -> GatewayProcess:
+    def start(cfg: dict[str, Any], consent: bool = True) -> GatewayProcess:
         proc = GatewayProcess(tmp_path, cfg).start()
         started.append(proc)
+        if consent:
+            grant(proc.config_path, "sample", *CONSENTED)
         return proc
 
     yield start
@@ -39,5 +46,6 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Gateway
 
 
 @pytest.fixture
-def gateway(config: dict[str, Any], start_gateway: Callable[[dict[str, Any]], GatewayProcess]) -> GatewayProcess:
+def gateway(config: dict[str, Any], start_gateway: Callable[..., GatewayProcess]) -> GatewayProcess:
+    """The gateway with every rule on, and consent recorded for CONSENTED recipients."""
     return start_gateway(config)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import cmd_log, cmd_migrate, cmd_serve, cmd_user
+from gateway.cli import cmd_consent, cmd_log, cmd_migrate, cmd_serve, cmd_user
 from gateway.config import default_path
 from gateway.errors import ConfigError, GatewayError, PackError, StoreUnavailable
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (cmd_serve, cmd_user, cmd_log, cmd_migrate):
+    for module in (cmd_serve, cmd_user, cmd_log, cmd_migrate, cmd_consent):
         module.register(sub, common)
     return parser
 

@@ -14,12 +14,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
-from email_validator import EmailNotValidError, validate_email
 
 from gateway import replies as replies_mod
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
+from gateway.consent.gate import decide_at_rcpt
+from gateway.consent.model import Law, decide
 from gateway.engine import chain
 from gateway.engine.context import Facts
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import GatewayError, StoreUnavailable, UpstreamError
 from gateway.eventlog import new_id
 from gateway.model import Action, ClientClass, Event, EventVerdict, Phase, Verdict
 from gateway.replies import Reply, replies
@@ -171,11 +173,8 @@ class Handler:
             return _line(replies.too_many_recipients)
         facts.phase = Phase.RCPT
         facts.recipient = address
-        facts.errors.pop("address", None)
         started = time.perf_counter()
-        problem = recipient_problem(address)
-        if problem:
-            facts.errors["address"] = problem
+        await self._gather_recipient(facts, address)
         verdict = self._evaluate(Phase.RCPT, facts)
         state.timings["rcpt_rules"] = time.perf_counter() - started
         if verdict.action is not Action.ACCEPT:
@@ -218,6 +217,10 @@ class Handler:
         facts.recipient_count = len(envelope.rcpt_tos)
         started = time.perf_counter()
         gather_message_facts(facts, raw)
+        if facts.message is not None:
+            topic = facts.message.get(self.gw.config.policy.topic_header)
+            facts.extra["topic"] = str(topic).strip() or None if topic is not None else None
+        self._gather_topic_consent(facts)
         verdict = self._evaluate(Phase.DATA, facts)
         state.timings["data_rules"] = time.perf_counter() - started
         state.monitored.extend(verdict.monitored)
@@ -275,6 +278,38 @@ class Handler:
         log.error("session error", exc_info=error, extra={"fields": {"ref": ref}})
         reply = error.reply if isinstance(error, GatewayError) else replies.temp_failure
         return _line(reply.with_text(f"{reply.text} ref={ref}"))
+
+    # -- fact gathering ---------------------------------------------------------------------
+
+    async def _gather_recipient(self, facts: Facts, address: str) -> None:
+        for name in ("address", "consent"):
+            facts.errors.pop(name, None)
+        for name in ("address_key", "consent", "consent_events"):
+            facts.extra.pop(name, None)
+        try:
+            normalized = normalize_address(address)
+        except InvalidAddress as exc:
+            facts.errors["address"] = f"{address!r}: {exc.reason}"
+            return
+        key = suppression_key(normalized)
+        facts.extra["address_key"] = key
+        if facts.client_class is not ClientClass.ADVERTISING or facts.sender is None:
+            return
+        try:
+            events = await self.gw.store.consent_history(facts.sender.id, key)
+        except StoreUnavailable as exc:
+            facts.errors["consent"] = f"consent store unavailable: {exc}"  # fail closed
+            return
+        facts.extra["consent_events"] = events
+        facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
+
+    def _gather_topic_consent(self, facts: Facts) -> None:
+        """At DATA the topic is known: decide again over the events fetched at RCPT."""
+        events = facts.extra.get("consent_events")
+        if events is None or facts.sender is None:
+            return
+        topic = facts.extra.get("topic")
+        facts.extra["consent"] = decide(events, topic, Law(facts.sender.law), self.gw.now())
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -370,6 +405,7 @@ class Handler:
         upstream_reply: str = "",
         rule_ids: tuple[str, ...] = (),
         size: int = 0,
+        sent_key: str = "",
     ) -> None:
         event = Event(
             verdict=verdict,
@@ -391,15 +427,4 @@ class Handler:
             timings={k: round(v, 6) for k, v in state.timings.items()},
             session_id=state.session_id,
         )
-        await self.gw.eventlog.record(event)
-
-
-def recipient_problem(address: str) -> str | None:
-    """Why a recipient address is impossible, or None (syntax only, no DNS)."""
-    if address.startswith("@") or "%" in address.partition("@")[0] or address.count("@") != 1:
-        return f"{address!r}: source routes, % hacks and bare domains are not accepted"
-    try:
-        validate_email(address, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        return f"{address!r}: {exc}"
-    return None
+        await self.gw.eventlog.record(event, sent_key)

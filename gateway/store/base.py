@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.consent.model import ConsentEvent
 from gateway.model import Event
 
 
@@ -35,8 +37,33 @@ class Store(Protocol):
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied."""
 
-    async def record_event(self, event: Event) -> int:
-        """Append one event; returns once it is durably committed (group commit)."""
+    async def record_event(self, event: Event, sent_key: str = "") -> int:
+        """Append one event; returns once it is durably committed (group commit).
+
+        `sent_key` (an address key) also records "advertising mail went out" for the
+        event's sender in the same commit (last-sent tracking for retention).
+        """
+
+    async def consent_history(self, sender_id: str, address_key: str) -> list[ConsentEvent]:
+        """The effective consent events of one (sender, address): the hot-path lookup."""
+
+    async def consent_records(self, sender_id: str, address_key: str) -> list[dict[str, Any]]:
+        """Every stored consent row of one (sender, address), pending ones included."""
+
+    async def last_sent(self, sender_id: str, address_key: str) -> float | None:
+        """When advertising mail last went to this address under this sender."""
+
+    async def append_consent(self, event: ConsentEvent, address: str) -> bool:
+        """Record one live consent event; False if its source_ref was recorded already."""
+
+    async def insert_consent_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Bulk insert of consent rows (imports), in one transaction."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own transaction; the number of rows changed."""
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query."""
 
     async def query_events(self, flt: EventFilter) -> list[dict[str, Any]]:
         """Events matching the filter, newest first."""

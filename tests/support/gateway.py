@@ -50,7 +50,10 @@ def base_config(tmp: Path, upstream_port: int) -> dict[str, Any]:
         },
         "upstream": {"host": "127.0.0.1", "port": upstream_port, "timeout": 5, "connect_timeout": 2},
         "store": {"url": f"sqlite:///{tmp / 'gateway.sqlite3'}"},
-        "policy": {"mode": "enforce", "rules": [str(ROOT / "rules" / "baseline.toml")]},
+        "policy": {
+            "mode": "enforce",
+            "rules": [str(ROOT / "rules" / "baseline.toml"), str(ROOT / "rules" / "tokuden.toml")],
+        },
         "clients": [
             {"username": "ma-tool", "password_hash": password_hash(), "senders": ["sample"],
              "class": "advertising"},

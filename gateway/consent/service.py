@@ -1,0 +1,323 @@
+"""Consent operations over the store: imports with four-eyes approval, lookup, export, purge.
+
+The CLI and the HTTP API are thin over these functions. Every look at personal
+data by a person (lookup, export) writes an audit row first.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config, SenderConfig
+from gateway.consent.address import normalize_address, suppression_key
+from gateway.consent.importer import ImportReader, ImportReport, ImportRow, RowError, validate_file
+from gateway.consent.model import ConsentEvent, ConsentStatus, Decision, Law, decide
+from gateway.consent.retention import purge_decision
+from gateway.store.base import Store
+from gateway.store.consent_rows import row_event
+
+CHUNK = 20_000
+
+
+@dataclass(slots=True)
+class ImportResult:
+    batch_id: str
+    report: ImportReport
+    imported: int = 0
+    grants: int = 0
+    optouts: int = 0
+    state: str = ""  # approved | pending | failed
+    skipped: list[int] = field(default_factory=list)
+
+
+def new_batch_id() -> str:
+    return time.strftime("b%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+
+
+def _row_tuple(
+    row: ImportRow, sender_id: str, batch_id: str, by: str, now: float
+) -> tuple[Any, ...]:
+    # Built straight from the validated row: the importer already checked status/method.
+    addr = row.address
+    return (
+        sender_id,
+        suppression_key(addr),
+        addr.address,
+        row.status.value,
+        row.method.value,
+        row.topic,
+        row.consented_at.timestamp(),
+        now,
+        row.source_system or "import",
+        row.source_ref,
+        row.client_ip,
+        row.user_agent,
+        by,
+        batch_id,
+        0,  # not effective until the import is complete (and grants approved)
+    )
+
+
+async def import_file(
+    store: Store,
+    *,
+    sender: SenderConfig,
+    path: Path,
+    recorded_by: str,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    skip_invalid: bool = False,
+    approval_required: bool = True,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> ImportResult:
+    """Import a CSV/JSONL file all-or-nothing.
+
+    Rows go into a batch that is invisible (effective = 0) while loading, in short
+    transactions so a running gateway keeps committing. At the end, a file with
+    errors is removed again (unless skip_invalid); opt-outs take effect at once in
+    one statement; grants wait for a second person's approval when required.
+    """
+    batch_id = new_batch_id()
+    skip: list[int] = []
+    options: dict[str, Any] = {"format": fmt, "encoding": encoding}
+    if skip_invalid:
+        # Conflicts are found on their second line, so the lines to skip are known
+        # only after a full pass.
+        first = validate_file(path, **options)
+        if first.fatal is not None:
+            return ImportResult(batch_id, first, state="failed")
+        skip = list(first.skipped_lines)
+    reader = ImportReader(path, skip_lines=skip, on_progress=on_progress, **options)
+    now = time.time()
+    await store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
+        "optouts, status) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading')",
+        (batch_id, sender.id, now, recorded_by, path.name),
+    )
+    result = ImportResult(batch_id, reader.report, skipped=skip)
+    chunk: list[tuple[Any, ...]] = []
+    for item in reader:
+        if isinstance(item, RowError):
+            continue
+        chunk.append(_row_tuple(item, sender.id, batch_id, recorded_by, now))
+        if item.status is ConsentStatus.OPTED_OUT:
+            result.optouts += 1
+        else:
+            result.grants += 1
+        if len(chunk) >= CHUNK:
+            await store.insert_consent_rows(chunk)
+            result.imported += len(chunk)
+            chunk = []
+    if chunk:
+        await store.insert_consent_rows(chunk)
+        result.imported += len(chunk)
+    report = reader.report
+    if report.fatal is not None or (not report.ok and not skip_invalid):
+        await store.execute("DELETE FROM consent_events WHERE batch_id = ?", (batch_id,))
+        await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
+        result.state, result.imported = "failed", 0
+        return result
+    await store.execute(
+        "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND status = 'opted_out'",
+        (batch_id,),
+    )
+    pending = approval_required and result.grants > 0
+    if not pending:
+        await store.execute(
+            "UPDATE consent_events SET effective = 1 WHERE batch_id = ?", (batch_id,)
+        )
+    result.state = "pending" if pending else "approved"
+    await store.execute(
+        "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
+        "WHERE id = ?",
+        (result.state, result.grants, result.optouts, None if pending else time.time(), batch_id),
+    )
+    return result
+
+
+async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM import_batches"
+    params: tuple[Any, ...] = ()
+    if status:
+        sql += " WHERE status = ?"
+        params = (status,)
+    return await store.fetch(sql + " ORDER BY created_at DESC", params)
+
+
+class ApprovalRefused(Exception):
+    """The approval is not allowed (same person, unknown batch, not pending, no role)."""
+
+
+async def approve_batch(
+    store: Store, batch_id: str, approver: str, approvers: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Four eyes: a pending batch's grants take effect when someone else approves it."""
+    rows = await store.fetch("SELECT * FROM import_batches WHERE id = ?", (batch_id,))
+    if not rows:
+        raise ApprovalRefused(f"no import batch {batch_id!r}")
+    batch = rows[0]
+    if approvers and approver not in approvers:
+        raise ApprovalRefused(f"{approver!r} does not have the approver role")
+    if batch["created_by"] == approver:
+        raise ApprovalRefused(
+            f"{approver!r} imported batch {batch_id}; a second person must approve it"
+        )
+    # the status condition makes a concurrent double approval a no-op, not a lost update
+    changed = await store.execute(
+        "UPDATE import_batches SET status = 'approved', decided_by = ?, decided_at = ? "
+        "WHERE id = ? AND status = 'pending'",
+        (approver, time.time(), batch_id),
+    )
+    if not changed:
+        raise ApprovalRefused(f"batch {batch_id} is {batch['status']}, not pending")
+    await store.execute("UPDATE consent_events SET effective = 1 WHERE batch_id = ?", (batch_id,))
+    return (await store.fetch("SELECT * FROM import_batches WHERE id = ?", (batch_id,)))[0]
+
+
+async def audit(store: Store, actor: str, action: str, subject: str, reason: str = "") -> None:
+    await store.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES (?, ?, ?, ?, ?)",
+        (time.time(), actor, action, subject, reason),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    sender_id: str
+    address: str
+    key: str
+    decision: Decision
+    history: list[dict[str, Any]]
+    last_sent: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        decided = self.decision.event
+        return {
+            "sender": self.sender_id,
+            "address": self.address,
+            "status": self.decision.outcome.value,
+            "reason": self.decision.reason,
+            "decided_by": _event_dict(decided) if decided else None,
+            "last_sent": _iso(self.last_sent),
+            "history": [
+                {
+                    **{k: v for k, v in row.items() if k not in ("occurred_at", "recorded_at")},
+                    "occurred_at": _iso(row["occurred_at"]),
+                    "recorded_at": _iso(row["recorded_at"]),
+                    "effective": bool(row["effective"]),
+                }
+                for row in self.history
+            ],
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+def _event_dict(event: ConsentEvent) -> dict[str, Any]:
+    return {
+        "status": event.status.value,
+        "method": event.method.value,
+        "topic": event.topic,
+        "occurred_at": event.occurred_at.isoformat(),
+        "source_system": event.source_system,
+        "source_ref": event.source_ref,
+        "batch_id": event.batch_id,
+    }
+
+
+async def lookup(
+    store: Store,
+    sender: SenderConfig,
+    address: str,
+    *,
+    actor: str,
+    reason: str = "",
+    topic: str | None = None,
+) -> Lookup:
+    """Status, evidence, full history and last send of one address; audited."""
+    key = suppression_key(normalize_address(address))
+    await audit(store, actor, "consent.lookup", f"{sender.id}:{key}", reason)
+    events = await store.consent_history(sender.id, key)
+    decision = decide(events, topic, Law(sender.law), datetime.now(UTC))
+    history = await store.consent_records(sender.id, key)
+    return Lookup(sender.id, address, key, decision, history, await store.last_sent(sender.id, key))
+
+
+async def export_records(
+    store: Store, sender: SenderConfig, *, actor: str, reason: str = ""
+) -> list[dict[str, Any]]:
+    """Every consent row of a sender (for audits); audited."""
+    await audit(store, actor, "consent.export", sender.id, reason)
+    rows = await store.fetch(
+        "SELECT address AS email, status, method, occurred_at, source_system, source_ref, topic, "
+        "client_ip, user_agent, recorded_by, batch_id, effective FROM consent_events "
+        "WHERE sender_id = ? ORDER BY id",
+        (sender.id,),
+    )
+    for row in rows:
+        row["consented_at"] = datetime.fromtimestamp(row.pop("occurred_at"), UTC).isoformat()
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeItem:
+    sender_id: str
+    address_key: str
+    rows: int
+    purgeable: bool
+    keep_until: str
+    reason: str
+
+
+async def plan_purge(store: Store, config: Config, now: datetime) -> AsyncIterator[PurgeItem]:
+    """What the retention rules allow to delete, and why everything else stays."""
+    groups = await store.fetch(
+        "SELECT sender_id, address_key, count(*) AS n FROM consent_events "
+        "WHERE effective = 1 GROUP BY sender_id, address_key"
+    )
+    for group in groups:
+        sender = config.sender(group["sender_id"])
+        rows = await store.fetch(
+            "SELECT sender_id, address_key, status, method, topic, occurred_at, source_system, "
+            "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_events "
+            "WHERE sender_id = ? AND address_key = ? AND effective = 1",
+            (group["sender_id"], group["address_key"]),
+        )
+        events = [row_event(tuple(r.values())) for r in rows]
+        last = await store.last_sent(group["sender_id"], group["address_key"])
+        decision = purge_decision(
+            Law(sender.law) if sender else None,  # unknown sender: the safe 3 years
+            events,
+            datetime.fromtimestamp(last, UTC) if last is not None else None,
+            now,
+            art7_order=sender.art7_order if sender else False,
+        )
+        yield PurgeItem(
+            group["sender_id"],
+            group["address_key"],
+            group["n"],
+            decision.purgeable,
+            decision.keep_until.isoformat() if decision.keep_until.year < 9999 else "forever",
+            decision.reason,
+        )
+
+
+async def purge(store: Store, item: PurgeItem) -> int:
+    deleted = await store.execute(
+        "DELETE FROM consent_events WHERE sender_id = ? AND address_key = ? AND effective = 1 "
+        "AND status != 'opted_out'",
+        (item.sender_id, item.address_key),
+    )
+    await store.execute(
+        "DELETE FROM consent_last_sent WHERE sender_id = ? AND address_key = ?",
+        (item.sender_id, item.address_key),
+    )
+    return deleted

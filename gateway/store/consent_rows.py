@@ -1,0 +1,69 @@
+"""Consent rows: the one mapping between ConsentEvent objects and consent_events rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
+
+CONSENT_COLUMNS = (
+    "sender_id",
+    "address_key",
+    "address",
+    "status",
+    "method",
+    "topic",
+    "occurred_at",
+    "recorded_at",
+    "source_system",
+    "source_ref",
+    "client_ip",
+    "user_agent",
+    "recorded_by",
+    "batch_id",
+    "effective",
+)
+SELECT_CONSENT = (
+    "SELECT sender_id, address_key, status, method, topic, occurred_at, source_system, "
+    "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_events"
+)
+
+
+def consent_row(
+    event: ConsentEvent, address: str, recorded_at: float, effective: bool
+) -> tuple[Any, ...]:
+    return (
+        event.sender_id,
+        event.address_key,
+        address,
+        event.status.value,
+        event.method.value,
+        event.topic,
+        event.occurred_at.timestamp(),
+        recorded_at,
+        event.source_system,
+        event.source_ref,
+        event.client_ip,
+        event.user_agent,
+        event.recorded_by,
+        event.batch_id,
+        1 if effective else 0,
+    )
+
+
+def row_event(row: Any) -> ConsentEvent:
+    return ConsentEvent(
+        sender_id=row[0],
+        address_key=row[1],
+        status=ConsentStatus(row[2]),
+        method=ConsentMethod(row[3]),
+        topic=row[4],
+        occurred_at=datetime.fromtimestamp(row[5], UTC),
+        source_system=row[6] or "",
+        source_ref=row[7],
+        client_ip=row[8],
+        user_agent=row[9],
+        recorded_by=row[10] or "",
+        batch_id=row[11],
+    )
