@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import Store, open_store
-from tests.integration.store.pgserver import PgServer
+from tests.integration.store.pgserver import BadTestUrl, PgServer
 
 _NO_PG = "\n".join(
     [
@@ -29,6 +29,8 @@ def pg_server() -> Iterator[PgServer]:
     """$GATEWAY_TEST_PG_URL, else the local server, else a throwaway initdb cluster."""
     try:
         server = PgServer.find()
+    except BadTestUrl as exc:  # asked for explicitly: a broken URL must not turn into a skip
+        pytest.fail(str(exc))
     except RuntimeError as exc:
         message = _NO_PG.format(reasons=exc)
         print(message, file=sys.stderr)

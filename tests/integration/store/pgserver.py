@@ -167,6 +167,10 @@ class ThrowawayCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class BadTestUrl(RuntimeError):
+    """$GATEWAY_TEST_PG_URL is set but does not work: a configuration error, not a skip."""
+
+
 @dataclass
 class PgServer:
     """A server the tests may create databases on."""
@@ -183,7 +187,7 @@ class PgServer:
         if env:
             problem = answers(env)
             if problem:
-                raise RuntimeError(f"$GATEWAY_TEST_PG_URL={env} does not work: {problem}")
+                raise BadTestUrl(f"$GATEWAY_TEST_PG_URL={env} does not work: {problem}")
             return cls(env, "env")
         reasons: list[str] = []
         for url in LOCAL_CANDIDATES:
