@@ -16,6 +16,7 @@ from gateway.engine.context import Facts
 from gateway.engine.packs import RuleSet, load_packs
 from gateway.errors import GatewayError
 from gateway.eventlog import EventLog
+from gateway.footer_policy import FooterPolicy
 from gateway.model import Event, EventVerdict, Phase
 from gateway.replies import finalize, replies
 from gateway.smtp.credentials import Authenticator
@@ -44,6 +45,7 @@ class Gateway:
         )
         self.pool = UpstreamPool(config.upstream, config.server.hostname)
         self.pipeline = Pipeline([self._strip_internal_headers])
+        self.footer = FooterPolicy(config)
         self.handler = Handler(self)
         self.connections: set[GatewaySMTP] = set()
         self.draining = False

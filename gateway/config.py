@@ -115,6 +115,8 @@ class PolicyConfig:
     topic_header: str = "X-Tokuden-Topic"
     import_approval: bool = True  # consent imports wait for a second person's approval
     approvers: tuple[str, ...] = ()  # who may approve imports (empty: anyone but the importer)
+    footer_words: FilePath | None = None  # default: footer_words.toml next to the rule packs
+    footer_template: FilePath | None = None  # default: footer_template.toml next to the packs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

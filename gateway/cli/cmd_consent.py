@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import getpass
 import json
@@ -349,7 +350,7 @@ def run_purge(args: argparse.Namespace) -> int:
             for item in items:
                 print(
                     json.dumps(
-                        {**item.__dict__, "deleted": item.purgeable and not args.dry_run},
+                        {**dataclasses.asdict(item), "deleted": item.purgeable and not args.dry_run},
                         ensure_ascii=False,
                     )
                 )

@@ -8,11 +8,12 @@ names the key or argument, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import cmd_consent, cmd_log, cmd_migrate, cmd_serve, cmd_user
+from gateway.cli import cmd_check, cmd_consent, cmd_log, cmd_migrate, cmd_serve, cmd_user
 from gateway.config import default_path
 from gateway.errors import ConfigError, GatewayError, PackError, StoreUnavailable
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (cmd_serve, cmd_user, cmd_log, cmd_migrate, cmd_consent):
+    for module in (cmd_serve, cmd_user, cmd_log, cmd_migrate, cmd_consent, cmd_check):
         module.register(sub, common)
     return parser
 
@@ -66,3 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: say so plainly; the traceback is for developers
+        if os.environ.get("TOKUDEN_DEBUG"):
+            raise
+        print(
+            f"tokuden: internal error ({type(exc).__name__}: {exc}); "
+            "rerun with TOKUDEN_DEBUG=1 for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 70

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from gateway.config import ClientConfig, Config, SenderConfig
@@ -28,7 +28,7 @@ class Facts:
     recipient: str = ""
     recipient_count: int = 0
     raw: bytes = b""
-    message: EmailMessage | None = None
+    message: Message | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific facts by name
     errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it is missing
 

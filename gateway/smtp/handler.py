@@ -19,6 +19,7 @@ from gateway import replies as replies_mod
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.gate import decide_at_rcpt
 from gateway.consent.model import Law, decide
+from gateway.content.insert import InsertError
 from gateway.engine import chain
 from gateway.engine.context import Facts
 from gateway.errors import GatewayError, StoreUnavailable, UpstreamError
@@ -220,6 +221,7 @@ class Handler:
         if facts.message is not None:
             topic = facts.message.get(self.gw.config.policy.topic_header)
             facts.extra["topic"] = str(topic).strip() or None if topic is not None else None
+            raw = self._gather_footer(facts, raw)
         self._gather_topic_consent(facts)
         verdict = self._evaluate(Phase.DATA, facts)
         state.timings["data_rules"] = time.perf_counter() - started
@@ -250,6 +252,9 @@ class Handler:
             verdict_name = EventVerdict.REJECTED
         else:
             verdict_name = EventVerdict.TEMPFAILED
+        sent_key = ""
+        if answer.ok and facts.client_class is ClientClass.ADVERTISING:
+            sent_key = facts.extra.get("address_key", "")
         try:
             await self._record(
                 state,
@@ -260,6 +265,7 @@ class Handler:
                 recipient=recipients,
                 upstream_reply=answer.line(),
                 size=len(outgoing),
+                sent_key=sent_key,
             )
         except GatewayError:
             if not answer.ok:
@@ -302,6 +308,30 @@ class Handler:
             return
         facts.extra["consent_events"] = events
         facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
+
+    def _gather_footer(self, facts: Facts, raw: bytes) -> bytes:
+        """The display-item report; in insert mode, first repair what is missing."""
+        sender = facts.sender
+        message = facts.message
+        if sender is None or message is None or facts.client_class is not ClientClass.ADVERTISING:
+            return raw
+        footer = self.gw.footer
+        report = footer.report(sender, message)
+        if report.malformed:
+            facts.extra["malformed"] = [*facts.extra.get("malformed", []), *report.problems]
+        if sender.footer == "insert" and not report.ok and not report.malformed:
+            try:
+                repaired = footer.repair(sender, raw, report, facts.extra.get("unsubscribe_url"))
+            except InsertError as exc:
+                facts.extra["footer_insert_error"] = str(exc)
+            else:
+                gather_message_facts(facts, repaired)
+                if facts.message is not None:
+                    raw = repaired
+                    report = footer.report(sender, facts.message)
+                    facts.extra["footer_inserted"] = True
+        facts.extra["footer"] = report
+        return raw
 
     def _gather_topic_consent(self, facts: Facts) -> None:
         """At DATA the topic is known: decide again over the events fetched at RCPT."""

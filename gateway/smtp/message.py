@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import email.policy
+import email.utils
 import re
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import Message
 from email.parser import BytesParser
 
 from gateway.engine.context import Facts
 
-_PARSER = BytesParser(policy=email.policy.default, _class=EmailMessage)
+# compat32 parses ~7x faster than policy.default (0.16 ms vs 1.1 ms for 6 KB here) and
+# keeps header values as the raw strings we need; nothing is re-serialised from it.
+_PARSER = BytesParser(policy=email.policy.compat32)
+_ADDR_SPEC = re.compile(r"^[^\s@<>()\[\],;:\\\"]+@[^\s@<>()\[\],;:\\\"]+$")
 _HEADER_END = re.compile(rb"\r\n\r\n")
 MAX_HEADER_BYTES = 256 * 1024
 MAX_HEADER_LINE = 998  # RFC 5322 §2.1.1
@@ -39,10 +42,8 @@ def wire_problems(raw: bytes) -> list[str]:
     return problems
 
 
-def parse(raw: bytes) -> EmailMessage:
-    message = _PARSER.parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    return message
+def parse(raw: bytes) -> Message:
+    return _PARSER.parsebytes(raw)
 
 
 def gather_message_facts(facts: Facts, raw: bytes) -> None:
@@ -66,19 +67,17 @@ def gather_message_facts(facts: Facts, raw: bytes) -> None:
     if len(froms) > 1:
         facts.errors["header_from"] = f"{len(froms)} From headers (exactly one is allowed)"
         return
-    try:
-        addresses: tuple[Address, ...] = froms[0].addresses
-    except Exception:
-        facts.errors["header_from"] = "From header cannot be parsed"
-        return
+    value = str(froms[0])
+    addresses = [a for _, a in email.utils.getaddresses([value]) if a]
     if len(addresses) != 1:
         facts.errors["header_from"] = (
             f"From holds {len(addresses)} addresses (exactly one is allowed)"
         )
         return
     address = addresses[0]
-    if not address.username or not address.domain or froms[0].defects:
-        facts.errors["header_from"] = f"From address {str(froms[0])!r} is malformed"
+    if not _ADDR_SPEC.match(address) or address.startswith("@") or address.endswith("@"):
+        facts.errors["header_from"] = f"From address {value.strip()!r} is malformed"
         return
-    facts.extra["header_from"] = f"{address.username}@{address.domain.lower()}"
+    local, _, domain = address.rpartition("@")
+    facts.extra["header_from"] = f"{local}@{domain.lower()}"
     facts.extra["message_id"] = str(message.get("Message-ID", "") or "").strip()

@@ -16,9 +16,11 @@ def open_store(url: str, *, commit_interval: float = 0.002, commit_max_batch: in
             commit_max_batch=commit_max_batch,
         )
     if url.startswith(("postgresql://", "postgres://")):
-        from gateway.store.postgres import PostgresStore  # type: ignore[import-not-found]
+        from gateway.store.postgres import PostgresStore
 
-        return PostgresStore(url)  # type: ignore[no-any-return]
+        return PostgresStore(
+            url, commit_interval=commit_interval, commit_max_batch=commit_max_batch
+        )
     raise ValueError(f"unsupported store URL {url!r}")
 
 

@@ -1,0 +1,81 @@
+"""Footer facts for the DATA phase: the display-item report, and insert mode's repair.
+
+Word lists and the insert template are loaded once at start-up (no file opens on
+the hot path); each sender identity's FooterSpec is built once.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from pathlib import Path
+
+from gateway.config import Config, SenderConfig
+from gateway.content.footer import (
+    FooterReport,
+    FooterSpec,
+    FooterWords,
+    check_parts,
+    load_footer_words,
+)
+from gateway.content.insert import FooterTemplate, InsertError, insert_footer, load_footer_template
+from gateway.content.parts import readable_parts
+from gateway.errors import ConfigError
+
+WORDS_FILE = "footer_words.toml"
+TEMPLATE_FILE = "footer_template.toml"
+
+
+def _next_to_packs(config: Config, name: str) -> Path:
+    for pack in config.policy.rules:
+        candidate = Path(pack).parent / name
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{name} not found next to the rule packs", "policy.rules")
+
+
+class FooterPolicy:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        words_path = config.policy.footer_words or str(_next_to_packs(config, WORDS_FILE))
+        template_path = config.policy.footer_template or str(_next_to_packs(config, TEMPLATE_FILE))
+        try:
+            self.words: FooterWords = load_footer_words(words_path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{words_path}: {exc}", "policy.footer_words") from None
+        try:
+            self.template: FooterTemplate = load_footer_template(template_path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{template_path}: {exc}", "policy.footer_template") from None
+        self.unsubscribe_prefix = config.http.public_url.rstrip("/") + "/u/"
+        self._specs = {s.id: self._spec(s) for s in config.senders}
+
+    def _spec(self, sender: SenderConfig) -> FooterSpec:
+        # The gateway's own /u/ link counts as the sender's opt-out address (issue 6).
+        return FooterSpec(
+            name=sender.name,
+            postal_address=sender.postal_address,
+            contacts=sender.contacts,
+            optout=(*sender.optout, self.unsubscribe_prefix),
+            info_urls=sender.info_urls,
+            law=sender.law,
+        )
+
+    def spec(self, sender: SenderConfig) -> FooterSpec:
+        return self._specs[sender.id]
+
+    def report(self, sender: SenderConfig, message: Message) -> FooterReport:
+        return check_parts(readable_parts(message), self.spec(sender), self.words)
+
+    def repair(
+        self, sender: SenderConfig, raw: bytes, report: FooterReport, optout_url: str | None
+    ) -> bytes:
+        """Insert mode: add the footer block to every part that lacks items.
+
+        Raises InsertError when the message cannot be edited safely; the caller then
+        checks the original, so the verdict says what is missing.
+        """
+        url = optout_url or next((o for o in sender.optout if o.startswith("http")), None)
+        return insert_footer(raw, self.spec(sender), report, self.template, optout_url=url)
+
+
+__all__ = ["FooterPolicy", "InsertError"]

@@ -1,0 +1,199 @@
+"""Consent (特定電子メール法 第3条) end to end: recipients in every state, imports, approval."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.consent import grant, import_rows, opt_out
+from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+def send(gw: GatewayProcess, rcpt: str, *, topic: str | None = None, user: str = "ma-tool") -> tuple[int, bytes]:
+    """One transaction; returns the first refusal (RCPT or DATA) or the DATA reply."""
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login(user, PASSWORD)
+        client.mail("news@bounce.example.jp")
+        code, reply = client.rcpt(rcpt)
+        if code != 250:
+            return code, reply
+        extra = {"X-Tokuden-Topic": topic} if topic else None
+        return client.data(marketing(to=rcpt, extra_headers=extra))
+
+
+def test_recipient_states(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    cfg = gateway.config_path
+    grant(cfg, "sample", "hiroshi@example.com")
+    opt_out(cfg, "sample", "hiroshi@example.com")  # opt-out wins over the earlier consent
+    code, _, out = import_rows(cfg, "sample", [
+        {"email": "card@example.com", "status": "exempt", "method": "business_card"},
+    ], name="exempt.csv")
+    assert code == 0, out
+    approve = cli("consent", "approve", out.split("batch ")[1].split(":")[0], "--by", "boss", config=cfg)
+    assert approve.returncode == 0
+
+    assert send(gateway, "taro@example.com")[0] == 250
+    code, reply = send(gateway, "nobody@example.com")
+    assert (code, reply[:24]) == (550, b"5.7.1 [optin.missing] Re")
+    code, reply = send(gateway, "hiroshi@example.com")
+    assert (code, reply[:26]) == (550, b"5.7.1 [optin.opted_out] Re")
+    # the opt-out matches every case variant of the local part
+    assert send(gateway, "Hiroshi@Example.COM")[1][:23] == b"5.7.1 [optin.opted_out]"
+    # business-card exemption: allowed under 特定電子メール法 (sender "sample" is law=tokuden)
+    assert send(gateway, "card@example.com")[0] == 250
+    assert len(sink.received) == 2
+    refused = {e["recipient"]: e["rule_ids"] for e in _events(gateway) if e["verdict"] == "rejected"}
+    assert refused == {
+        "nobody@example.com": ["optin.missing"],
+        "hiroshi@example.com": ["optin.opted_out"],
+        "Hiroshi@Example.COM": ["optin.opted_out"],
+    }
+
+
+def test_tokusho_does_not_accept_the_business_card_exemption(
+    config: dict[str, Any], start_gateway: Any
+) -> None:
+    config["senders"][0]["law"] = "tokusho"
+    config["policy"]["import_approval"] = False
+    gw = start_gateway(config)
+    code, _, out = import_rows(gw.config_path, "sample", [
+        {"email": "card@example.com", "status": "exempt", "method": "business_card"},
+    ])
+    assert code == 0, out
+    code, reply = send(gw, "card@example.com")
+    assert code == 550 and b"[optin.missing]" in reply
+
+
+def test_topic_optout_blocks_only_that_topic(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    opt_out(gateway.config_path, "sample", "taro@example.com", topic="sale")
+    code, reply = send(gateway, "taro@example.com", topic="sale")
+    assert (code, reply[:23]) == (550, b"5.7.1 [optin.opted_out]")  # refused at DATA
+    assert send(gateway, "taro@example.com", topic="newsletter")[0] == 250
+    # the topic header is for the gateway only
+    assert b"X-Tokuden-Topic" not in sink.received[-1].data
+    # mail without a topic could be about anything: a topic refusal applies
+    assert send(gateway, "taro@example.com")[0] == 550
+
+
+def test_transactional_mail_skips_consent(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    assert send(gateway, "stranger@example.com", user="receipts")[0] == 250
+    [event] = [e for e in _events(gateway) if e["client"] == "receipts"]
+    assert event["client_class"] == "transactional"
+
+
+def test_store_failure_fails_closed(gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path) -> None:
+    # Break the consent table underneath the running gateway: it cannot answer now.
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
+        db.execute("ALTER TABLE consent_events RENAME TO consent_events_gone")
+    code, reply = send(gateway, "taro@example.com")
+    assert (code, reply[:5]) == (451, b"4.3.0")
+    assert sink.received == []
+
+
+def test_import_is_all_or_nothing_with_a_clear_report(gateway: GatewayProcess) -> None:
+    cfg = gateway.config_path
+    rows = [
+        {"email": "ok1@example.com", "status": "opted_in", "method": "web_form"},
+        {"email": "broken@", "status": "opted_in", "method": "web_form"},
+        {"email": "ok2@example.com", "status": "maybe", "method": "web_form"},
+        {"email": "twice@example.com", "status": "opted_in", "method": "web_form"},
+        {"email": "twice@example.com", "status": "opted_out", "method": "manual"},
+    ]
+    code, batch, out = import_rows(cfg, "sample", rows, name="bad.csv")
+    assert code == 1
+    assert "line 3: column email" in out
+    assert "line 4: column status: unknown value 'maybe'" in out
+    assert "line 5" in out and "line 6" in out  # the conflicting pair, both lines named
+    assert "nothing was imported" in out
+    assert send(gateway, "ok1@example.com")[0] == 550  # nothing changed
+    skipped = cli("consent", "import", "--sender", "sample", str(cfg.parent / "bad.csv"),
+                  "--skip-invalid", "--by", "importer", "--json", config=cfg)
+    report = json.loads(skipped.stdout)
+    assert report["imported"] == 1 and report["skipped_lines"] == [3, 4, 5, 6]
+
+
+def test_four_eyes_approval(gateway: GatewayProcess) -> None:
+    cfg = gateway.config_path
+    code, batch, out = import_rows(cfg, "sample", [
+        {"email": "new@example.com", "status": "opted_in", "method": "web_form"},
+    ], by="alice", name="grants.csv")
+    assert code == 0 and "wait for approval" in out
+    assert send(gateway, "new@example.com")[0] == 550  # pending: not in effect
+    same = cli("consent", "approve", batch, "--by", "alice", config=cfg)
+    assert same.returncode == 1 and "a second person must approve" in same.stderr
+    assert cli("consent", "approve", batch, "--by", "bob", config=cfg).returncode == 0
+    again = cli("consent", "approve", batch, "--by", "carol", config=cfg)
+    assert again.returncode == 1 and "not pending" in again.stderr
+    assert send(gateway, "new@example.com")[0] == 250
+    listed = cli("consent", "batches", "--json", config=cfg)
+    batches = {b["id"]: b for b in map(json.loads, listed.stdout.splitlines())}
+    assert batches[batch]["status"] == "approved" and batches[batch]["decided_by"] == "bob"
+
+
+def test_lookup_shows_history_last_sent_and_is_audited(gateway: GatewayProcess, tmp_path: Path) -> None:
+    cfg = gateway.config_path
+    assert send(gateway, "taro@example.com")[0] == 250
+    opt_out(cfg, "sample", "taro@example.com")
+    result = cli("consent", "lookup", "--sender", "sample", "taro@example.com", "--json",
+                 "--by", "marketer1", "--reason", "customer call", config=cfg)
+    data = json.loads(result.stdout)
+    assert data["status"] == "opted_out"
+    assert [h["status"] for h in data["history"]] == ["opted_in", "opted_out"]
+    assert data["last_sent"] is not None
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
+        rows = db.execute("SELECT actor, action, subject, reason FROM audit_log").fetchall()
+    assert ("marketer1", "consent.lookup", "sample:taro@example.com", "customer call") in rows
+    table = cli("consent", "lookup", "--sender", "sample", "taro@example.com", config=cfg)
+    assert "opted_out" in table.stdout and "double_opt_in" in table.stdout
+
+
+def test_purge_keeps_what_the_law_requires(gateway: GatewayProcess, tmp_path: Path) -> None:
+    cfg = gateway.config_path
+    assert send(gateway, "taro@example.com")[0] == 250  # mail sent now: evidence kept a month
+    import_rows(cfg, "sample", [
+        {"email": "old@example.com", "status": "opted_in", "method": "web_form",
+         "consented_at": "2020-01-10T10:00:00+09:00"},
+    ], name="old.csv")
+    cli("consent", "approve", _pending(cfg), "--by", "approver", config=cfg)
+    opt_out(cfg, "sample", "gone@example.com")
+    dry = cli("consent", "purge", "--dry-run", "--json", config=cfg)
+    plan = {p["address_key"]: p for p in map(json.loads, dry.stdout.splitlines())}
+    assert "old@example.com" in plan, dry.stdout + dry.stderr
+    assert plan["old@example.com"]["purgeable"] is True  # tokuden: 1 month after consent
+    assert plan["taro@example.com"]["purgeable"] is False
+    assert "last send" in plan["taro@example.com"]["reason"]
+    assert plan["hanako@example.com"]["purgeable"] is True  # consent of January, never used
+    assert plan["gone@example.com"]["purgeable"] is False and "opt-out" in plan["gone@example.com"]["reason"]
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM consent_events WHERE address_key='old@example.com'").fetchone()[0] == 1
+    done = cli("consent", "purge", "--by", "dpo", config=cfg)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM consent_events WHERE address_key='old@example.com'").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM consent_events WHERE address_key='gone@example.com'").fetchone()[0] == 1
+        assert db.execute("SELECT action FROM audit_log WHERE action='consent.purge'").fetchone()
+
+
+def test_evidence_is_append_only(gateway: GatewayProcess, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE consent_events SET status='opted_in' WHERE address_key='taro@example.com'")
+
+
+def _pending(cfg: Path) -> str:
+    listed = cli("consent", "batches", "--status", "pending", "--json", config=cfg)
+    return str(json.loads(listed.stdout.splitlines()[0])["id"])
+
+
+def _events(gw: GatewayProcess) -> list[dict[str, Any]]:
+    result = cli("log", "--json", "--limit", "1000", config=gw.config_path)
+    return [json.loads(line) for line in result.stdout.splitlines()]
