@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import getpass
 import json
 import sys
@@ -346,11 +346,15 @@ def run_purge(args: argparse.Namespace) -> int:
                 deleted += await service.purge(store, item)
         if not args.dry_run and deleted:
             await service.audit(store, _actor(args), "consent.purge", f"{deleted} rows")
+        deleting = not args.dry_run
         if args.json:
             for item in items:
                 print(
                     json.dumps(
-                        {**dataclasses.asdict(item), "deleted": item.purgeable and not args.dry_run},
+                        {
+                            **dataclasses.asdict(item),
+                            "deleted": item.purgeable and not args.dry_run,
+                        },
                         ensure_ascii=False,
                     )
                 )

@@ -109,7 +109,7 @@ def test_import_is_all_or_nothing_with_a_clear_report(gateway: GatewayProcess) -
         {"email": "twice@example.com", "status": "opted_in", "method": "web_form"},
         {"email": "twice@example.com", "status": "opted_out", "method": "manual"},
     ]
-    code, batch, out = import_rows(cfg, "sample", rows, name="bad.csv")
+    code, _, out = import_rows(cfg, "sample", rows, name="bad.csv")
     assert code == 1
     assert "line 3: column email" in out
     assert "line 4: column status: unknown value 'maybe'" in out
