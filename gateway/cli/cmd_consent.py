@@ -346,7 +346,6 @@ def run_purge(args: argparse.Namespace) -> int:
                 deleted += await service.purge(store, item)
         if not args.dry_run and deleted:
             await service.audit(store, _actor(args), "consent.purge", f"{deleted} rows")
-        deleting = not args.dry_run
         if args.json:
             for item in items:
                 print(
