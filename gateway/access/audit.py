@@ -1,0 +1,88 @@
+"""Personal-data minimisation: address masking, and reading the append-only audit trail."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.store.base import Store
+
+__all__ = ["AuditFilter", "mask_address", "mask_event", "query_audit"]
+
+_EMAIL = re.compile(r"[^\s<>\"',;:()\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
+
+
+def mask_address(address: str) -> str:
+    """'taro@example.jp' -> 't***@example.jp' (the domain stays: it says which provider)."""
+    if not address:
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address[:1] + "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def _mask_text(text: str, needle: str) -> str:
+    if needle and needle.lower() in text.lower():
+        text = re.sub(re.escape(needle), mask_address(needle), text, flags=re.IGNORECASE)
+    return text
+
+
+def mask_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an event row with the recipient masked everywhere it appears."""
+    out = dict(event)
+    recipient = str(event.get("recipient") or "")
+    out["recipient"] = mask_address(recipient)
+    if recipient:
+        for key in ("reply", "upstream_reply"):
+            out[key] = _mask_text(str(event.get(key) or ""), recipient)
+        results = []
+        for res in event.get("results") or []:
+            res = dict(res)
+            if "detail" in res:
+                res["detail"] = _mask_text(str(res["detail"]), recipient)
+            if res.get("data"):
+                res["data"] = {k: _mask_text(v, recipient) if isinstance(v, str) else v
+                               for k, v in res["data"].items()}
+            results.append(res)
+        out["results"] = results
+    out["masked"] = True
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    since: float | None = None
+    until: float | None = None
+    actor: str | None = None
+    action: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+async def query_audit(store: Store, flt: AuditFilter) -> list[dict[str, Any]]:
+    """Audit rows matching the filter, newest first."""
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.since is not None:
+        where.append("at >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        where.append("at < ?")
+        params.append(flt.until)
+    if flt.actor:
+        where.append("actor = ?")
+        params.append(flt.actor)
+    if flt.action:
+        where.append("action = ?")
+        params.append(flt.action)
+    if flt.before_id is not None:
+        where.append("id < ?")
+        params.append(flt.before_id)
+    sql = "SELECT id, at, actor, action, subject, reason FROM audit_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(max(1, min(flt.limit, 10_000)))
+    return await store.fetch(sql, params)

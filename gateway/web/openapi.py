@@ -1,0 +1,212 @@
+"""The OpenAPI 3.1 document of /api/v1 (hand-written; a test keeps it in step with the routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import __version__
+
+_ERR = {"$ref": "#/components/responses/Error"}
+
+
+def _q(name: str, desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": desc,
+            "schema": schema or {"type": "string"}}
+
+
+def _p(name: str, desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": desc,
+            "schema": schema or {"type": "string"}}
+
+
+def _ok(desc: str, schema: dict[str, Any] | None = None, media: str = "application/json"
+        ) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": desc}
+    if schema is not None:
+        out["content"] = {media: {"schema": schema}}
+    return out
+
+
+def _op(summary: str, permission: str | None, responses: dict[str, Any], **extra: Any
+        ) -> dict[str, Any]:
+    desc = f"Permission: `{permission}`." if permission else "Any valid token."
+    return {"summary": summary, "description": extra.pop("description", "") + " " + desc,
+            "responses": {**responses, "401": _ERR, "403": _ERR, "429": _ERR}, **extra}
+
+
+_REVEAL = [_q("reveal", "1 to show recipient addresses unmasked (events.reveal; audited)"),
+           _q("reason", "why (required with reveal=1; kept in the audit trail)")]
+_EVENT_FILTERS = [
+    _q("since", "from this time (epoch seconds or ISO 8601; naive = Japan time)"),
+    _q("until", "before this time"),
+    _q("verdict", "accepted | rejected | tempfailed",
+       {"type": "string", "enum": ["accepted", "rejected", "tempfailed"]}),
+    _q("rule", "events naming this rule id (refused or monitored)"),
+    _q("client", "MA tool user name"),
+    _q("sender", "sender identity id"),
+    _q("recipient", "exact recipient address (audited as a search)"),
+    _q("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
+    _q("before_id", "cursor: events with a smaller id (use next_before_id)", {"type": "integer"}),
+    _q("format", "json (default) or csv (all matching events, streamed; audited)",
+       {"type": "string", "enum": ["json", "csv"]}),
+]
+
+CONSENT_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sender", "address", "status", "method", "occurred_at", "source_system",
+                 "source_ref"],
+    "properties": {
+        "sender": {"type": "string", "description": "sender identity id ([[senders]] id)"},
+        "address": {"type": "string", "format": "email"},
+        "status": {"type": "string", "enum": ["opted_in", "opted_out", "exempt"]},
+        "method": {"type": "string", "enum": [
+            "web_form", "double_opt_in", "paper_form", "cmp", "manual", "business_card",
+            "transaction", "published_address", "one_click", "unsubscribe_page", "mailto",
+            "complaint", "import_optout"],
+            "description": "opted_in: web_form, double_opt_in, paper_form, cmp, manual; "
+                           "exempt: business_card, transaction, published_address; "
+                           "opted_out: any"},
+        "occurred_at": {"type": "string", "format": "date-time",
+                        "description": "when the person consented or refused; with offset"},
+        "source_system": {"type": "string", "maxLength": 100, "description": "e.g. the CMP"},
+        "source_ref": {"type": "string", "maxLength": 200,
+                       "description": "the source's id of this event: a resend with the same "
+                                      "(sender, source_system, source_ref) is recorded once"},
+        "topic": {"type": ["string", "null"], "description": "null: all topics"},
+        "client_ip": {"type": ["string", "null"]},
+        "user_agent": {"type": ["string", "null"]},
+    },
+}
+
+
+def openapi_document(public_url: str = "") -> dict[str, Any]:
+    obj = {"type": "object"}
+    paths: dict[str, Any] = {
+        "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
+                                         "responses": {"200": _ok("OpenAPI 3.1", obj)}}},
+        "/api/v1/me": {"get": _op("The calling token's name, role and permissions", None,
+                                  {"200": _ok("caller", obj)})},
+        "/api/v1/events": {"get": _op(
+            "The event log, newest first; recipients masked unless revealed", "events.read",
+            {"200": {"description": "a page of events (JSON) or every match (CSV)",
+                     "content": {"application/json": {"schema": {"$ref":
+                                                                 "#/components/schemas/EventPage"}},
+                                 "text/csv": {"schema": {"type": "string"}}}},
+             "422": _ERR},
+            parameters=_EVENT_FILTERS + _REVEAL)},
+        "/api/v1/events/{event_id}": {"get": _op(
+            "One event with every rule result and the exact SMTP reply", "events.read",
+            {"200": _ok("event", obj), "404": _ERR},
+            parameters=[_p("event_id", "event row id", {"type": "integer"}), *_REVEAL])},
+        "/api/v1/consents": {"post": _op(
+            "Record one consent event from a CMP or a form", "consent.ingest",
+            {"201": _ok("recorded", obj), "200": _ok("already recorded (idempotent)", obj),
+             "422": _ERR},
+            requestBody={"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/ConsentEvent"}}}})},
+        "/api/v1/consents/{sender}/{address}": {"get": _op(
+            "Consent status, evidence and history of one address (audited)", "consent.lookup",
+            {"200": _ok("lookup", obj), "404": _ERR, "422": _ERR},
+            parameters=[_p("sender", "sender identity id"), _p("address", "e-mail address"),
+                        _q("topic", "decide for mail on this topic"),
+                        _q("reason", "why you look (audit trail)")])},
+        "/api/v1/exports/consents/{sender}": {"get": _op(
+            "Every consent row of a sender (audited)", "consent.export",
+            {"200": {"description": "CSV (UTF-8 BOM) or JSON lines",
+                     "content": {"text/csv": {"schema": {"type": "string"}},
+                                 "application/x-ndjson": {"schema": {"type": "string"}}}},
+             "404": _ERR},
+            parameters=[_p("sender", "sender identity id"),
+                        _q("format", "csv or jsonl", {"type": "string", "enum": ["csv", "jsonl"]}),
+                        _q("reason", "why (audit trail)")])},
+        "/api/v1/imports": {
+            "get": _op("Consent import batches", "batches.read", {"200": _ok("batches", obj)},
+                       parameters=[_q("status", "pending | approved | failed")]),
+            "post": _op("Import a CSV / JSON-lines file of consent records (all-or-nothing)",
+                        "batches.import", {"201": _ok("imported", obj), "422": _ERR},
+                        requestBody={"required": True, "content": {"multipart/form-data": {
+                            "schema": {"type": "object", "required": ["sender", "file"],
+                                       "properties": {
+                                           "sender": {"type": "string"},
+                                           "format": {"type": "string",
+                                                      "enum": ["csv", "jsonl"]},
+                                           "file": {"type": "string",
+                                                    "contentMediaType":
+                                                        "application/octet-stream"}}}}}}),
+        },
+        "/api/v1/imports/{batch_id}/approve": {"post": _op(
+            "Approve a pending batch (four eyes: not by its importer)", "batches.approve",
+            {"200": _ok("the approved batch", obj), "404": _ERR, "409": _ERR},
+            parameters=[_p("batch_id", "batch id")])},
+        "/api/v1/preflight": {"post": _op(
+            "Check a draft's display items (特定電子メール法 第4条) without sending", "preflight",
+            {"200": _ok("report", obj), "413": _ERR, "422": _ERR},
+            parameters=[_q("sender", "sender identity id (or a form field)")],
+            requestBody={"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                                   "properties": {
+                                                       "sender": {"type": "string"},
+                                                       "file": {"type": "string",
+                                                                "contentMediaType":
+                                                                    "message/rfc822"}}}},
+                "message/rfc822": {"schema": {"type": "string"}}}})},
+        "/api/v1/audit": {"get": _op(
+            "The audit trail of personal-data access, newest first", "audit.read",
+            {"200": _ok("entries", obj)},
+            parameters=[_q("since", "from"), _q("until", "before"), _q("actor", "who"),
+                        _q("action", "e.g. consent.lookup, events.reveal, consent.export"),
+                        _q("before_id", "cursor", {"type": "integer"}),
+                        _q("limit", "1-1000", {"type": "integer"})])},
+        "/api/v1/reports/{month}": {"get": _op(
+            "Monthly compliance report (month in Japan time)", "report.read",
+            {"200": {"description": "figures", "content": {
+                "application/json": {"schema": obj}, "text/csv": {"schema": {"type": "string"}}}},
+             "422": _ERR},
+            parameters=[_p("month", "YYYY-MM"), _q("format", "json or csv")])},
+        "/api/v1/tokens": {
+            "get": _op("API tokens (never their secrets)", "tokens.manage",
+                       {"200": _ok("tokens", obj)}),
+            "post": _op("Create a token; the secret is in this response only", "tokens.manage",
+                        {"201": _ok("token with secret", obj), "422": _ERR},
+                        requestBody={"required": True, "content": {"application/json": {
+                            "schema": {"type": "object", "required": ["role", "name"],
+                                       "properties": {
+                                           "role": {"type": "string", "enum": [
+                                               "marketer", "ops", "approver", "auditor",
+                                               "admin"]},
+                                           "name": {"type": "string"},
+                                           "expires": {"type": "string",
+                                                       "description": "e.g. 30d, 12h"}}}}}}),
+        },
+        "/api/v1/tokens/{token_id}": {"delete": _op(
+            "Revoke a token (its UI sessions end too)", "tokens.manage",
+            {"204": {"description": "revoked"}, "404": _ERR, "409": _ERR},
+            parameters=[_p("token_id", "token id (tk_...)")])},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "tokuden gateway API", "version": __version__,
+                 "description": "Event log, consent, import approvals, preflight, audit trail "
+                                "and reports. Authenticate with `Authorization: Bearer tkd_...` "
+                                "(`tokuden token create --role ROLE`). Unsubscribe endpoints "
+                                "(/u/TOKEN) are outside /api and need no token."},
+        "servers": [{"url": public_url}] if public_url else [],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "ConsentEvent": CONSENT_EVENT_SCHEMA,
+                "Error": {"type": "object", "required": ["error", "detail"], "properties": {
+                    "error": {"type": "string"}, "detail": {"type": "string"},
+                    "field": {"type": "string", "description": "the offending field"}}},
+                "EventPage": {"type": "object", "properties": {
+                    "events": {"type": "array", "items": {"type": "object"}},
+                    "next_before_id": {"type": ["integer", "null"]},
+                    "masked": {"type": "boolean"}}},
+            },
+            "responses": {"Error": {"description": "refused", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}},
+        },
+    }
