@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import cmd_check, cmd_consent, cmd_log, cmd_migrate, cmd_serve, cmd_user
+from gateway.cli import (
+    cmd_check,
+    cmd_consent,
+    cmd_copy_store,
+    cmd_log,
+    cmd_migrate,
+    cmd_report,
+    cmd_serve,
+    cmd_token,
+    cmd_user,
+)
 from gateway.config import default_path
 from gateway.errors import ConfigError, GatewayError, PackError, StoreUnavailable
 
@@ -43,7 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (cmd_serve, cmd_user, cmd_log, cmd_migrate, cmd_consent, cmd_check):
+    for module in (
+        cmd_serve,
+        cmd_user,
+        cmd_log,
+        cmd_migrate,
+        cmd_consent,
+        cmd_check,
+        cmd_copy_store,
+        cmd_token,
+        cmd_report,
+    ):
         module.register(sub, common)
     return parser
 
