@@ -116,7 +116,7 @@ async def reveal_wanted(request: Request, principal: Principal, subject: str) ->
     return True
 
 
-def _describe(flt: EventFilter) -> str:
+def describe(flt: EventFilter) -> str:
     parts = [f"{k}={v}" for k, v in (
         ("since", flt.since), ("until", flt.until), ("verdict", flt.verdict), ("rule", flt.rule),
         ("client", flt.client), ("sender", flt.sender_id), ("recipient", flt.recipient),
@@ -134,15 +134,15 @@ async def events_list(request: Request, principal: Principal) -> Response:
     if fmt not in ("json", "csv"):
         raise ApiError(422, "invalid", "format is json or csv", field="format")
     flt = event_filter(params)
-    reveal = await reveal_wanted(request, principal, _describe(flt))
+    reveal = await reveal_wanted(request, principal, describe(flt))
     if flt.recipient:
         # searching by an address is a look at that person's data
         await service.audit(ctx.store, principal.actor, "events.search",
                             f"recipient={flt.recipient}", params.get("reason", ""))
     if fmt == "csv":
-        await service.audit(ctx.store, principal.actor, "events.export", _describe(flt),
+        await service.audit(ctx.store, principal.actor, "events.export", describe(flt),
                             params.get("reason", ""))
-        return StreamingResponse(_events_csv(request, flt, reveal), media_type="text/csv",
+        return StreamingResponse(events_csv(request, flt, reveal), media_type="text/csv",
                                  headers={"Content-Disposition":
                                           'attachment; filename="events.csv"'})
     rows = await ctx.store.query_events(flt)
@@ -151,7 +151,7 @@ async def events_list(request: Request, principal: Principal) -> Response:
     return JSONResponse({"events": events, "next_before_id": next_id, "masked": not reveal})
 
 
-async def _events_csv(request: Request, flt: EventFilter, reveal: bool) -> AsyncIterator[bytes]:
+async def events_csv(request: Request, flt: EventFilter, reveal: bool) -> AsyncIterator[bytes]:
     store = ctx_of(request).store
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.access.audit import AuditFilter, mask_event, query_audit
@@ -161,9 +161,24 @@ async def events_page(request: Request, session: Session) -> Response:
     rules = sorted({r.id for r in ctx.gateway.rules.rules})
     return render(request, session, "events.html", active="events", events=rows,
                   params=params, next_link=next_link, rules=rules,
-                  csv_link="/api/v1/events?" + urlencode({**{k: v for k, v in flt_params.items()
-                                                             if v and k != "limit"},
-                                                          "format": "csv"}))
+                  csv_link="/ui/events.csv?" + urlencode(params))
+
+
+@ui(Permission.EVENTS_READ)
+async def events_csv(request: Request, session: Session) -> Response:
+    """Every event matching the page's filters, masked, as CSV (audited as an export)."""
+    q = request.query_params
+    flt = api.event_filter({
+        "verdict": q.get("verdict", ""), "rule": q.get("rule", "").strip(),
+        "client": q.get("client", "").strip(), "sender": q.get("sender", ""),
+        "recipient": q.get("recipient", "").strip(),
+        "since": _day_bound(q.get("from"), "from", False) or "",
+        "until": _day_bound(q.get("to"), "to", True) or "",
+    })
+    await service.audit(ctx_of(request).store, session.principal.actor, "events.export",
+                        api.describe(flt))
+    return StreamingResponse(api.events_csv(request, flt, False), media_type="text/csv",
+                             headers={"Content-Disposition": 'attachment; filename="events.csv"'})
 
 
 async def _event_page(request: Request, session: Session, reveal_reason: str | None
@@ -365,6 +380,7 @@ routes = [
     Route("/ui/logout", logout, methods=["POST"]),
     Route("/ui/", home, methods=["GET"]),
     Route("/ui/events", events_page, methods=["GET"]),
+    Route("/ui/events.csv", events_csv, methods=["GET"]),
     Route("/ui/events/{event_id:int}", event_page, methods=["GET"]),
     Route("/ui/events/{event_id:int}/reveal", event_reveal, methods=["POST"]),
     Route("/ui/dashboard", dashboard, methods=["GET"]),

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import create_token
 from gateway.app import Gateway, build
 from gateway.config import from_dict
@@ -16,7 +17,6 @@ from gateway.model import Event, EventVerdict, Outcome, Phase, RuleResult
 from gateway.store.base import Store
 from gateway.unsubscribe.tokens import TokenCodec, generate_secret_file
 from gateway.web import Metrics, create_app
-from gateway.access.throttle import FailureThrottle
 from tests.support.gateway import base_config, free_port
 
 
@@ -65,8 +65,7 @@ async def add_event(store: Store, *, verdict: str = "rejected", rules: tuple[str
     v = EventVerdict(verdict)
     text = reply or ("250 2.0.0 OK" if v is EventVerdict.ACCEPTED else
                      f"550 5.7.1 [{rules[0] if rules else 'x'}] refused <{recipient}>")
-    results = tuple(RuleResult(r, Outcome.FAIL, f"no consent for {recipient}") for r in rules) + (
-        RuleResult("address.invalid", Outcome.PASS),)
+    results = (*tuple(RuleResult(r, Outcome.FAIL, f"no consent for {recipient}") for r in rules), RuleResult("address.invalid", Outcome.PASS))
     event = Event(verdict=v, phase=Phase(phase), reply=text, client=client,
                   client_class="advertising", client_ip="127.0.0.1", sender_id=sender,
                   mail_from="bounce@bounce.example.jp", recipient=recipient,

@@ -9,8 +9,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import create_token, revoke_token
 from gateway.web.app import create_app
