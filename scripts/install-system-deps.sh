@@ -2,7 +2,8 @@
 # Installs the Debian packages the tests and benchmarks talk to as real peers:
 # postfix (smtp-sink / smtp-source, and the peer relay in the benchmark), swaks
 # (an independent SMTP client), knot (an authoritative DNS server on loopback),
-# opendkim-tools (an independent DKIM verifier) and opendkim (the bench peer).
+# opendkim-tools (an independent DKIM verifier), opendkim (the bench peer) and chromium
+# with chromium-driver (headless browser for the web UI tests).
 # Idempotent: does nothing when every binary is already present.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v opendkim-testmsg >/dev/null 2>&1 || [ -x /usr/sbin/opendkim-testmsg ] || need+=(opendkim-tools)
 command -v opendkim >/dev/null 2>&1 || [ -x /usr/sbin/opendkim ] || need+=(opendkim)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
