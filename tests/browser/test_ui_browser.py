@@ -1,0 +1,176 @@
+"""The web UI in headless Chromium (Debian's, driven by Playwright) against the real server.
+
+Also writes the README screenshots to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.consent import service
+from gateway.web import HttpServer
+from tests.integration.web.support import CSV_GRANTS, Env, add_event, make_env
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "docs" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Debian chromium not installed (scripts/install-system-deps.sh)")
+
+
+async def _seed(env: Env) -> None:
+    now = time.time()
+    rules = ["optin.missing", "footer.postal_address", "optin.opted_out", "align.dkim",
+             "footer.optout_notice"]
+    for day in range(10):
+        for i in range(day % 4 + 2):
+            await add_event(env.store, rules=(rules[(day + i) % len(rules)],),
+                            recipient=f"user{day}{i}@example.jp", at=now - day * 86400 - i * 60,
+                            phase="rcpt" if "optin" in rules[(day + i) % len(rules)] else "data")
+        for i in range(day % 3 + 4):
+            await add_event(env.store, verdict="accepted", recipient=f"ok{day}{i}@example.jp",
+                            at=now - day * 86400 - i * 90, phase="data")
+    await add_event(env.store, rules=("footer.postal_address", "footer.contact"),
+                    recipient="taro.yamada@example.jp", phase="data", at=now - 30,
+                    reply="550 5.7.1 [footer.postal_address] [footer.contact] 住所・連絡先の表示が"
+                          "ありません / Postal address and contact missing")
+    path = env.tmp / "grants.csv"
+    path.write_text(CSV_GRANTS, encoding="utf-8")
+    sender = env.gateway.config.sender("sample")
+    assert sender is not None
+    await service.import_file(env.store, sender=sender, path=path, recorded_by="mk-sato")
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Env, str]]:
+    env = await make_env(tmp_path)
+    await _seed(env)
+    server = HttpServer()
+    await server.start(env.app, "127.0.0.1:0")
+    try:
+        yield env, server.url
+    finally:
+        await server.stop()
+        await env.store.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def _login(browser: Any, url: str, secret: str) -> Any:
+    context = await browser.new_context(viewport={"width": 1366, "height": 860},
+                                        locale="ja-JP")
+    page = await context.new_page()
+    await page.goto(f"{url}/ui/login")
+    await page.fill("#token", secret)
+    await page.click("button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    return page
+
+
+async def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_ops_filters_log_and_opens_event(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    page = await _login(browser, url, await env.token("ops", "ops-tanaka"))
+    assert page.url.endswith("/ui/dashboard")
+    assert await page.locator("svg.chart rect").count() > 10
+    await _shot(page, "dashboard")
+
+    await page.click("nav >> text=拒否ログ")
+    await page.fill("#f-rule", "footer.postal_address")
+    await page.select_option("#f-verdict", "rejected")
+    await page.click("#f-submit")
+    await page.wait_for_load_state("networkidle")
+    assert "rule=footer.postal_address" in page.url
+    rows = page.locator("table.events tbody tr")
+    count = await rows.count()
+    assert count >= 2
+    for i in range(count):
+        assert "footer.postal_address" in await rows.nth(i).inner_text()
+    assert "t***@example.jp" in await page.content()
+    await _shot(page, "rejection-log")
+
+    await page.locator("a.event-link").first.click()
+    await page.wait_for_load_state("networkidle")
+    reply = await page.inner_text("#smtp-reply")
+    assert reply.startswith("550 5.7.1 [footer.postal_address] [footer.contact]")
+    assert await page.inner_text("#recipient") == "t***@example.jp"
+    await _shot(page, "event-detail")
+
+
+async def test_marketer_looks_up_an_address(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    page = await _login(browser, url, await env.token("marketer", "mk-ito"))
+    await page.goto(f"{url}/ui/consents")
+    await page.fill("#l-address", "hanako@example.com")
+    await page.fill("#l-reason", "問い合わせ #123")
+    await page.click("#l-submit")
+    await page.wait_for_load_state("networkidle")
+    # imported but not yet approved: no effective consent
+    assert await page.inner_text("#consent-status") == "missing"
+    assert "承認待ち" in await page.content()
+    await _shot(page, "consent-lookup")
+    rows = await env.store.fetch("SELECT actor, action, reason FROM audit_log")
+    assert {"actor": "mk-ito", "action": "consent.lookup", "reason": "問い合わせ #123"} in rows
+
+
+async def test_approver_approves_a_batch(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    page = await _login(browser, url, await env.token("approver", "ap-kato"))
+    await page.goto(f"{url}/ui/batches")
+    await _shot(page, "import-approvals")
+    await page.locator("button.approve").first.click()
+    await page.wait_for_load_state("networkidle")
+    assert "承認しました" in await page.content()
+    assert await page.locator("button.approve").count() == 0
+    rows = await env.store.fetch("SELECT status, decided_by FROM import_batches")
+    assert rows == [{"status": "approved", "decided_by": "ap-kato"}]
+
+
+async def test_other_pages_screenshots(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    page = await _login(browser, url, await env.token("admin", "admin"))
+    await page.goto(f"{url}/ui/report")
+    assert "月次コンプライアンスレポート" in await page.content()
+    await _shot(page, "monthly-report")
+    await page.goto(f"{url}/ui/preflight")
+    draft = env.tmp / "draft.eml"
+    from tests.integration.web.support import eml
+
+    draft.write_bytes(eml("配信停止は https://example.jp/unsubscribe から。\n株式会社サンプル\n"))
+    await page.set_input_files("input[name=file]", str(draft))
+    await page.click("#preflight button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    assert await page.inner_text("#preflight-result") == "NG"
+    await _shot(page, "preflight")
+    token = env.codec.encode("sample", "taro@example.com")
+    unsub = await browser.new_page()
+    await unsub.goto(f"{url}/u/{token}")
+    await _shot(unsub, "unsubscribe-confirm")
+    await unsub.click("#unsubscribe")
+    await unsub.wait_for_load_state("networkidle")
+    assert "配信を停止しました" in await unsub.content()
+    rows = await env.store.fetch("SELECT method FROM consent_events WHERE status = 'opted_out'")
+    assert rows == [{"method": "unsubscribe_page"}]
