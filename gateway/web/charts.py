@@ -68,7 +68,8 @@ def refusal_chart(days: list[DayCounts], colors: dict[str, str], *, width: int =
     n = max(1, len(days))
     slot = (width - left - 8) / n
     bar = max(4.0, slot * 0.55)
-    peak = max([sum(d.by_rule.values()) for d in days] + [d.accepted for d in days] + [1])
+    highest = max([sum(d.by_rule.values()) for d in days] + [d.accepted for d in days] + [1])
+    peak = -(-highest // 4) * 4  # a multiple of 4, so the 5 grid lines get whole numbers
     scale = plot_h / peak
     parts: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
