@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
 from gateway.delivery import headers
 from gateway.delivery.pipeline import Pipeline
@@ -44,7 +45,9 @@ class Gateway:
             failure_window=config.server.auth_failure_window,
         )
         self.pool = UpstreamPool(config.upstream, config.server.hostname)
-        self.pipeline = Pipeline([self._strip_internal_headers])
+        self.auth = AuthPolicy(config)
+        # Order matters: every change first, signing last (RFC 6376 §8).
+        self.pipeline = Pipeline([self._strip_internal_headers, self.auth.sign])
         self.footer = FooterPolicy(config)
         self.handler = Handler(self)
         self.connections: set[GatewaySMTP] = set()
@@ -106,6 +109,10 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
+        try:
+            await asyncio.wait_for(self.auth.warm(), timeout=self.config.dns.timeout * 4 + 1)
+        except TimeoutError:
+            log.warning("DNS warm-up timed out; first messages may wait for DNS")
         cfg = self.config.server
         tls = make_tls_context(cfg.tls_cert, cfg.tls_key)
         loop = asyncio.get_running_loop()
@@ -145,6 +152,7 @@ class Gateway:
                 conn.transport.close()
         await asyncio.sleep(0.05)  # let connection_lost clean-ups hand links back
         await self.pool.close()
+        await self.auth.close()
         await self.store.close()
         log.info("stopped")
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.canonicalization import CanonicalizationPolicy
 
+from gateway import errors
 from gateway.auth.dns import DnsCache, DnsNameError, DnsTempError
 
 __all__ = [
@@ -71,9 +72,9 @@ _MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept less
 _FOLD = 76
 
 
-class SigningKeyError(Exception):
-    """A signing key is missing, unreadable or unusable. The gateway answers 451 4.3.0 and never
-    relays the message unsigned."""
+# A signing key that is missing, unreadable or unusable: the gateway answers 451 4.3.0 and
+# never relays the message unsigned. One class for the whole gateway (gateway/errors.py).
+SigningKeyError = errors.SigningKeyError
 
 
 class DkimMessageError(ValueError):

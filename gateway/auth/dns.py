@@ -28,6 +28,8 @@ from dns.rdtypes.ANY.TXT import TXT
 from dns.rdtypes.IN.A import A
 from dns.rdtypes.IN.AAAA import AAAA
 
+from gateway import errors
+
 __all__ = [
     "DnsAnswer",
     "DnsCache",
@@ -47,7 +49,7 @@ class DnsError(Exception):
     """Base class of the DNS cache's errors."""
 
 
-class DnsTempError(DnsError):
+class DnsTempError(DnsError, errors.DnsTempError):
     """No usable answer: the servers failed or timed out and nothing (fresh or stale) is cached.
 
     Callers map this to a temporary SMTP failure (451 4.4.3), never to a permanent one.

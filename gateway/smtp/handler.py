@@ -222,6 +222,7 @@ class Handler:
             topic = facts.message.get(self.gw.config.policy.topic_header)
             facts.extra["topic"] = str(topic).strip() or None if topic is not None else None
             raw = self._gather_footer(facts, raw)
+            await self.gw.auth.gather(facts)
         self._gather_topic_consent(facts)
         verdict = self._evaluate(Phase.DATA, facts)
         state.timings["data_rules"] = time.perf_counter() - started

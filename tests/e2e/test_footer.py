@@ -12,7 +12,7 @@ import pytest
 
 from gateway.content.footer import FooterSpec, check_message, load_footer_words
 from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, cli
-from tests.support.messages import marketing
+from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,9 @@ def test_insert_mode_adds_a_compliant_footer(
         report = check_message(delivered, footer_spec, load_footer_words(ROOT / "rules" / "footer_words.toml"))
         assert report.ok, (name, report.missing())
         if name == "ok_iso2022jp_text.eml":
-            assert delivered.rstrip(b"\r\n") == original.rstrip(b"\r\n")  # compliant: untouched
+            body, signatures = unsigned(delivered)
+            assert len(signatures) == 2
+            assert body.rstrip(b"\r\n") == original.rstrip(b"\r\n")  # compliant: untouched
 
 
 def test_transactional_mail_skips_footer_rules(gateway: GatewayProcess, sink: RecordingSink) -> None:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support import toml
+from tests.support import authenv, toml
+from tests.support.authenv import AuthEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
@@ -36,8 +37,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def base_config(tmp: Path, upstream_port: int) -> dict[str, Any]:
-    """A complete, valid config; tests copy and change what they exercise."""
+def base_config(tmp: Path, upstream_port: int, auth: AuthEnv | None = None) -> dict[str, Any]:
+    """A complete, valid config with every rule on; tests change what they exercise.
+
+    DNS points at a real knotd on loopback (the shared one unless `auth` is given),
+    which publishes SPF, DMARC and the DKIM keys the sender signs with.
+    """
+    auth = auth or authenv.shared()
     return {
         "server": {
             "listen": f"127.0.0.1:{free_port()}",
@@ -50,9 +56,14 @@ def base_config(tmp: Path, upstream_port: int) -> dict[str, Any]:
         },
         "upstream": {"host": "127.0.0.1", "port": upstream_port, "timeout": 5, "connect_timeout": 2},
         "store": {"url": f"sqlite:///{tmp / 'gateway.sqlite3'}"},
+        "dns": {"nameservers": [auth.nameserver], "timeout": 1.0},
         "policy": {
             "mode": "enforce",
-            "rules": [str(ROOT / "rules" / "baseline.toml"), str(ROOT / "rules" / "tokuden.toml")],
+            "rules": [
+                str(ROOT / "rules" / "baseline.toml"),
+                str(ROOT / "rules" / "tokuden.toml"),
+                str(ROOT / "rules" / "alignment.toml"),
+            ],
         },
         "clients": [
             {"username": "ma-tool", "password_hash": password_hash(), "senders": ["sample"],
@@ -67,7 +78,7 @@ def base_config(tmp: Path, upstream_port: int) -> dict[str, Any]:
                 "id": "sample", "domains": ["example.jp"], "envelope_domains": ["bounce.example.jp"],
                 "name": "株式会社サンプル", "postal_address": "東京都千代田区丸の内1-1-1",
                 "contacts": ["03-1234-5678"], "optout": ["https://example.jp/unsubscribe"],
-                "law": "tokuden",
+                "law": "tokuden", "egress_ips": [authenv.EGRESS_IP], "dkim": auth.dkim_config(),
             },
             {"id": "other", "domains": ["other.example"], "name": "有限会社アザー"},
         ],

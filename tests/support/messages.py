@@ -34,3 +34,16 @@ def marketing(
         msg[name] = value
     msg.set_content(body + (FOOTER if footer else ""), charset="utf-8")
     return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def unsigned(raw: bytes) -> tuple[bytes, list[bytes]]:
+    """Split the DKIM-Signature fields the gateway prepends from the message it relayed."""
+    signatures: list[bytes] = []
+    rest = raw
+    while rest.lower().startswith(b"dkim-signature:"):
+        end = rest.index(b"\r\n")
+        while rest[end + 2 : end + 3] in (b" ", b"\t"):
+            end = rest.index(b"\r\n", end + 2)
+        signatures.append(rest[: end + 2])
+        rest = rest[end + 2 :]
+    return rest, signatures
