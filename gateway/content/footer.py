@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import re
 import tomllib
 from collections.abc import Mapping
@@ -15,13 +16,12 @@ from typing import Any, Literal
 
 from gateway.content.html import Link
 from gateway.content.normalize import (
-    address_pattern,
     canonical_address_numbers,
     normalize,
+    normalize_address,
     normalize_email,
+    normalize_phone,
     normalize_url,
-    phone_pattern,
-    text_pattern,
 )
 from gateway.content.parts import MessageParts, ReadablePart, attachment_text, readable_parts
 
@@ -208,8 +208,51 @@ class FooterReport:
 # ---------------------------------------------------------------------------------------------
 # Compiled matchers, built once per (spec, words) pair.
 
-_FLAGS = re.IGNORECASE
-_URL_TAIL = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*"
+# Matching is case-insensitive, but patterns are compiled without re.IGNORECASE: sre cannot
+# skip ahead to a cased first character under IGNORECASE and tries every position in slow
+# steps instead (5-10x slower on a 2,000-character part). _lit() spells out exactly the
+# characters re.IGNORECASE would accept, so the matches are the same.
+_FLAGS = 0
+# Under re.IGNORECASE an ASCII letter also matches these (checked in test_footer.py).
+_EXTRA_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+_URL_TAIL = r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%\u0130\u0131\u212a\u017f]*"
+
+
+def _variants(c: str) -> str:
+    """The characters re.IGNORECASE matches for ASCII letter `c`."""
+    low = c.lower()
+    return low + low.upper() + _EXTRA_FOLDS.get(low, "")
+
+
+def _lit(c: str) -> str:
+    """Regex for one character as re.IGNORECASE would match it, without the flag."""
+    if c.isascii():
+        return f"[{_variants(c)}]" if c.isalpha() else re.escape(c)
+    if c.lower() != c or c.upper() != c:
+        return f"(?i:{re.escape(c)})"  # rare (Greek, Cyrillic …): let sre fold it
+    return re.escape(c)
+
+
+def _text_regex(value: str) -> str:
+    """normalize.text_pattern(value) for use without re.IGNORECASE."""
+    chars = [c for c in normalize(value) if not c.isspace()]
+    return r"\s?".join(_lit(c) for c in chars) if chars else r"(?!x)x"
+
+
+def _phone_regex(phone: str) -> str:
+    """normalize.phone_pattern(phone) with its lookbehind after the first character."""
+    digits = normalize_phone(phone)
+    if not digits:
+        return r"(?!x)x"
+    sep = r"[-\s().]{0,3}"
+    first = re.escape(digits[0])
+    body = first + rf"(?<![\d+]{first})" + "".join(sep + re.escape(d) for d in digits[1:])
+    if digits.startswith("0") and len(digits) > 1:
+        intl = r"\+(?<![\d+]\+)\s?81" + sep + r"(?:\(0\))?" + sep + sep.join(digits[1:])
+        body = f"(?:{body}|{intl})"
+    return rf"{body}(?!\d)"
+
+
 _PREFECTURES = (
     "北海道|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|群馬県|埼玉県|千葉県|東京都|"
     "神奈川県|新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|愛知県|三重県|滋賀県|京都府|"
@@ -217,8 +260,10 @@ _PREFECTURES = (
     "福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県"
 )
 _WRONG_ADDRESS = re.compile(rf"(?:{_PREFECTURES})\S{{2,40}}\d")
-_WRONG_PHONE = re.compile(r"(?<![\d+])(?:0\d{1,4}[-\s()]{1,2}\d{1,4}[-\s()]{1,2}\d{3,4}|"
-                          r"0120[-\s]?\d{2,3}[-\s]?\d{3})(?!\d)")
+# (?<![\d+])(?:0…|0120…)(?!\d), with the common "0" first so sre can skip to it.
+_WRONG_PHONE = re.compile(r"0(?<![\d+]0)(?:\d{1,4}[-\s()]{1,2}\d{1,4}[-\s()]{1,2}\d{3,4}|"
+                          r"120[-\s]?\d{2,3}[-\s]?\d{3})(?!\d)")
+_ENTITY_WORDS = ("株式会社", "有限会社", "合同会社", "合資会社", "一般社団法人", "一般財団法人")
 _WRONG_NAME = re.compile(r"(?:株式会社|有限会社|合同会社|合資会社|一般社団法人|一般財団法人)"
                          r"[^\s、。,.:()]{1,20}|[^\s、。,.:()]{1,20}(?:株式会社|有限会社|合同会社)")
 # ASCII only (text is NFKC already): \w would also match kanji and make the scan quadratic.
@@ -256,16 +301,21 @@ def _target(value: str) -> _Target:
     if re.match(r"(?i)^[a-z][a-z0-9+.-]*://", raw):
         url = normalize_url(raw)
         prefix = url.endswith("/") and url.count("/") > 3
-        body = re.escape(url)
+        body = "".join(_lit(c) for c in url)
         pat = rf"{body}{_URL_TAIL}" if prefix else rf"{body}(?:[?#&]{_URL_TAIL})?(?![\w/])"
         return _Target("url", url, prefix, re.compile(pat, _FLAGS))
     if "@" in raw and " " not in raw:
         addr = normalize_email(raw)
-        pat = rf"(?<![\w.+-]){re.escape(addr)}(?![\w-]|\.\w)"
+        if not addr:
+            return _Target("email", addr, False, re.compile(r"(?!x)x"))
+        # (?<![\w.+-])address…, with the lookbehind after the first character.
+        first = _lit(addr[0])
+        rest = "".join(_lit(c) for c in addr[1:])
+        pat = rf"{first}(?<![\w.+-]{first}){rest}(?![\w-]|\.\w)"
         return _Target("email", addr, False, re.compile(pat, _FLAGS))
     if low.startswith("tel:") or re.fullmatch(r"[\d\s()+\-‐－―ー０-９]+", raw):
-        return _Target("phone", raw, False, re.compile(phone_pattern(raw.removeprefix("tel:"))))
-    return _Target("text", raw, False, re.compile(text_pattern(canonical(raw)), _FLAGS))
+        return _Target("phone", raw, False, re.compile(_phone_regex(raw.removeprefix("tel:"))))
+    return _Target("text", raw, False, re.compile(_text_regex(canonical(raw)), _FLAGS))
 
 
 def canonical(text: str) -> str:
@@ -277,9 +327,9 @@ def canonical(text: str) -> str:
 class _Matchers:
     name: re.Pattern[str]
     address: re.Pattern[str]
-    contacts: tuple[_Target, ...]
-    optout: tuple[_Target, ...]
-    info: tuple[_Target, ...]
+    contacts: _TargetSet
+    optout: _TargetSet
+    info: _TargetSet
     notice: re.Pattern[str]
     max_distance: int
     edge_window: int
@@ -291,18 +341,43 @@ def _notice_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     for w in sorted({canonical(w).strip() for w in words if w.strip()}, key=len, reverse=True):
         # "opt out" / "opt-out" / "optout" and words wrapped across a line all count.
         chars = [c for c in w if not c.isspace() and c != "-"]
-        alts.append(r"[\s-]?".join(re.escape(c) for c in chars))
+        if not chars:
+            alts.append("")
+            continue
+        rest = "".join(r"[\s-]?" + _lit(c) for c in chars[1:])
+        # One alternative per spelling of an ASCII first letter keeps every alternative
+        # starting with a literal, so sre scans for the set of first characters in C.
+        firsts = _variants(chars[0]) if chars[0].isascii() and chars[0].isalpha() else ""
+        if firsts:
+            alts.extend(re.escape(v) + rest for v in firsts)
+        else:
+            alts.append(_lit(chars[0]) + rest)
     return re.compile("|".join(alts) if alts else r"(?!x)x", _FLAGS)
 
 
-@lru_cache(maxsize=256)
+_last_matchers: tuple[FooterSpec, FooterWords, _Matchers] | None = None
+
+
 def _matchers(spec: FooterSpec, words: FooterWords) -> _Matchers:
+    # Hashing a FooterSpec/FooterWords (every word) costs more than an identity check, and a
+    # gateway process mostly sees the same sender identity again: remember the last pair.
+    global _last_matchers
+    last = _last_matchers
+    if last is not None and last[0] is spec and last[1] is words:
+        return last[2]
+    m = _build_matchers(spec, words)
+    _last_matchers = (spec, words, m)
+    return m
+
+
+@lru_cache(maxsize=256)
+def _build_matchers(spec: FooterSpec, words: FooterWords) -> _Matchers:
     return _Matchers(
-        name=re.compile(text_pattern(canonical(spec.name)), _FLAGS),
-        address=re.compile(address_pattern(spec.postal_address), _FLAGS),
-        contacts=tuple(_target(c) for c in spec.contacts if c.strip()),
-        optout=tuple(_target(o) for o in spec.optout if o.strip()),
-        info=tuple(_target(u) for u in spec.info_urls if u.strip()),
+        name=re.compile(_text_regex(canonical(spec.name)), _FLAGS),
+        address=re.compile(_text_regex(normalize_address(spec.postal_address)), _FLAGS),
+        contacts=_TargetSet.of(tuple(_target(c) for c in spec.contacts if c.strip())),
+        optout=_TargetSet.of(tuple(_target(o) for o in spec.optout if o.strip())),
+        info=_TargetSet.of(tuple(_target(u) for u in spec.info_urls if u.strip())),
         notice=_notice_pattern(words.notice_words),
         max_distance=words.max_distance,
         edge_window=words.edge_window,
@@ -320,7 +395,6 @@ class _Span:
     end: int
     text: str
     href: str | None = None
-    url: str = ""  # normalize_url(href), computed once per link
 
 
 @dataclass(slots=True)
@@ -329,6 +403,14 @@ class _Prepared:
 
     text: str
     links: list[tuple[Link, _Span]] = field(default_factory=list)
+    # normalize_url(href) per link, computed only for links a URL target may match.
+    urls: list[str | None] = field(default_factory=list)
+
+    def url(self, i: int) -> str:
+        url = self.urls[i]
+        if url is None:
+            url = self.urls[i] = normalize_url(self.links[i][0].href)
+        return url
 
 
 def _prepare(text: str, links: tuple[Link, ...] = ()) -> _Prepared:
@@ -344,23 +426,18 @@ def _prepare(text: str, links: tuple[Link, ...] = ()) -> _Prepared:
         pieces.append(_MARK)
         prev = b
     pieces.append(text[prev:])
-    marked = canonical("".join(pieces))
-    where: dict[int, int] = {}
-    out: list[str] = []
-    prev = 0
-    for k, m in enumerate(re.finditer(_MARK, marked)):
-        out.append(marked[prev:m.start()])
-        prev = m.end()
-        if k < len(bounds):
-            where[bounds[k]] = m.start() - k
-    out.append(marked[prev:])
-    norm = "".join(out)
+    # The k-th marker's position in the unmarked text is the length of what precedes it:
+    # split + accumulate do that in C. (A marker character already in the text shifts the
+    # mapping exactly as a scan for markers would.)
+    chunks = canonical("".join(pieces)).split(_MARK)
+    norm = "".join(chunks)
+    where = dict(zip(bounds, itertools.accumulate(map(len, chunks[:-1])), strict=False))
     spans = []
     for lk in links:
         s = where.get(lk.start, 0)
         e = where.get(lk.end, s)
-        spans.append((lk, _Span(s, e, norm[s:e], lk.href, normalize_url(lk.href))))
-    return _Prepared(norm, spans)
+        spans.append((lk, _Span(s, e, norm[s:e], lk.href)))
+    return _Prepared(norm, spans, [None] * len(spans))
 
 
 def _search(pattern: re.Pattern[str], text: str) -> _Span | None:
@@ -368,12 +445,45 @@ def _search(pattern: re.Pattern[str], text: str) -> _Span | None:
     return _Span(m.start(), m.end(), m.group()) if m else None
 
 
-def _target_spans(targets: tuple[_Target, ...], prep: _Prepared) -> list[_Span]:
+@dataclass(frozen=True, slots=True)
+class _TargetSet:
+    """Targets plus a cheap test that rules out most hrefs before normalize_url() runs."""
+
+    targets: tuple[_Target, ...]
+    url_prefixes: tuple[str, ...]  # lower-cased, "/"-stripped values of the URL targets
+    mailto: bool
+    tel: bool
+
+    @classmethod
+    def of(cls, targets: tuple[_Target, ...]) -> _TargetSet:
+        return cls(targets, tuple(t.value.rstrip("/").lower() for t in targets if t.kind == "url"),
+                   any(t.kind == "email" for t in targets),
+                   any(t.kind == "phone" for t in targets))
+
+    def __bool__(self) -> bool:
+        return bool(self.targets)
+
+    def may_match(self, href: str) -> bool:
+        """False only if no target's matches_href() can be true for `href`."""
+        scheme = href[:7].lower()
+        if (self.mailto and scheme == "mailto:") or (self.tel and scheme[:4] == "tel:"):
+            return True
+        if not self.url_prefixes:
+            return False
+        # Every URL match starts with the value minus trailing "/"; for a plain ASCII href
+        # normalize_url() only lower-cases scheme and host, so compare lower-cased.
+        if href.isascii() and href.isprintable() and " " not in href:
+            return href.lower().startswith(self.url_prefixes)
+        return True
+
+
+def _target_spans(targets: _TargetSet, prep: _Prepared) -> list[_Span]:
     spans: list[_Span] = []
-    for lk, span in prep.links:
-        if any(t.matches_href(lk.href, span.url) for t in targets):
+    for i, (lk, span) in enumerate(prep.links):
+        if targets.may_match(lk.href) and any(
+                t.matches_href(lk.href, prep.url(i)) for t in targets.targets):
             spans.append(span)
-    for t in targets:
+    for t in targets.targets:
         for m in t.text_re.finditer(prep.text):
             spans.append(_Span(m.start(), m.end(), m.group()))
     return spans
@@ -429,7 +539,10 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
         other = _elsewhere(item, find, part, ctx, hidden)
         if other is not None:
             return other
-        if wrong is not None:
+        if wrong is not None and (wrong is not _WRONG_NAME
+                                  or any(word in text for word in _ENTITY_WORDS)):
+            # (_WRONG_NAME's second branch starts with a repeat, so sre tries it at every
+            # position; both branches need one of the entity words, which `in` finds in C.)
             w = wrong.search(text)
             if w is not None:
                 return ItemResult(item, Reason.WRONG_VALUE, w.group(), w.start(),
@@ -513,10 +626,23 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
 _ADDRESS_LIKE = re.compile(r"[a-z][a-z0-9+.-]*://\S+|" + _EMAIL_RE.pattern, re.IGNORECASE)
 
 
+def _in_address_run(text: str, pos: int) -> bool:
+    """Could a URL or e-mail match of _ADDRESS_LIKE cover `pos`? (A cheap necessary test.)
+
+    Such a match is one run of non-whitespace holding "://" or "@"; matching text has only
+    " " and "\n" as whitespace (normalize() collapsed the rest). Scanning the whole part
+    with _ADDRESS_LIKE is slow (it starts with a repeat), so do it only when this says so.
+    """
+    start = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos)) + 1
+    ends = [e for e in (text.find(" ", pos), text.find("\n", pos)) if e >= 0]
+    run = text[start:min(ends)] if ends else text[start:]
+    return "://" in run or "@" in run
+
+
 def _notices(pattern: re.Pattern[str], text: str) -> list[_Span]:
     """Notice words outside URLs and e-mail addresses (".../unsubscribe" is not a statement)."""
     found = [_Span(x.start(), x.end(), x.group()) for x in pattern.finditer(text)]
-    if not found:
+    if not found or not any(_in_address_run(text, n.start) for n in found):
         return found
     urls = [(u.start(), u.end()) for u in _ADDRESS_LIKE.finditer(text)]
     return [n for n in found if not any(s <= n.start < e for s, e in urls)]
@@ -558,6 +684,7 @@ def _notice_result(optouts: list[_Span], notices: list[_Span], m: _Matchers, tex
                       "refuse further mail (配信停止/受信拒否 …)")
 
 
+_URL_OR_EMAIL = re.compile(r"https?://\S+|" + _EMAIL_RE.pattern)
 _WRONG_OPTOUT_GAP = 40  # "配信停止はこちら: URL" – the address right after (or around) the words
 
 
@@ -568,7 +695,7 @@ def _wrong_optout(prep: _Prepared, notices: list[_Span], max_distance: int) -> _
     gap = min(_WRONG_OPTOUT_GAP, max_distance)
     candidates = [s for _lk, s in prep.links]
     candidates += [_Span(x.start(), x.end(), x.group())
-                   for x in re.finditer(r"https?://\S+|" + _EMAIL_RE.pattern, prep.text)]
+                   for x in _URL_OR_EMAIL.finditer(prep.text)]
     for c in sorted(candidates, key=lambda s: s.start):
         for n in notices:
             if (c.start < n.end and n.start < c.end) or 0 <= c.start - n.end <= gap:
@@ -590,7 +717,9 @@ def check_parts(parts: MessageParts, spec: FooterSpec, words: FooterWords) -> Fo
 def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterReport:
     """Parse `raw` and check it; never raises on malformed input (it reports it instead)."""
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        # compat32 builds the tree without parsing header values (~7x faster than
+        # policy.default); readable_parts reads the raw headers itself either way.
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
         parts = readable_parts(msg)
     except (RecursionError, MemoryError, ValueError, TypeError, LookupError,
             AttributeError, IndexError) as exc:

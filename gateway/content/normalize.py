@@ -43,9 +43,18 @@ def _fold(text: str) -> str:
     return _FOLD_RE.sub(lambda m: _FOLD_MAP[m.group()], text) if _FOLD_RE.search(text) else text
 
 
-_CHOON_DIGIT = re.compile(r"(?<=\d)[\u30fc\uff70](?=\d)")
-_NL_RUN = re.compile(r"[^\S\n]*\n\s*")
-_SP_RUN = re.compile(r"[^\S\n]+")
+# Patterns that begin with a lookbehind or a repeat make sre try every position in Python-slow
+# steps; beginning with a literal or a class lets it skip ahead in C. Hence the lookbehinds
+# written after the first character below ((?<=\dー) instead of (?<=\d)ー and so on).
+_CHOON_DIGIT = re.compile(r"[\u30fc\uff70](?<=\d[\u30fc\uff70])(?=\d)")
+# A whitespace run that is not already a single " " or "\n": two or more characters, or one
+# other whitespace character.
+_WS_RUN = re.compile(r"\s(?:\s+|(?<=[^\S \n]))")
+
+
+def _ws_run(m: re.Match[str]) -> str:
+    return "\n" if "\n" in m.group() else " "
+
 # Legal-entity abbreviations (after NFKC ㈱ is already "(株)"): match the full form either way.
 _ENTITY = (("(株)", "株式会社"), ("(有)", "有限会社"), ("(同)", "合同会社"), ("(財)", "財団法人"),
            ("(社)", "社団法人"))
@@ -59,8 +68,8 @@ def normalize(text: str) -> str:
     if "(" in text:
         for short, full in _ENTITY:
             text = text.replace(short, full)
-    text = _NL_RUN.sub("\n", text)
-    return _SP_RUN.sub(" ", text)
+    # Every whitespace run becomes "\n" if it holds a line break, else " " (one pass).
+    return _WS_RUN.sub(_ws_run, text)
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:
@@ -180,11 +189,12 @@ def kanji_to_int(text: str) -> int | None:
 
 
 _KANJI_NUM = "〇零一二三四五六七八九十百千"
-_ADDR_KANJI = re.compile(rf"([{_KANJI_NUM}]+)(?=\s?(?:丁目|番地|番|号|の\s?\d))")
-_ADDR_CHOME = re.compile(r"(\d+)\s?丁目\s?(?:-\s?)?(?=\d)")
-_ADDR_BANCHI = re.compile(r"(\d+)\s?番地?\s?(?:の\s?|-\s?)?(?=\d)")
-_ADDR_GO = re.compile(r"(\d+)\s?(?:番地|号|番)")
-_ADDR_NO = re.compile(r"(?<=\d)の(?=\d)")
+# X X* rather than X+: same matches, but sre can skip to the first X in C (see _CHOON_DIGIT).
+_ADDR_KANJI = re.compile(rf"([{_KANJI_NUM}][{_KANJI_NUM}]*)(?=\s?(?:丁目|番地|番|号|の\s?\d))")
+_ADDR_CHOME = re.compile(r"(\d\d*)\s?丁目\s?(?:-\s?)?(?=\d)")
+_ADDR_BANCHI = re.compile(r"(\d\d*)\s?番地?\s?(?:の\s?|-\s?)?(?=\d)")
+_ADDR_GO = re.compile(r"(\d\d*)\s?(?:番地|号|番)")
+_ADDR_NO = re.compile(r"の(?<=\dの)(?=\d)")
 
 
 def canonical_address_numbers(text: str) -> str:
