@@ -47,13 +47,12 @@ def _fold(text: str) -> str:
 # steps; beginning with a literal or a class lets it skip ahead in C. Hence the lookbehinds
 # written after the first character below ((?<=\dー) instead of (?<=\d)ー and so on).
 _CHOON_DIGIT = re.compile(r"[\u30fc\uff70](?<=\d[\u30fc\uff70])(?=\d)")
-# A whitespace run that is not already a single " " or "\n": two or more characters, or one
-# other whitespace character.
-_WS_RUN = re.compile(r"\s(?:\s+|(?<=[^\S \n]))")
-
-
-def _ws_run(m: re.Match[str]) -> str:
-    return "\n" if "\n" in m.group() else " "
+# Whitespace runs that are not already a single "\n" or " ", in two passes with constant
+# replacements (a Python callback per run costs more than the scan): first the runs holding a
+# line break (2+ characters, starting with "\n" or reaching one), then the other runs of 2+
+# characters or of one whitespace character other than " ".
+_NL_RUN = re.compile(r"\s(?:(?<=\n)\s+|(?<!\n)[^\S\n]*\n\s*)")
+_SP_RUN = re.compile(r"[^\S\n](?:[^\S\n]+|(?<=[^\S \n]))")
 
 # Legal-entity abbreviations (after NFKC ㈱ is already "(株)"): match the full form either way.
 _ENTITY = (("(株)", "株式会社"), ("(有)", "有限会社"), ("(同)", "合同会社"), ("(財)", "財団法人"),
@@ -68,8 +67,9 @@ def normalize(text: str) -> str:
     if "(" in text:
         for short, full in _ENTITY:
             text = text.replace(short, full)
-    # Every whitespace run becomes "\n" if it holds a line break, else " " (one pass).
-    return _WS_RUN.sub(_ws_run, text)
+    # Every whitespace run becomes "\n" if it holds a line break, else " ".
+    text = _NL_RUN.sub("\n", text)
+    return _SP_RUN.sub(" ", text)
 
 
 def normalize_with_map(text: str) -> tuple[str, list[int]]:

@@ -133,3 +133,21 @@ def test_footer_words_validation() -> None:
 def test_spec_rejects_unknown_law() -> None:
     with pytest.raises(ValueError):
         FooterSpec("a", "b", law="other")  # type: ignore[arg-type]
+
+
+def test_case_classes_are_exactly_what_ignorecase_matches() -> None:
+    # footer.py compiles without re.IGNORECASE (so sre can skip ahead in C) and spells out the
+    # folded characters instead; they must be exactly the ones IGNORECASE accepts.
+    import re
+    import string
+
+    from gateway.content.footer import _lit, _variants
+
+    everything = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i < 0xE000)
+    for c in string.ascii_letters:
+        assert sorted(set(re.findall(re.escape(c), everything, re.IGNORECASE))) == sorted(
+            _variants(c)), c
+    sample = [*string.printable, "株", "ー", "ｶ", "İ", "ı", "ſ", "K", "Σ", "ς", "ß", "Ω", "я", "①"]
+    for c in sample:
+        want = set(re.findall(re.escape(c), everything, re.IGNORECASE))
+        assert set(re.findall(_lit(c), everything)) == want, c

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
-from gateway.content.html import html_to_text
+from gateway.content.html import _render_serialized, _walk, html_to_text
 
 
 def test_drops_non_rendered_and_keeps_blocks() -> None:
@@ -61,3 +62,38 @@ def test_never_raises(tokens: list[str]) -> None:
     for link in res.links:
         text = res.hidden if link.hidden else res.visible
         assert 0 <= link.start <= link.end <= len(text) + 1
+
+
+# Markup the fast path (rendering lexbor's serialisation) must handle exactly like the DOM walk:
+# blocks, cells, links (nested, empty, hidden), inline CSS and colours, entities, whitespace,
+# dropped elements, comments and <style> in the body.
+_MARKUP = ["<p>", "</p>", "<div>", "</div>", "<td>", "</td>", "<tr>", "<table>", "</table>", "<br>",
+           "<hr>", "<li>", "<h1>", "</h1>", "<a href=x>", "<a href=' y '>", '<a href="">', "<a>",
+           "</a>", "<span>", "</span>", "<b>", "</b>", " ", "  ", "\n", "\t", "x", "配信", "停止",
+           "&amp;", "&lt;", "&nbsp;", "\u3000", '<span style="display:none">',
+           '<div style="color:#fff">', '<div style="background-color:#000">',
+           '<font color="white">', "<p hidden>", '<td bgcolor="#ffffff">',
+           '<span style="font-size:0">', '<img src=x style="display:none">', "<img src=y>",
+           "<!-- c -->", "<!--", "-->", "<style>p{}</style>", "<title>t</title>", "<meta x=1>",
+           "<button>b</button>", "<object>", "</object>", "<template>t</template>", "<body>",
+           '<body style="background:#000">', "<th>", "<caption>", "<input>", "&", "'", "="]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_MARKUP), max_size=60))
+def test_fast_path_renders_like_the_dom_walk(tokens: list[str]) -> None:
+    html = "".join(tokens)
+    tree = LexborHTMLParser(html)
+    body = tree.body
+    assert body is not None
+    assert _render_serialized(body.html or "") is not None  # all of the above is modelled
+    assert html_to_text(html) == _walk(body)
+
+
+def test_fast_path_declines_what_it_does_not_model() -> None:
+    for html in ("<pre>a  b</pre>", "<p>x<script>if(a<b)</script>", "<svg><p>s</svg>",
+                 "<p>\ufdd0</p>", '<p a"b=1>x</p>', "<xmp><b></xmp>"):
+        body = LexborHTMLParser(html).body
+        assert body is not None
+        assert _render_serialized(body.html or "") is None, html
+        assert html_to_text(html) == _walk(body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -32,7 +33,7 @@ FIXABLE = sorted(p.name for p in MAIL.glob("*.eml")
 
 @pytest.mark.parametrize("law", ["tokuden", "tokusho"])
 @pytest.mark.parametrize("name", FIXABLE)
-def test_insert_makes_every_corpus_mail_pass(name: str, law: str) -> None:
+def test_insert_makes_every_corpus_mail_pass(name: str, law: Literal["tokuden", "tokusho"]) -> None:
     spec = dataclasses.replace(SPEC, law=law)
     raw = (MAIL / name).read_bytes()
     report = check_message(raw, spec, WORDS)
