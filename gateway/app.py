@@ -6,24 +6,28 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
 from gateway.delivery import headers
 from gateway.delivery.pipeline import Pipeline
+from gateway.delivery.unsubscribe import ListUnsubscribe
 from gateway.delivery.upstream import UpstreamPool
 from gateway.engine.context import Facts
 from gateway.engine.packs import RuleSet, load_packs
-from gateway.errors import GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.eventlog import EventLog
 from gateway.footer_policy import FooterPolicy
 from gateway.model import Event, EventVerdict, Phase
+from gateway.preflight import preflight
 from gateway.replies import finalize, replies
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
 from gateway.smtp.server import GatewaySMTP, make_socket, make_tls_context
 from gateway.store import Store, open_store
+from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
+from gateway.web import HttpServer, Metrics, create_app
 
 if TYPE_CHECKING:
     from gateway.smtp.server import ConnectionState
@@ -46,8 +50,15 @@ class Gateway:
         )
         self.pool = UpstreamPool(config.upstream, config.server.hostname)
         self.auth = AuthPolicy(config)
+        self.metrics = Metrics()
+        self.eventlog.metrics = self.metrics
+        self.codec = _load_codec(config)
+        self.unsubscribe = ListUnsubscribe(config, self.codec)
         # Order matters: every change first, signing last (RFC 6376 §8).
-        self.pipeline = Pipeline([self._strip_internal_headers, self.auth.sign])
+        self.pipeline = Pipeline(
+            [self._strip_internal_headers, self.unsubscribe.add_headers, self.auth.sign]
+        )
+        self.http: HttpServer | None = None
         self.footer = FooterPolicy(config)
         self.handler = Handler(self)
         self.connections: set[GatewaySMTP] = set()
@@ -73,6 +84,9 @@ class Gateway:
             if sender is not None and sender.owns_envelope_domain(domain):
                 return sender
         return None
+
+    def _preflight(self, sender: SenderConfig, raw: bytes) -> dict[str, Any]:
+        return preflight(self.config, self.rules, self.footer, sender, raw).to_dict()
 
     async def _strip_internal_headers(self, facts: Facts, raw: bytes) -> bytes:
         """The MA tool's topic header is for the gateway only: it never leaves."""
@@ -109,6 +123,9 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
+        self.http = HttpServer()
+        app = create_app(self, metrics_=self.metrics, codec=self.codec, preflight=self._preflight)
+        await self.http.start(app, self.config.http.listen)
         try:
             await asyncio.wait_for(self.auth.warm(), timeout=self.config.dns.timeout * 4 + 1)
         except TimeoutError:
@@ -151,10 +168,22 @@ class Gateway:
             if conn.transport is not None:
                 conn.transport.close()
         await asyncio.sleep(0.05)  # let connection_lost clean-ups hand links back
+        if self.http is not None:
+            await self.http.stop()
         await self.pool.close()
         await self.auth.close()
         await self.store.close()
         log.info("stopped")
+
+
+def _load_codec(config: Config) -> TokenCodec | None:
+    path = config.policy.unsubscribe_secret_file
+    if not path:
+        return None
+    try:
+        return TokenCodec.from_file(path)
+    except SecretFileError as exc:
+        raise ConfigError(str(exc), "policy.unsubscribe_secret_file") from None
 
 
 def build(config: Config) -> Gateway:

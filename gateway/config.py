@@ -111,7 +111,9 @@ class PolicyConfig:
     mode: Literal["enforce", "monitor"] = "enforce"
     rules: tuple[FilePath, ...] = ()
     soft_reject: bool = False  # every 5xx refusal becomes 4xx (rollout safety switch)
-    unsubscribe_secret_file: FilePath | None = None
+    unsubscribe_secret_file: FilePath | None = None  # keys for /u/ tokens (tokuden secret generate)
+    unsubscribe_address: str | None = None  # mailto: opt-out address, accepted without AUTH
+    list_unsubscribe: Literal["replace", "keep"] = "replace"  # an MA tool's own header
     topic_header: str = "X-Tokuden-Topic"
     import_approval: bool = True  # consent imports wait for a second person's approval
     approvers: tuple[str, ...] = ()  # who may approve imports (empty: anyone but the importer)

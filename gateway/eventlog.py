@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import Store
+
+if TYPE_CHECKING:
+    from gateway.web.metrics import Metrics
 
 log = logging.getLogger("gateway.decision")
 
@@ -18,8 +22,9 @@ def new_id() -> str:
 
 
 class EventLog:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.failures = 0
 
     async def record(self, event: Event, sent_key: str = "") -> None:
@@ -53,3 +58,7 @@ class EventLog:
             log.error("decision not stored", extra={"fields": fields})
             raise
         log.info("decision", extra={"fields": fields})
+        if self.metrics is not None:
+            self.metrics.decision(event.verdict.value, event.rule_ids or event.monitored)
+            for stage, seconds in event.timings.items():
+                self.metrics.stage(stage, seconds)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.consent import grant
+from tests.support.consent import grant_in_process
 from tests.support.gateway import GatewayProcess, base_config
 from tests.support.sink import RecordingSink
 
@@ -37,7 +37,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
         proc = GatewayProcess(tmp_path, cfg).start()
         started.append(proc)
         if consent:
-            grant(proc.config_path, "sample", *CONSENTED)
+            grant_in_process(proc.config_path, "sample", *CONSENTED)
         return proc
 
     yield start

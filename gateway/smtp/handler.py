@@ -291,7 +291,13 @@ class Handler:
     async def _gather_recipient(self, facts: Facts, address: str) -> None:
         for name in ("address", "consent"):
             facts.errors.pop(name, None)
-        for name in ("address_key", "consent", "consent_events"):
+        for name in (
+            "address_key",
+            "consent",
+            "consent_events",
+            "unsubscribe_token",
+            "unsubscribe_url",
+        ):
             facts.extra.pop(name, None)
         try:
             normalized = normalize_address(address)
@@ -302,6 +308,10 @@ class Handler:
         facts.extra["address_key"] = key
         if facts.client_class is not ClientClass.ADVERTISING or facts.sender is None:
             return
+        token = self.gw.unsubscribe.token(facts.sender.id, key)
+        if token:
+            facts.extra["unsubscribe_token"] = token
+            facts.extra["unsubscribe_url"] = self.gw.unsubscribe.url(token)
         try:
             events = await self.gw.store.consent_history(facts.sender.id, key)
         except StoreUnavailable as exc:

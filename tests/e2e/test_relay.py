@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.delivery import headers
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
@@ -44,7 +45,11 @@ def test_compliant_message_is_relayed_and_logged(gateway: GatewayProcess, sink: 
     assert sink.received[0].rcpt_tos == ["taro@example.com"]
     assert sink.received[0].mail_from == "news@bounce.example.jp"
     relayed, signatures = unsigned(sink.received[0].data)
-    assert relayed.rstrip(b"\r\n") == raw.rstrip(b"\r\n")  # byte for byte, plus signatures
+    assert relayed.startswith(b"List-Unsubscribe: <" + gateway.http_url.encode() + b"/u/")
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in relayed
+    for name in ("List-Unsubscribe", "List-Unsubscribe-Post"):
+        relayed = headers.remove_header(relayed, name)
+    assert relayed.rstrip(b"\r\n") == raw.rstrip(b"\r\n")  # byte for byte, plus our headers
     assert [s.split(b"a=", 1)[1][:6] for s in signatures] == [b"rsa-sh", b"ed2551"]
     [event] = events(gateway)
     assert event["verdict"] == "accepted"

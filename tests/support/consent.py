@@ -38,3 +38,33 @@ def opt_out(config: Path, sender: str, *addresses: str, topic: str = "") -> None
     rows = [{"email": a, "status": "opted_out", "method": "manual", "topic": topic} for a in addresses]
     code, _, output = import_rows(config, sender, rows, name="optout.csv")
     assert code == 0, output
+
+
+def grant_in_process(config: Path, sender: str, *addresses: str) -> None:
+    """Fast seeding for tests that are not about consent: the store API, in this process."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from gateway import config as config_mod
+    from gateway.consent.address import normalize_address, suppression_key
+    from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
+    from gateway.store import open_store
+
+    cfg = config_mod.load(config)
+
+    async def run() -> None:
+        store = open_store(cfg.store.url)
+        await store.open()
+        try:
+            for address in addresses:
+                key = suppression_key(normalize_address(address))
+                event = ConsentEvent(
+                    sender_id=sender, address_key=key, status=ConsentStatus.OPTED_IN,
+                    method=ConsentMethod.DOUBLE_OPT_IN, occurred_at=datetime(2026, 1, 10, tzinfo=UTC),
+                    source_system="tests", recorded_by="tests",
+                )
+                await store.append_consent(event, address)
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.unsubscribe.tokens import generate_secret_file
 from tests.support import authenv, toml
 from tests.support.authenv import AuthEnv
 
@@ -44,6 +45,10 @@ def base_config(tmp: Path, upstream_port: int, auth: AuthEnv | None = None) -> d
     which publishes SPF, DMARC and the DKIM keys the sender signs with.
     """
     auth = auth or authenv.shared()
+    secret = tmp / "unsubscribe.key"
+    if not secret.exists():
+        generate_secret_file(secret)
+    http_port = free_port()
     return {
         "server": {
             "listen": f"127.0.0.1:{free_port()}",
@@ -57,8 +62,11 @@ def base_config(tmp: Path, upstream_port: int, auth: AuthEnv | None = None) -> d
         "upstream": {"host": "127.0.0.1", "port": upstream_port, "timeout": 5, "connect_timeout": 2},
         "store": {"url": f"sqlite:///{tmp / 'gateway.sqlite3'}"},
         "dns": {"nameservers": [auth.nameserver], "timeout": 1.0},
+        "http": {"listen": f"127.0.0.1:{http_port}", "public_url": f"http://127.0.0.1:{http_port}"},
         "policy": {
             "mode": "enforce",
+            "unsubscribe_secret_file": str(secret),
+            "unsubscribe_address": "unsubscribe@gw.test",
             "rules": [
                 str(ROOT / "rules" / "baseline.toml"),
                 str(ROOT / "rules" / "tokuden.toml"),
@@ -113,6 +121,10 @@ class GatewayProcess:
                 return self
         self.stop()
         raise RuntimeError("gateway did not start:\n" + "".join(self.stderr_lines[-30:]))
+
+    @property
+    def http_url(self) -> str:
+        return "http://" + str(self.config["http"]["listen"])
 
     def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
