@@ -24,6 +24,7 @@ from gateway.preflight import preflight
 from gateway.replies import finalize, replies
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
+from gateway.smtp.mailto import MailtoOptOut
 from gateway.smtp.server import GatewaySMTP, make_socket, make_tls_context
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
@@ -54,6 +55,7 @@ class Gateway:
         self.eventlog.metrics = self.metrics
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
+        self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store)
         # Order matters: every change first, signing last (RFC 6376 §8).
         self.pipeline = Pipeline(
             [self._strip_internal_headers, self.unsubscribe.add_headers, self.auth.sign]

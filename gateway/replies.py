@@ -136,6 +136,14 @@ class _Replies:
     recipient_ok: Final = Reply(250, "2.1.5", "Recipient OK")
     queued: Final = Reply(250, "2.0.0", "Accepted by upstream")
     monitor_would_reject: Final = Reply(250, "2.0.0", "Accepted (monitor mode)")
+    optout_recorded: Final = Reply(
+        250, "2.0.0", "配信停止を受け付けました / Opt-out recorded; no further mail will be sent"
+    )
+    optout_no_token: Final = Reply(
+        550,
+        "5.7.1",
+        "配信停止のトークンがありません / No valid unsubscribe token; use the link in the message",
+    )
 
 
 replies: Final = _Replies()

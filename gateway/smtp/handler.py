@@ -126,7 +126,13 @@ class Handler:
             return _line(replies.shutting_down)
         client = state.client
         if client is None:
-            return _line(replies.relay_denied)
+            if not self.gw.mailto.enabled:
+                return _line(replies.relay_denied)
+            # Only the opt-out mailbox may be reached without AUTH (checked at RCPT).
+            state.begin_transaction()
+            state.mailto = True
+            envelope.mail_from = address
+            return _line(replies.sender_ok)
         state.begin_transaction()
         state.utf8 = "SMTPUTF8" in mail_options
         facts = state.facts = Facts(
@@ -164,6 +170,11 @@ class Handler:
         rcpt_options: list[str],
     ) -> str:
         state = server.state
+        if state.mailto:
+            if not self.gw.mailto.accepts(address):
+                return _line(replies.relay_denied)
+            envelope.rcpt_tos.append(address)
+            return _line(replies.recipient_ok)
         facts = state.facts
         if facts is None or not envelope.mail_from:
             return _line(replies.need_mail)
@@ -208,6 +219,8 @@ class Handler:
 
     async def handle_DATA(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
         state = server.state
+        if state.mailto:
+            return await self._mailto_optout(state, envelope)
         facts = state.facts
         if facts is None:
             return _line(replies.bad_sequence)
@@ -275,6 +288,37 @@ class Handler:
             # client send it twice. The decision line went to stderr instead.
         await state.end_transaction()
         return answer.line()
+
+    async def _mailto_optout(self, state: Any, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        try:
+            optout = await self.gw.mailto.receive(list(envelope.rcpt_tos), raw, state.client_ip)
+        except GatewayError as exc:
+            await state.end_transaction()
+            return _line(exc.reply)
+        reply = replies.optout_recorded if optout else replies.optout_no_token
+        line = _line(reply)
+        event = Event(
+            verdict=EventVerdict.ACCEPTED if optout else EventVerdict.REJECTED,
+            phase=Phase.DATA,
+            reply=line,
+            client="(mailto opt-out)",
+            client_ip=state.client_ip,
+            sender_id=optout.sender_id if optout else "",
+            mail_from=envelope.mail_from or "",
+            recipient=optout.address_key if optout else ",".join(envelope.rcpt_tos),
+            size=len(raw),
+            rule_ids=("unsubscribe.mailto",),
+            session_id=state.session_id,
+        )
+        try:
+            await self.gw.eventlog.record(event)
+        except GatewayError:
+            pass  # the opt-out itself is in the consent store already
+        if optout:
+            self.gw.metrics.unsubscribe("mailto")
+        await state.end_transaction()
+        return line
 
     async def handle_RSET(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
         await server.state.end_transaction()

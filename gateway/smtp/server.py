@@ -62,6 +62,7 @@ class ConnectionState:
         self.timings: dict[str, float] = {}
         self.busy = False
         self.utf8 = False  # the transaction asked for SMTPUTF8: replies may carry Japanese
+        self.mailto = False  # an unauthenticated transaction to the opt-out mailbox
         self._link: UpstreamLink | None = None
 
     def begin_transaction(self) -> None:
@@ -78,6 +79,7 @@ class ConnectionState:
         self.facts = None
         self.accepted_rcpts = 0
         self.busy = False
+        self.mailto = False
 
     def upstream(self) -> UpstreamLink:
         if self._link is None:

@@ -1,0 +1,128 @@
+"""RFC 8058 one-click and mailto opt-out end to end: send, unsubscribe, the next send is refused."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import authenv
+from tests.support.gateway import PASSWORD, GatewayProcess
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+from tests.support.verifiers import OpenDkim, dkimpy_verify_all
+
+pytestmark = pytest.mark.e2e
+
+
+def send(gw: GatewayProcess, rcpt: str) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        code, reply = client.rcpt(rcpt)
+        if code != 250:
+            return code, reply
+        return client.data(marketing(to=rcpt))
+
+
+def one_click_url(delivered: bytes) -> str:
+    header = delivered.split(b"\r\n\r\n", 1)[0].decode()
+    match = re.search(r"List-Unsubscribe: <(http[^>]+)>", header)
+    assert match, header
+    return match.group(1)
+
+
+def test_one_click_stops_the_next_message(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    url = one_click_url(sink.received[-1].data)
+    assert "taro" not in url  # the token does not show the address
+    page = httpx.get(url)  # a GET (link scanner) shows a page and changes nothing
+    assert page.status_code == 200 and "配信停止" in page.text
+    assert send(gateway, "taro@example.com")[0] == 250
+    # what Gmail sends (RFC 8058 §3.2): no cookies, no auth
+    posted = httpx.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert posted.status_code == 200
+    code, reply = send(gateway, "taro@example.com")
+    assert (code, reply[:23]) == (550, b"5.7.1 [optin.opted_out]")
+    assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # replay
+    assert send(gateway, "hanako@example.com")[0] == 250  # other recipients unaffected
+
+
+def test_tampered_token_is_refused_and_records_nothing(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    url = one_click_url(sink.received[-1].data)
+    token = url.rsplit("/", 1)[1]
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    for bad in (url.replace(token, flipped), url.replace(token, "not-a-token"), url + "x"):
+        assert httpx.post(bad, data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert send(gateway, "taro@example.com")[0] == 250
+
+
+def test_headers_are_signed_and_verify_independently(
+    gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path
+) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    delivered = sink.received[-1].data
+    signatures = re.findall(rb"(?is)^DKIM-Signature:.*?(?=^\S)", delivered, re.M)
+    assert len(signatures) == 2
+    for signature in signatures:
+        h = re.search(rb"h=([^;]+);", signature.replace(b"\r\n", b"").replace(b" ", b""))
+        assert h is not None
+        names = h.group(1).lower().split(b":")
+        assert names.count(b"list-unsubscribe") == 2  # present once, over-signed once
+        assert names.count(b"list-unsubscribe-post") == 2
+        assert names.count(b"from") == 2
+        assert b"l=" not in signature.replace(b"\r\n", b" ").split(b"b=")[0].split(b"h=")[0]
+    dns = authenv.shared().dns
+    assert dkimpy_verify_all(delivered, dns) == [True, True]
+    verdict = OpenDkim("/usr/sbin/opendkim", tmp_path).verify(delivered, dns)
+    assert "dkim=pass" in verdict
+
+
+def test_mailto_optout_without_auth(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    header = sink.received[-1].data.split(b"\r\n\r\n", 1)[0].decode()
+    mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", header)
+    assert mailto, header
+    from urllib.parse import unquote
+
+    address, subject = mailto.group(1), unquote(mailto.group(2))
+    reply = EmailMessage()
+    reply["From"] = "taro@example.com"
+    reply["To"] = address
+    reply["Subject"] = subject
+    reply.set_content("配信停止をお願いします。")
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:  # no AUTH
+        client.ehlo("mua.example.com")
+        client.mail("taro@example.com")
+        assert client.rcpt("victim@example.org")[0] == 530  # still no open relay
+        assert client.rcpt(address)[0] == 250
+        code, text = client.data(reply.as_bytes())
+    assert code == 250 and b"Opt-out recorded" in text
+    assert send(gateway, "taro@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
+    assert all("victim" not in " ".join(m.rcpt_tos) for m in sink.received)
+
+
+def test_mailto_without_a_token_is_answered_clearly(gateway: GatewayProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("mua.example.com")
+        client.mail("someone@example.com")
+        client.rcpt("unsubscribe@gw.test")
+        code, text = client.data(b"Subject: stop\r\n\r\nplease stop\r\n")
+    assert code == 550 and b"No valid unsubscribe token" in text
+
+
+def test_many_concurrent_one_clicks(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    url = one_click_url(sink.received[-1].data)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda _: httpx.post(url, data={"List-Unsubscribe": "One-Click"},
+                                                      timeout=30).status_code, range(40)))
+    assert statuses == [200] * 40
+    assert send(gateway, "taro@example.com")[0] == 550
