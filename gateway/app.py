@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 class Gateway:
     """One gateway process: everything the hooks need, passed down explicitly."""
 
-    def __init__(self, config: Config, rules: RuleSet, store: Store) -> None:
+    def __init__(
+        self, config: Config, rules: RuleSet, store: Store, *, serve_http: bool = True
+    ) -> None:
+        self.serve_http = serve_http
         self.config = config
         self.rules = rules
         self.store = store
@@ -125,9 +128,12 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
-        self.http = HttpServer()
-        app = create_app(self, metrics_=self.metrics, codec=self.codec, preflight=self._preflight)
-        await self.http.start(app, self.config.http.listen)
+        if self.serve_http:
+            self.http = HttpServer()
+            app = create_app(
+                self, metrics_=self.metrics, codec=self.codec, preflight=self._preflight
+            )
+            await self.http.start(app, self.config.http.listen)
         try:
             await asyncio.wait_for(self.auth.warm(), timeout=self.config.dns.timeout * 4 + 1)
         except TimeoutError:
@@ -188,11 +194,11 @@ def _load_codec(config: Config) -> TokenCodec | None:
         raise ConfigError(str(exc), "policy.unsubscribe_secret_file") from None
 
 
-def build(config: Config) -> Gateway:
+def build(config: Config, *, serve_http: bool = True) -> Gateway:
     rules = load_packs(config.policy.rules)
     store = open_store(
         config.store.url,
         commit_interval=config.store.commit_interval,
         commit_max_batch=config.store.commit_max_batch,
     )
-    return Gateway(config, rules, store)
+    return Gateway(config, rules, store, serve_http=serve_http)

@@ -1,35 +1,124 @@
-"""`serve`: run the SMTP listener until SIGTERM/SIGINT, then drain and exit 0."""
+"""`serve`: run the SMTP listener until SIGTERM/SIGINT, then drain and exit 0.
+
+With `[server] workers = N > 1` this process supervises N worker processes that
+share the SMTP port (SO_REUSEPORT: the kernel spreads connections) and one store;
+worker 0 also serves HTTP. Migrations run once, here, before any worker starts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 from gateway import app, config, logs
+from gateway.errors import ConfigError
+from gateway.store import open_store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the gateway until SIGTERM")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     logs.setup(args.log_level)
-    gateway = app.build(cfg)
-    return asyncio.run(_serve(gateway))
+    workers = cfg.server.workers
+    if workers > 1 and args.worker is None:
+        if cfg.server.listen.endswith(":0"):
+            raise ConfigError("a fixed port is needed with workers > 1", "server.listen")
+        return _supervise(args, workers, cfg.store.url)
+    gateway = app.build(cfg, serve_http=args.worker in (None, 0))
+    return asyncio.run(_serve(gateway, args.worker))
 
 
-async def _serve(gateway: app.Gateway) -> int:
+async def _serve(gateway: app.Gateway, worker: int | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
-    print(f"tokuden: listening on port {gateway.port}", flush=True)
+    who = "" if worker is None else f"worker {worker} "
+    print(f"tokuden: {who}listening on port {gateway.port}", flush=True)
     await stop.wait()
     await gateway.stop()
     return 0
+
+
+def _migrate(url: str) -> None:
+    async def go() -> None:
+        store = open_store(url)
+        await store.open()
+        await store.close()
+
+    asyncio.run(go())
+
+
+def _supervise(args: argparse.Namespace, workers: int, store_url: str) -> int:
+    _migrate(store_url)
+    stopping = False
+
+    def spawn(index: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--config",
+                args.config,
+                "--log-level",
+                args.log_level,
+                "--worker",
+                str(index),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    children = [spawn(i) for i in range(workers)]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    port = ""
+    for child in children:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if "listening on port" not in line:
+            on_signal(signal.SIGTERM, None)
+            print("tokuden: a worker failed to start", file=sys.stderr)
+            return 1
+        port = line.rsplit(" ", 1)[1].strip()
+    print(f"tokuden: listening on port {port} ({workers} workers)", flush=True)
+    restarts: list[float] = []
+    while True:
+        time.sleep(0.2)
+        for i, child in enumerate(children):
+            code = child.poll()
+            if code is None:
+                continue
+            if stopping:
+                continue
+            # a worker died on its own: restart it, unless it keeps dying
+            restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
+            if len(restarts) > 5 * workers:
+                print("tokuden: workers keep dying; giving up", file=sys.stderr)
+                on_signal(signal.SIGTERM, None)
+                return 1
+            print(f"tokuden: worker {i} exited with {code}; restarting", file=sys.stderr)
+            children[i] = spawn(i)
+        if stopping and all(c.poll() is not None for c in children):
+            return max((c.returncode or 0) for c in children)

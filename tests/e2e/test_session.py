@@ -172,3 +172,19 @@ def test_swaks_through_postfix_smtp_sink(
         smtp_sink.terminate()
         smtp_sink.wait(timeout=5)
         shutil.rmtree(dump, ignore_errors=True)
+
+
+def test_two_workers_share_the_port(config: dict[str, Any], start_gateway: Any, sink: RecordingSink) -> None:
+    config["server"]["workers"] = 2
+    gw = start_gateway(config)
+    for _ in range(12):
+        with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+            client.ehlo("x.test")
+            client.login("ma-tool", PASSWORD)
+            client.mail("news@bounce.example.jp")
+            client.rcpt("taro@example.com")
+            assert client.data(marketing())[0] == 250
+    assert len(sink.received) == 12
+    assert len({m.peer for m in sink.received}) >= 1
+    gw.signal(signal.SIGTERM)
+    assert gw.wait(timeout=30) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import os
 import signal
 import socket
@@ -116,8 +117,9 @@ class GatewayProcess:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            if "listening on port" in line:
-                self.port = int(line.rsplit(" ", 1)[1])
+            found = re.search(r"listening on port (\d+)", line)
+            if found:
+                self.port = int(found.group(1))
                 return self
         self.stop()
         raise RuntimeError("gateway did not start:\n" + "".join(self.stderr_lines[-30:]))
