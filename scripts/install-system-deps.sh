@@ -15,6 +15,8 @@ command -v opendkim-testmsg >/dev/null 2>&1 || [ -x /usr/sbin/opendkim-testmsg ]
 command -v opendkim >/dev/null 2>&1 || [ -x /usr/sbin/opendkim ] || need+=(opendkim)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# PostgreSQL binaries: the store tests make a throwaway cluster with initdb when no server answers
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # Japanese glyphs for the UI screenshots (without them kana and kanji render as boxes)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 

@@ -123,20 +123,29 @@ async def import_file(
         await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
         result.state, result.imported = "failed", 0
         return result
-    await store.execute(
-        "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND status = 'opted_out'",
-        (batch_id,),
-    )
     pending = approval_required and result.grants > 0
-    if not pending:
-        await store.execute(
-            "UPDATE consent_events SET effective = 1 WHERE batch_id = ?", (batch_id,)
-        )
     result.state = "pending" if pending else "approved"
-    await store.execute(
-        "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
-        "WHERE id = ?",
-        (result.state, result.grants, result.optouts, None if pending else time.time(), batch_id),
+    effect = (
+        "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND status = 'opted_out'"
+        if pending
+        else "UPDATE consent_events SET effective = 1 WHERE batch_id = ?"
+    )
+    # One transaction: the batch's state and the rows in effect never disagree.
+    await store.execute_all(
+        [
+            (effect, (batch_id,)),
+            (
+                "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
+                "WHERE id = ?",
+                (
+                    result.state,
+                    result.grants,
+                    result.optouts,
+                    None if pending else time.time(),
+                    batch_id,
+                ),
+            ),
+        ]
     )
     return result
 
@@ -168,15 +177,24 @@ async def approve_batch(
         raise ApprovalRefused(
             f"{approver!r} imported batch {batch_id}; a second person must approve it"
         )
-    # the status condition makes a concurrent double approval a no-op, not a lost update
-    changed = await store.execute(
-        "UPDATE import_batches SET status = 'approved', decided_by = ?, decided_at = ? "
-        "WHERE id = ? AND status = 'pending'",
-        (approver, time.time(), batch_id),
+    # One transaction, guarded by the status: a concurrent second approval changes nothing
+    # (no lost update), and a crash cannot leave an approved batch whose rows are not in effect.
+    _, changed = await store.execute_all(
+        [
+            (
+                "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND EXISTS "
+                "(SELECT 1 FROM import_batches WHERE id = ? AND status = 'pending')",
+                (batch_id, batch_id),
+            ),
+            (
+                "UPDATE import_batches SET status = 'approved', decided_by = ?, decided_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (approver, time.time(), batch_id),
+            ),
+        ]
     )
     if not changed:
         raise ApprovalRefused(f"batch {batch_id} is {batch['status']}, not pending")
-    await store.execute("UPDATE consent_events SET effective = 1 WHERE batch_id = ?", (batch_id,))
     return (await store.fetch("SELECT * FROM import_batches WHERE id = ?", (batch_id,)))[0]
 
 

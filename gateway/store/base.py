@@ -62,6 +62,9 @@ class Store(Protocol):
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; the number of rows changed."""
 
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Several statements in one transaction (all or nothing); rows changed by each."""
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query."""
 

@@ -531,6 +531,13 @@ class PostgresStore:
             status = await conn.execute(to_dollar(sql), *params)
         return _rowcount(status)
 
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Several statements (`?` placeholders) in one transaction; rows changed by each."""
+        async with self._conn("transaction failed") as conn, conn.transaction():
+            return [
+                _rowcount(await conn.execute(to_dollar(sql), *params)) for sql, params in statements
+            ]
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read query (`?` placeholders) as dicts."""
         async with self._conn("query failed") as conn:

@@ -74,7 +74,7 @@ class SqliteStore:
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Write] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0
         self.commit_seconds = 0.0
@@ -109,15 +109,12 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._writer.cancel()
+            # A sentinel, not cancel(): a batch being committed finishes and its
+            # callers get their answers; everything queued before close is committed.
+            await self._queue.put(None)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-            leftover: list[_Write] = []
-            while not self._queue.empty():
-                leftover.append(self._queue.get_nowait())
-            if leftover and self._db is not None:
-                await self._commit(leftover)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -169,31 +166,55 @@ class SqliteStore:
     async def _write_loop(self) -> None:
         while True:
             first = await self._queue.get()
+            if first is None:
+                return
             batch = [first]
+            closing = False
             while len(batch) < self.commit_max_batch:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
             await self._commit(batch)
+            if closing:
+                return
 
     async def _commit(self, batch: list[_Write]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             ids = await self._run_batch(batch)
+        except sqlite3.IntegrityError:
+            if len(batch) > 1:
+                # One write broke a constraint (e.g. a resent source_ref): commit the
+                # others without it instead of failing every session of the batch.
+                for item in batch:
+                    await self._commit([item])
+                return
+            self._fail(batch, "constraint")
+            return
         except (sqlite3.Error, ValueError) as exc:
             log.error("group commit of %d writes failed: %s", len(batch), exc)
-            failure = StoreUnavailable(f"commit failed: {exc}")
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_exception(failure)
+            self._fail(batch, str(exc))
             return
         self.commits += 1
         self.commit_seconds += loop.time() - started
         for item, rowid in zip(batch, ids, strict=True):
             if not item.done.done():
                 item.done.set_result(rowid)
+
+    @staticmethod
+    def _fail(batch: list[_Write], why: str) -> None:
+        failure = StoreUnavailable(
+            "UNIQUE constraint failed" if why == "constraint" else f"commit failed: {why}"
+        )
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(failure)
 
     async def _run_batch(self, batch: list[_Write]) -> list[int]:
         # One thread hop for the whole batch: the statements run back to back on the
@@ -338,6 +359,15 @@ class SqliteStore:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One statement in its own transaction; returns the number of rows changed."""
         result: int = await self.run_in_transaction(lambda conn: conn.execute(sql, params).rowcount)
+        return result
+
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Several statements in one transaction (all or nothing); rows changed by each."""
+
+        def body(conn: sqlite3.Connection) -> list[int]:
+            return [conn.execute(sql, params).rowcount for sql, params in statements]
+
+        result: list[int] = await self.run_in_transaction(body)
         return result
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

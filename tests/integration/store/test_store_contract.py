@@ -226,17 +226,7 @@ async def test_source_ref_is_recorded_once(store: Store) -> None:
     assert len(await store.consent_records("sample", "taro@example.com")) == 1
 
 
-async def test_a_duplicate_does_not_fail_the_events_that_share_its_commit(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if backend(store) == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sqlite.py group commit fails every write of a batch when one of them "
-                "violates a constraint (lead: isolate the failing item, as postgres.py does)",
-            )
-        )
+async def test_a_duplicate_does_not_fail_the_events_that_share_its_commit(store: Store) -> None:
     dup = consent("taro@example.com", ConsentStatus.OPTED_OUT, ref="cmp-7")
     assert await store.append_consent(dup, "taro@example.com")
     results = await asyncio.gather(
