@@ -17,6 +17,7 @@ from gateway.cli import (
     cmd_check,
     cmd_consent,
     cmd_copy_store,
+    cmd_dns,
     cmd_log,
     cmd_migrate,
     cmd_report,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_copy_store,
         cmd_token,
         cmd_report,
+        cmd_dns,
     ):
         module.register(sub, common)
     return parser

@@ -1,0 +1,104 @@
+"""The go-live checklist: what each sender identity must publish in DNS, and whether it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.auth.dkim_sign import published_key_matches
+from gateway.auth.dmarc import DmarcStatus, discover
+from gateway.auth.policy import AuthPolicy, signing_domain
+from gateway.config import SenderConfig
+from gateway.errors import LookupTempError
+
+
+@dataclass(slots=True)
+class RecordCheck:
+    kind: str  # spf | dkim | dmarc
+    name: str
+    ok: bool
+    publish: str  # the TXT value to publish (or keep)
+    detail: str
+    required: bool = True  # False: advice (e.g. SPF on the From domain for Japanese carriers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "ok": self.ok,
+            "publish": self.publish,
+            "detail": self.detail,
+            "required": self.required,
+        }
+
+
+@dataclass(slots=True)
+class SenderCheck:
+    sender: str
+    records: list[RecordCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.records if r.required)
+
+
+def _spf_suggestion(ips: tuple[str, ...]) -> str:
+    mechanisms = " ".join(("ip6:" if ":" in ip else "ip4:") + ip for ip in ips)
+    return f"v=spf1 {mechanisms} -all" if ips else "v=spf1 -all"
+
+
+async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
+    result = SenderCheck(sender.id)
+    envelope = set(sender.envelope_domains) or set(sender.domains)
+    for domain in dict.fromkeys((*sender.envelope_domains, *sender.domains)):
+        # Receivers check SPF on the envelope domain; Japanese carriers also look at the
+        # From domain (legal.md §2.4), so that one is advice unless it is an envelope domain.
+        required = domain in envelope
+        try:
+            spf = await auth.spf.evaluate_all(sender.egress_ips, domain, auth.helo)
+        except LookupTempError as exc:
+            result.records.append(
+                RecordCheck("spf", domain, False, "", f"DNS failing: {exc}", required)
+            )
+            continue
+        bad = [r for r in spf if not r.passed]
+        detail = "; ".join(f"{r.ip}: {r.verdict.value}" for r in spf) or "no egress_ips configured"
+        result.records.append(
+            RecordCheck(
+                "spf",
+                domain,
+                bool(spf) and not bad,
+                _spf_suggestion(sender.egress_ips) if bad or not spf else "",
+                detail if required else f"{detail} (recommended for Japanese carriers)",
+                required,
+            )
+        )
+    for key in auth.signer.active_keys(signing_domain(sender)):
+        pub = await published_key_matches(auth.dns, key.selector, key.domain, key)
+        result.records.append(RecordCheck("dkim", pub.name, pub.ok, pub.expected, pub.detail))
+    for domain in sender.domains:
+        name = f"_dmarc.{domain}"
+        try:
+            dmarc = await discover(auth.dns, domain)
+        except LookupTempError as exc:
+            result.records.append(RecordCheck("dmarc", name, False, "", f"DNS failing: {exc}"))
+            continue
+        suggestion = f"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}"
+        if dmarc.status is DmarcStatus.FOUND:
+            where = dmarc.record_domain or domain
+            note = "; ".join(dmarc.warnings)
+            result.records.append(
+                RecordCheck(
+                    "dmarc",
+                    f"_dmarc.{where}",
+                    True,
+                    "",
+                    f"p={dmarc.policy.value if dmarc.policy else '?'}"
+                    + (f"; {note}" if note else ""),
+                )
+            )
+        else:
+            result.records.append(
+                RecordCheck("dmarc", name, False, suggestion, dmarc.error or dmarc.status.value)
+            )
+    return result

@@ -1,0 +1,81 @@
+"""`dns check`, `dkim keygen` and `secret` against a real knotd: the go-live checklist."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.support import authenv, toml
+from tests.support.gateway import base_config, cli
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: RecordingSink) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(base_config(tmp_path, sink.port)), encoding="utf-8")
+    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["senders"][0]["records"]}
+    assert records[("spf", "bounce.example.jp")]["ok"] is True
+    assert records[("dkim", "mk2026._domainkey.example.jp")]["ok"] is True
+    assert records[("dkim", "ed2026._domainkey.example.jp")]["ok"] is True
+    assert records[("dmarc", "_dmarc.example.jp")]["ok"] is True
+    # the From domain's SPF does not list the egress IP: advice, not a failure
+    assert records[("spf", "example.jp")]["required"] is False
+
+
+def test_new_selector_is_reported_until_published(tmp_path: Path, sink: RecordingSink) -> None:
+    env = authenv.start(tmp_path / "dns")
+    try:
+        cfg = base_config(tmp_path, sink.port, env)
+        path = tmp_path / "gw.toml"
+        path.write_text(toml.dumps(cfg), encoding="utf-8")
+        made = cli("dkim", "keygen", "--sender", "sample", "--selector", "mk2027", config=path)
+        assert made.returncode == 0, made.stderr
+        key = tmp_path / "keys" / "example.jp.mk2027.pem"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        record = made.stdout.split('IN TXT "', 1)[1].split('"', 1)[0]
+        assert record.startswith("v=DKIM1; k=rsa; p=")
+        again = cli("dkim", "keygen", "--sender", "sample", "--selector", "mk2027", config=path)
+        assert again.returncode == 1 and "exists" in again.stderr  # never overwrites a key
+        cfg["senders"][0]["dkim"] = [{"selector": "mk2027", "key": str(key)}]
+        path.write_text(toml.dumps(cfg), encoding="utf-8")
+        missing = cli("dns", "check", "--sender", "sample", config=path)
+        assert missing.returncode == 1
+        assert f'mk2027._domainkey.example.jp. IN TXT "{record}"' in missing.stdout
+        from tests.dns.server import txt_rdata
+
+        env.dns.write_zone("_domainkey.example.jp", f"mk2027 IN TXT {txt_rdata(record)}\n")
+        assert cli("dns", "check", "--sender", "sample", config=path).returncode == 0
+    finally:
+        env.dns.stop()
+
+
+def test_dns_check_says_what_to_publish_for_a_domain_without_records(tmp_path: Path, sink: RecordingSink) -> None:
+    cfg = base_config(tmp_path, sink.port)
+    cfg["senders"][1].update(domains=["nodmarc.test"], egress_ips=["192.0.2.10"])
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("dns", "check", "--sender", "other", config=path)
+    assert result.returncode == 1
+    assert '_dmarc.nodmarc.test. IN TXT "v=DMARC1; p=none; rua=mailto:dmarc-reports@nodmarc.test"' in result.stdout
+    assert 'nodmarc.test. IN TXT "v=spf1 ip4:192.0.2.10 -all"' in result.stdout
+
+
+def test_secret_generate_and_rotate(tmp_path: Path) -> None:
+    path = tmp_path / "unsub.key"
+    assert cli("secret", "generate", str(path)).returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    def keys() -> list[str]:
+        return [line for line in path.read_text().splitlines() if not line.startswith("#")]
+
+    first = keys()
+    assert cli("secret", "generate", str(path)).returncode == 1  # never overwritten
+    assert cli("secret", "rotate", str(path)).returncode == 0
+    rotated = keys()
+    assert len(rotated) == 2 and rotated[1] == first[0]
