@@ -67,7 +67,10 @@ class ServerConfig:
     # only on a complete command, so it also bounds a whole DATA phase (byte tricklers).
     idle_timeout: Seconds = 300.0
     max_recipients: int = 100  # per transaction, for transactional clients
-    max_connections: int = 1000
+    max_connections: int = 1000  # per process; more get 421 4.3.2 at connect (0: no limit)
+    # Per client IP address and per process (each worker counts its own):
+    max_connections_per_ip: int = 200  # concurrent; more get 421 4.7.0 at connect (0: no limit)
+    max_messages_per_minute_per_ip: int = 0  # MAIL commands; more get 451 4.7.1 (0: no limit)
     auth_failure_limit: int = 5  # failures per client address before AUTH is throttled
     auth_failure_window: Seconds = 300.0
     shutdown_grace: Seconds = 30.0
@@ -362,6 +365,9 @@ def _validate(config: Config) -> None:
             _readable(value, f"server.{key}")
     if config.server.workers < 1:
         raise ConfigError("must be at least 1", "server.workers")
+    for key in ("max_connections", "max_connections_per_ip", "max_messages_per_minute_per_ip"):
+        if getattr(config.server, key) < 0:
+            raise ConfigError("must not be negative (0 means no limit)", f"server.{key}")
     if not (
         config.store.url.startswith("sqlite:///")
         or config.store.url.startswith(("postgresql://", "postgres://"))

@@ -91,9 +91,21 @@ class UpstreamLink:
         return extension.lower() in self.esmtp_extensions
 
     async def mail(self, sender: str, options: list[str]) -> UpstreamReply:
+        reused = self.connected
         client = await self._ready()
         passable = [o for o in options if self._passable(o)]
-        result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
+        try:
+            result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
+        except UpstreamUnavailable:
+            if not reused:
+                raise
+            # A pooled connection the upstream closed while it sat idle (or answered 421
+            # for its own idle timeout): nothing was sent yet, so one fresh try is safe.
+            log.info("pooled upstream connection was gone; reconnecting")
+            await self._drop()
+            client = await self._ready()
+            passable = [o for o in options if self._passable(o)]
+            result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
         self.in_transaction = result.ok
         return result
 
@@ -148,8 +160,12 @@ class UpstreamLink:
         try:
             response = await pending  # type: ignore[misc]
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:  # the upstream is closing this connection
-                await self.close()
+            if exc.code == 421:
+                # The upstream is closing this connection. That is no answer to relay
+                # (a 421 would tell our client that *we* close): 451 4.4.1, try again.
+                await self._drop()
+                text = " ".join(exc.message.split())
+                raise UpstreamUnavailable(f"upstream closing: 421 {text}") from exc
             return UpstreamReply(exc.code, exc.message)
         except aiosmtplib.SMTPTimeoutError as exc:
             await self._drop()

@@ -7,6 +7,7 @@ outcome, and answers with the reply the chain or the upstream gave.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -26,13 +27,27 @@ from gateway.errors import GatewayError, StoreUnavailable, UpstreamError
 from gateway.eventlog import new_id
 from gateway.model import Action, ClientClass, Event, EventVerdict, Phase, Verdict
 from gateway.replies import Reply, replies
+from gateway.smtp.limits import MESSAGE_RATE_EXCEEDED, ClientLimits
 from gateway.smtp.message import gather_message_facts
+from gateway.smtp.storehealth import StoreHealth
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
-    from gateway.smtp.server import GatewaySMTP
+    from gateway.smtp.server import ConnectionState, GatewaySMTP
 
 log = logging.getLogger(__name__)
+
+# After the upstream took a message, its decision must reach the event log: a 4xx now
+# would make the client send it twice. Retry the commit for this long before giving up
+# (the decision line is then only in the JSON log on stderr).
+ACCEPTED_RECORD_PATIENCE = 30.0
+_RECORD_RETRY_PAUSE = 0.25
+
+
+def _retrieve(task: asyncio.Future[str]) -> None:
+    """Consume the outcome of a delivery whose client left (it was logged already)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("delivery after disconnect ended with %r", task.exception())
 
 
 def _line(reply: Reply, utf8: bool = False) -> str:
@@ -44,6 +59,8 @@ class Handler:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
+        self.limits = ClientLimits(gateway.config.server)
+        self.store_health = StoreHealth(gateway.store)
 
     # -- greeting and AUTH --------------------------------------------------------------
 
@@ -124,6 +141,11 @@ class Handler:
         state = server.state
         if self.gw.draining:
             return _line(replies.shutting_down)
+        if not self.limits.message(state.client_ip):
+            log.warning(
+                "message rate limit", extra={"fields": {"client_ip": state.client_ip}}
+            )
+            return _line(MESSAGE_RATE_EXCEEDED)
         client = state.client
         if client is None:
             if not self.gw.mailto.enabled:
@@ -133,6 +155,9 @@ class Handler:
             state.mailto = True
             envelope.mail_from = address
             return _line(replies.sender_ok)
+        if not self.store_health.ok():
+            # nothing may be relayed whose decision cannot be logged: fail fast
+            return _line(replies.store_unavailable)
         state.begin_transaction()
         state.utf8 = "SMTPUTF8" in mail_options
         facts = state.facts = Facts(
@@ -224,6 +249,7 @@ class Handler:
         facts = state.facts
         if facts is None:
             return _line(replies.bad_sequence)
+        server.restart_idle_timer()
         raw = envelope.original_content or b""
         recipients = ",".join(envelope.rcpt_tos)
         facts.phase = Phase.DATA
@@ -251,6 +277,23 @@ class Handler:
             return await self._finish_with(
                 state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
             )
+        if not self.store_health.ok():
+            # the store stopped committing during this transaction: do not relay
+            return await self._finish_with(
+                state, facts, replies.store_unavailable, EventVerdict.TEMPFAILED, recipients,
+                "event store failing",
+            )
+        # From the upstream's DATA to the record, finish even if the client goes away:
+        # a message the upstream took must be in the event log.
+        delivery = state.delivery = asyncio.ensure_future(
+            self._deliver(state, facts, outgoing, recipients)
+        )
+        delivery.add_done_callback(_retrieve)
+        return await asyncio.shield(delivery)
+
+    async def _deliver(
+        self, state: ConnectionState, facts: Facts, outgoing: bytes, recipients: str
+    ) -> str:
         started = time.perf_counter()
         try:
             answer = await state.upstream().data(outgoing)
@@ -269,23 +312,34 @@ class Handler:
         sent_key = ""
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
-        try:
-            await self._record(
-                state,
-                Phase.DATA,
-                verdict_name,
-                answer.line(),
-                facts,
-                recipient=recipients,
-                upstream_reply=answer.line(),
-                size=len(outgoing),
-                sent_key=sent_key,
-            )
-        except GatewayError:
-            if not answer.ok:
-                raise
-            # The upstream already took the message: a 4xx now would make the
-            # client send it twice. The decision line went to stderr instead.
+        deadline = time.monotonic() + ACCEPTED_RECORD_PATIENCE
+        while True:
+            try:
+                await self._record(
+                    state,
+                    Phase.DATA,
+                    verdict_name,
+                    answer.line(),
+                    facts,
+                    recipient=recipients,
+                    upstream_reply=answer.line(),
+                    size=len(outgoing),
+                    sent_key=sent_key,
+                )
+                break
+            except GatewayError:
+                if not answer.ok:
+                    await state.end_transaction()
+                    raise
+                if time.monotonic() >= deadline:
+                    # The upstream already took the message: a 4xx now would make the
+                    # client send it twice. The decision line went to stderr instead.
+                    log.error(
+                        "accepted message not in the event log",
+                        extra={"fields": {"session": state.session_id, "reply": answer.line()}},
+                    )
+                    break
+                await asyncio.sleep(_RECORD_RETRY_PAUSE)
         await state.end_transaction()
         return answer.line()
 
@@ -512,4 +566,9 @@ class Handler:
             timings={k: round(v, 6) for k, v in state.timings.items()},
             session_id=state.session_id,
         )
-        await self.gw.eventlog.record(event, sent_key)
+        try:
+            await self.gw.eventlog.record(event, sent_key)
+        except StoreUnavailable as exc:
+            self.store_health.failed(exc)
+            raise
+        self.store_health.succeeded()

@@ -19,11 +19,13 @@ from gateway.eventlog import new_id
 from gateway.model import RuleResult
 from gateway.replies import replies
 from gateway.smtp.handler import Handler
+from gateway.smtp.limits import TOO_MANY_CONNECTIONS, TOO_MANY_FROM_IP
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger(__name__)
+
 
 # aiosmtpd's own reply texts, mapped onto the contract's codes (one place for codes).
 _TRANSLATE = {
@@ -63,6 +65,9 @@ class ConnectionState:
         self.busy = False
         self.utf8 = False  # the transaction asked for SMTPUTF8: replies may carry Japanese
         self.mailto = False  # an unauthenticated transaction to the opt-out mailbox
+        # The upstream leg and record of an accepted DATA: it runs on even if the client
+        # goes away, and the connection's clean-up waits for it.
+        self.delivery: asyncio.Task[str] | None = None
         self._link: UpstreamLink | None = None
 
     def begin_transaction(self) -> None:
@@ -92,33 +97,85 @@ class ConnectionState:
             await self.gw.pool.give_back(link)
 
 
+def safe_hostname(name: str) -> str:
+    """The host name as it may appear in a reply line: no spaces or control characters."""
+    return "".join(ch for ch in name if ch.isprintable() and not ch.isspace()) or "localhost"
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's protocol engine with our per-connection state and reply translation."""
 
     def __init__(self, gateway: Gateway, handler: Handler, **kwargs: Any) -> None:
+        # The greeting and EHLO carry the host name: a line break in it would inject replies.
+        kwargs["hostname"] = safe_hostname(str(kwargs.get("hostname") or "localhost"))
         super().__init__(handler, **kwargs)
         self.gw = gateway
+        self.limits = handler.limits
         self.state = ConnectionState(gateway, "")
         self._relax_auth_tls = not kwargs.get("auth_require_tls", True)
+        self._refusal: str | None = None  # a 421 for a connection over the limits
+        self._admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # The same connection again, now over TLS. aiosmtpd discards the plaintext
+            # that came with STARTTLS here (RFC 3207 §4.2, CVE-2011-0411 style injection);
+            # tests/security checks that it stays so.
+            super().connection_made(transport)
+            return
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else ""
         self.state = ConnectionState(self.gw, ip)
         # auth_require_tls = false is honoured on loopback only
         self._auth_require_tls = not (self._relax_auth_tls and is_loopback(ip))
+        over = self.limits.connect(ip)
+        if over is None:
+            self._admitted = True
+        else:
+            reply = TOO_MANY_CONNECTIONS if over == "total" else TOO_MANY_FROM_IP
+            self._refusal = replies_mod.finalize(reply)
+            log.warning(
+                "connection refused: %s limit", over, extra={"fields": {"client_ip": ip}}
+            )
         self.gw.connections.add(self)
         super().connection_made(transport)
 
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            # Over a connection limit: say why and close, before reading anything.
+            try:
+                await self.push(self._refusal)
+            finally:
+                if self.transport is not None:
+                    self.transport.close()
+            return
+        await super()._handle_client()
+
     def connection_lost(self, error: Exception | None) -> None:
-        self.gw.connections.discard(self)
         state = self.state
+        if self._admitted:
+            self._admitted = False
+            self.limits.disconnect(state.client_ip)
+        if state.delivery is None or state.delivery.done():
+            self.gw.connections.discard(self)
         asyncio.get_running_loop().create_task(self._cleanup(state))
         super().connection_lost(error)
 
     async def _cleanup(self, state: ConnectionState) -> None:
-        await state.end_transaction()
-        await state.release()
+        try:
+            if state.delivery is not None and not state.delivery.done():
+                # the client left while the upstream had the message: let that finish and
+                # be recorded; the upstream's timeout and the store's patience bound it
+                await asyncio.wait({state.delivery})
+            await state.end_transaction()
+            await state.release()
+        finally:
+            self.gw.connections.discard(self)
+
+    def restart_idle_timer(self) -> None:
+        """The client finished sending; time what follows from here, not from DATA."""
+        if self.transport is not None:
+            self._reset_timeout()
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
