@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= deploy/example.toml
 
-.PHONY: run test lint unit demo bench deps clean
+.PHONY: run serve test lint unit demo bench deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 deps:
 	bash scripts/install-system-deps.sh
 
-run: $(STAMP)
+# The gateway on deploy/example.toml, inside a local sandbox (DNS + upstream sink on loopback).
+# For your own config: make serve CONFIG=path/to/gateway.toml
+run: $(STAMP) deps
+	$(BIN)/python scripts/sandbox.py
+
+serve: $(STAMP)
 	$(BIN)/python -m gateway serve --config $(CONFIG)
 
 lint: $(STAMP)

@@ -69,9 +69,7 @@ def finalize(reply: Reply, *, utf8: bool = False) -> str:
     SMTPUTF8 (RFC 6531 §3.7.4); everyone else gets the ASCII half.
     """
     if not utf8 and not reply.text.isascii():
-        ascii_parts = [p.strip() for p in reply.text.split(" / ") if p.strip().isascii()]
-        text = " / ".join(p for p in ascii_parts if p) or "Refused by policy"
-        reply = Reply(reply.code, reply.status, text, reply.rule_ids)
+        reply = Reply(reply.code, reply.status, ascii_text(reply.text), reply.rule_ids)
     if not 200 <= reply.code <= 599:
         raise ValueError(f"reply code out of range: {reply.code}")
     if reply.status:
@@ -85,6 +83,16 @@ def finalize(reply: Reply, *, utf8: bool = False) -> str:
     if len(encoded) > MAX_TEXT:
         line = encoded[: MAX_TEXT - 3].decode("utf-8", "ignore") + "..."
     return line
+
+
+def ascii_text(text: str) -> str:
+    """The English halves of "日本語 / English" texts (several joined by " | ")."""
+    segments = []
+    for segment in text.split(" | "):
+        halves = [h.strip() for h in segment.split(" / ") if h.strip().isascii() and h.strip()]
+        if halves:
+            segments.append(" / ".join(halves))
+    return " | ".join(segments) or "Refused by policy"
 
 
 def parse(line: str) -> Reply:

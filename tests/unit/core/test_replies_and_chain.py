@@ -35,6 +35,11 @@ def test_japanese_half_only_for_smtputf8() -> None:
     assert "同意" in replies.finalize(reply, utf8=True)
 
 
+def test_ascii_halves_of_a_combined_refusal() -> None:
+    reply = Reply(550, "5.7.1", "名前がありません / Sender name missing | 住所がありません / Postal address missing")
+    assert replies.finalize(reply) == "550 5.7.1 Sender name missing | Postal address missing"
+
+
 def test_soft_reject_turns_5xx_into_4xx() -> None:
     assert str(Reply(550, "5.7.1", "x").as_temporary()) == "450 4.7.1 x"
 
