@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.auth.dkim_sign import KeyPublication, KeyPublicationStatus
+from gateway.auth.dkim_sign import (
+    DkimVerification,
+    DkimVerifyStatus,
+    KeyPublication,
+    KeyPublicationStatus,
+)
 from gateway.auth.dmarc import DmarcResult, DmarcStatus, dkim_aligned, spf_aligned
 from gateway.auth.spf import SpfResult, SpfVerdict
 from gateway.engine.context import Facts
@@ -94,3 +99,24 @@ def dmarc_aligned(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
             )
     warnings = "; ".join(dmarc.warnings)
     return Outcome.PASS, detail + (f"; {warnings}" if warnings else "")
+
+
+@check("auth.existing_dkim", phases={Phase.DATA})
+def existing_dkim(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """Signatures the MA tool added verify (recorded; they are kept on the message)."""
+    results: list[DkimVerification] | None = facts.extra.get("dkim_existing")
+    if not results:
+        return Outcome.SKIP, "no DKIM-Signature from the client"
+    summary = [
+        {
+            "d": r.domain,
+            "s": r.selector,
+            "a": r.algorithm,
+            "result": r.status.value,
+            "detail": r.detail,
+        }
+        for r in results
+    ]
+    text = "; ".join(f"d={r.domain} s={r.selector}: {r.status.value}" for r in results)
+    failed = any(r.status is not DkimVerifyStatus.PASS for r in results)
+    return (Outcome.FAIL if failed else Outcome.PASS), text, {"signatures": summary}

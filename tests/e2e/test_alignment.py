@@ -1,0 +1,96 @@
+"""Alignment refusals through real SMTP, against a private knotd per test."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.auth.dkim_sign import DkimSigner, load_key
+from tests.support import authenv
+from tests.support.gateway import PASSWORD, GatewayProcess, base_config, cli
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def private_dns(tmp_path: Path) -> Any:
+    env = authenv.start(tmp_path / "dns")
+    yield env
+    env.dns.stop()
+
+
+def send(gw: GatewayProcess, raw: bytes | None = None) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=20) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        return client.data(raw or marketing())
+
+
+def test_egress_ip_not_in_spf_is_refused(tmp_path: Path, sink: RecordingSink, start_gateway: Any,
+                                         private_dns: Any) -> None:
+    cfg = base_config(tmp_path, sink.port, private_dns)
+    cfg["senders"][0]["egress_ips"] = ["198.51.100.7"]
+    gw = start_gateway(cfg)
+    code, reply = send(gw)
+    assert code == 550 and b"[align.spf]" in reply
+    assert sink.received == []
+
+
+def test_unpublished_or_changed_key_is_refused(tmp_path: Path, sink: RecordingSink,
+                                               start_gateway: Any, private_dns: Any) -> None:
+    cfg = base_config(tmp_path, sink.port, private_dns)
+    gw = start_gateway(cfg)
+    assert send(gw)[0] == 250
+    gw.stop()
+    # the DNS now publishes other keys than the ones the gateway signs with
+    other = tmp_path / "other-keys"
+    other.mkdir()
+    _, _, rsa_record, ed_record = authenv.make_keys(other)
+    authenv.publish(private_dns.dns, rsa_record, ed_record)
+    gw = start_gateway(cfg, consent=False)
+    code, reply = send(gw)
+    assert code == 550 and b"[align.dkim]" in reply
+    events = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    detail = next(r["detail"] for r in events[0]["results"] if r["rule"] == "align.dkim")
+    assert "mk2026._domainkey.example.jp: different; publish TXT v=DKIM1; k=rsa; p=" in detail
+
+
+def test_missing_dmarc_record_is_refused(tmp_path: Path, sink: RecordingSink, start_gateway: Any,
+                                         private_dns: Any) -> None:
+    zone = (Path(__file__).parents[1] / "dns" / "zones" / "example.jp.zone").read_text()
+    private_dns.dns.write_zone("example.jp", "\n".join(
+        line for line in zone.splitlines() if not line.startswith("_dmarc ")
+    ) + "\n")
+    gw = start_gateway(base_config(tmp_path, sink.port, private_dns))
+    code, reply = send(gw)
+    assert code == 550 and b"[align.dmarc]" in reply
+
+
+def test_dns_outage_with_nothing_cached_tempfails(tmp_path: Path, sink: RecordingSink,
+                                                  start_gateway: Any, private_dns: Any) -> None:
+    cfg = base_config(tmp_path, sink.port, private_dns)
+    private_dns.dns.stop()
+    gw = start_gateway(cfg)
+    code, reply = send(gw)
+    assert (code, reply[:5]) == (451, b"4.4.3")
+    assert sink.received == []
+
+
+def test_client_signature_is_verified_recorded_and_kept(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    env = authenv.shared()
+    signer = DkimSigner([load_key(env.rsa_key, selector="mk2026", domain="example.jp")])
+    signed_by_client = signer.sign(marketing(), "example.jp")
+    assert send(gateway, signed_by_client)[0] == 250
+    delivered = sink.received[-1].data
+    assert delivered.count(b"DKIM-Signature:") == 3  # the client's, plus our RSA and Ed25519
+    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
+    client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
+    assert client_dkim["outcome"] == "pass" and "d=example.jp s=mk2026: pass" in client_dkim["detail"]
