@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
-# `tests.dns` must be importable however pytest was started. Until tests/integration/ is a
-# package (or tests/conftest.py exists), pytest puts only tests/integration on sys.path, so the
-# repository root is added here; once it is on the path this does nothing.
-_ROOT = str(Path(__file__).resolve().parents[3])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from gateway.auth.dns import DnsCache, DnsConfig  # noqa: E402
-from tests.dns.fixtures import dns_server, shared_dns_server  # noqa: E402, F401
-from tests.dns.server import KnotServer  # noqa: E402
+from gateway.auth.dns import DnsCache, DnsConfig
+from tests.dns.fixtures import dns_server, shared_dns_server  # noqa: F401
+from tests.dns.server import KnotServer
 
 
 class FakeClock:
