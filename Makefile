@@ -37,5 +37,8 @@ unit: $(STAMP)
 demo: $(STAMP) deps
 	$(BIN)/python scripts/demo.py
 
+bench: $(STAMP) deps
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,236 @@
+"""The results as markdown: the table users compare, then latency, memory, store, profile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from dataclasses import dataclass
+
+from bench.client import LatencyResult, SessionsResult
+from bench.consent import ImportResult, LookupResult
+from bench.profile import Profile
+from bench.settings import Settings
+
+# (rate, accept rate, cpu seconds or None, messages, errors) per run
+Run = tuple[float, float, float | None, int, str]
+
+
+@dataclass
+class LineStats:
+    label: str
+    key: str
+    messages: int
+    runs: dict[int, list[Run]]
+
+    def rates(self, sessions: int) -> list[float]:
+        return [r[0] for r in self.runs.get(sessions, [])]
+
+    def median(self, sessions: int) -> float:
+        rates = self.rates(sessions)
+        return statistics.median(rates) if rates else math.nan
+
+    def cpu_ms(self) -> float | None:
+        per = [r[2] / r[3] * 1000 for runs in self.runs.values() for r in runs if r[2] is not None]
+        return statistics.median(per) if per else None
+
+    def errors(self) -> list[str]:
+        return [r[4] for runs in self.runs.values() for r in runs if r[4]]
+
+
+@dataclass
+class Latency:
+    rate: float
+    peak: float
+    baseline: LatencyResult
+    gateway: LatencyResult
+
+
+@dataclass
+class Memory:
+    sessions: SessionsResult
+    rss_before_mb: float
+    rss_peak_mb: float
+    hwm_mb: float
+
+
+@dataclass
+class Results:
+    started: dt.datetime
+    finished: dt.datetime
+    machine: dict[str, str]
+    load_before: str
+    load_after: str
+    settings: Settings
+    msg_size: int
+    lines: dict[str, LineStats]
+    peak_rss: dict[str, float]
+    latency: Latency
+    memory: Memory
+    profile: Profile
+    imports: ImportResult
+    lookups: LookupResult
+    checks: list[str]
+    commands: dict[str, str]
+
+
+def _cell(stats: LineStats, sessions: int) -> str:
+    rates = stats.rates(sessions)
+    if not rates:
+        return "–"
+    return f"**{statistics.median(rates):,.0f}** ({min(rates):,.0f}–{max(rates):,.0f})"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b and not math.isnan(a) and not math.isnan(b) else "–"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def targets(r: Results) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    gw, peer = r.lines["w2"], r.lines.get("peer")
+    sessions = r.settings.sessions
+    if peer is not None:
+        worst = min(gw.median(s) / peer.median(s) for s in sessions)
+        rows.append(("≥ 2× the Postfix + OpenDKIM peer (every rule on, 2 workers)",
+                     f"{worst:.2f}× (worst of {'/'.join(map(str, sessions))} sessions)",
+                     _met(worst >= 2)))
+    best = max(gw.median(s) for s in sessions)
+    rows.append(("aim: ≥ 1,000 msgs/s", f"{best:,.0f} msgs/s (best)", _met(best >= 1000)))
+    lk = r.lookups
+    rows.append((f"consent lookup p99 < 1 ms at {lk.records:,} records",
+                 f"p99 {lk.p99_us:,.0f} µs", _met(lk.p99_us < 1000)))
+    rows.append(("import ≥ 50,000 rows/s", f"{r.imports.rate:,.0f} rows/s",
+                 _met(r.imports.rate >= 50_000)))
+    mem = r.memory
+    n = mem.sessions.idle + mem.sessions.active
+    rows.append((f"< 300 MB RSS with {n} sessions", f"{mem.rss_peak_mb:,.0f} MB (all processes)",
+                 _met(mem.rss_peak_mb < 300)))
+    lat = r.latency
+    added = lat.gateway.pct(99) - lat.baseline.pct(99)
+    rows.append(("added p99 < 20 ms at half of peak", f"{added:,.1f} ms",
+                 _met(added < 20 and lat.gateway.failed == 0)))
+    return rows
+
+
+def markdown(r: Results) -> str:
+    s = r.settings
+    m = r.machine
+    out: list[str] = []
+    add = out.append
+    add("# tokuden gateway — benchmark results\n")
+    add(f"- date: {r.started:%Y-%m-%d %H:%M %Z} (took {(r.finished - r.started).seconds // 60} min)"
+        f"{' — QUICK run (BENCH_QUICK=1): small counts, indicative only' if s.quick else ''}")
+    add(f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']}, Linux {m['kernel']}, "
+        f"Python {m['python']}")
+    add(f"- load average before / after: {r.load_before} / {r.load_after} "
+        "(the machine is shared: compare within this run, as ratios)")
+    add(f"- message: {r.msg_size:,} bytes, multipart/alternative (ISO-2022-JP text + base64 "
+        "UTF-8 HTML), every Art. 4 item; one message and one recipient per connection")
+    add(f"- {s.rounds} interleaved rounds (order rotated per round); each run sized to last "
+        f"~{s.run_seconds:.0f} s ({s.min_messages}–{s.max_messages} messages); "
+        "median (min–max) of the rounds; rate = messages / time until the last one reached "
+        "smtp-sink\n")
+    add("## Throughput\n")
+    sessions = s.sessions
+    head = " | ".join(f"msgs/s @{n}" for n in sessions)
+    add(f"| line | {head} | × peer | × ceiling | CPU ms/msg | peak RSS MB | msgs/run |")
+    add("|---|" + "---|" * (len(sessions) + 5))
+    ceiling = r.lines["ceiling"]
+    peer = r.lines.get("peer")
+    for key in ("ceiling", "peer", "w2", "w1", "dual"):
+        st = r.lines.get(key)
+        if st is None:
+            continue
+        cells = " | ".join(_cell(st, n) for n in sessions)
+        vs_peer = (
+            " / ".join(_ratio(st.median(n), peer.median(n)) for n in sessions) if peer else "–"
+        )
+        vs_ceiling = " / ".join(_ratio(st.median(n), ceiling.median(n)) for n in sessions)
+        cpu = st.cpu_ms()
+        rss = r.peak_rss.get(key)
+        add(f"| {st.label} | {cells} | {vs_peer} | {vs_ceiling} | "
+            f"{f'{cpu:.2f}' if cpu is not None else '–'} | "
+            f"{f'{rss:,.0f}' if rss is not None else '–'} | {st.messages} |")
+    add("")
+    add("CPU ms/msg: user+system CPU of the server's processes (/proc/PID/stat before and after "
+        "each run; the peer counts Postfix's master tree, its reaped children and OpenDKIM); "
+        "smtp-source and smtp-sink are not counted. Peak RSS: sum of VmHWM over the gateway's "
+        "supervisor and workers after the rounds.")
+    if peer is not None:
+        acc = " / ".join(
+            f"{statistics.median(x[1] for x in peer.runs[n]):,.0f}" for n in sessions
+        )
+        add(f"The peer queues: smtp-source saw it accept at {acc} msgs/s (median, "
+            f"@{'/'.join(map(str, sessions))}); the table counts until delivery, as for the "
+            "gateway, which answers only after the upstream took the message (lockstep).")
+    errors = [f"{st.key}: {e}" for st in r.lines.values() for e in st.errors()]
+    if errors:
+        add("\nRun errors:\n" + "\n".join(f"- {e}" for e in errors[:20]))
+    add("\n## Added latency at half of the gateway's peak\n")
+    lat = r.latency
+    add(f"Fixed-rate client (bench/client.py, open loop, one connection per message, timed from "
+        f"connect to the reply after the final dot), {lat.rate:,.0f} msgs/s = half of "
+        f"{lat.peak:,.0f} (the 2-worker gateway's best median), {s.latency_seconds:.0f} s each.\n")
+    add("| path | p50 ms | p99 ms | failed | achieved msgs/s |")
+    add("|---|---|---|---|---|")
+    for name, res in (("client → smtp-sink", lat.baseline), ("client → gateway → smtp-sink",
+                                                             lat.gateway)):
+        add(f"| {name} | {res.pct(50):.2f} | {res.pct(99):.2f} | {res.failed} | "
+            f"{res.achieved_rate:,.0f} |")
+    add(f"| **added by the gateway** | **{lat.gateway.pct(50) - lat.baseline.pct(50):.2f}** | "
+        f"**{lat.gateway.pct(99) - lat.baseline.pct(99):.2f}** | | |")
+    mem = r.memory
+    ms = mem.sessions
+    add("\n## Memory with many sessions\n")
+    add(f"{ms.idle} idle sessions (EHLO, then wait) + {ms.active} active ones sending in a loop "
+        f"for {s.memory_seconds:.0f} s against the 2-worker gateway: {ms.opened} idle opened, "
+        f"{ms.messages:,} messages sent, {ms.failed} failures. RSS (sum over supervisor and "
+        f"workers): {mem.rss_before_mb:,.0f} MB before, **{mem.rss_peak_mb:,.0f} MB peak "
+        f"during**; VmHWM sum {mem.hwm_mb:,.0f} MB.")
+    add("\n## Consent store\n")
+    imp, lk = r.imports, r.lookups
+    add("| measurement | result |")
+    add("|---|---|")
+    add(f"| `consent import` of {imp.rows:,} rows (CSV, approval off, whole CLI command) | "
+        f"**{imp.rate:,.0f} rows/s** ({imp.seconds:.1f} s) |")
+    add(f"| `SqliteStore.consent_history` at {lk.records:,} records, {lk.lookups:,} lookups "
+        f"(90% present, random keys) | p50 **{lk.p50_us:,.1f} µs**, p99 **{lk.p99_us:,.1f} µs**, "
+        f"max {lk.max_us:,.0f} µs; absent keys p99 {lk.absent_p99_us:,.1f} µs |")
+    add(f"| building the {lk.records:,}-record store (SQL, not timed as a target) | "
+        f"{lk.build_seconds:.0f} s |")
+    add("\n## Profile of the gateway under load\n")
+    p = r.profile
+    if p.samples:
+        add(f"py-spy record{' --native' if p.native else ''} --subprocesses on the 2-worker "
+            f"gateway at 20 sessions, {s.profile_seconds:.0f} s, {p.samples:,} samples of busy "
+            "threads (idle not sampled): % of the gateway's CPU samples.\n")
+        add("| self (leaf function) | % | | inclusive (function and its callees) | % |")
+        add("|---|---|---|---|---|")
+        for i in range(max(len(p.self_top), len(p.inclusive_top))):
+            a = p.self_top[i] if i < len(p.self_top) else ("", 0.0)
+            b = p.inclusive_top[i] if i < len(p.inclusive_top) else ("", 0.0)
+            add(f"| `{a[0]}` | {a[1]:.1f} | | `{b[0]}` | {b[1]:.1f} |")
+    else:
+        add(f"No profile: {p.error}")
+    add("\n## Targets (issue 9)\n")
+    add("| target | result | |")
+    add("|---|---|---|")
+    for name, value, verdict in targets(r):
+        add(f"| {name} | {value} | {verdict} |")
+    add("\n## Checks made before measuring\n")
+    add("One probe message through every line, read back from a dumping smtp-sink and verified "
+        "with dkimpy against the keys published on knotd:\n")
+    for check in r.checks:
+        add(f"- {check}")
+    add("\n## Commands\n")
+    add("`make bench` (= `.venv/bin/python -m bench`; quick: `BENCH_QUICK=1 make bench`). "
+        "$WORK is the run's temp directory (removed at the end).\n")
+    add("```")
+    for name, cmd in r.commands.items():
+        add(f"# {name}\n{cmd}")
+    add("```")
+    return "\n".join(out) + "\n"
