@@ -46,7 +46,7 @@ def preflight(
     gather_message_facts(facts, raw)
     report = None
     if facts.message is not None:
-        report = footer.report(sender, facts.message)
+        report = footer.report_for(sender, raw)
         if report.malformed:
             facts.extra["malformed"] = [*facts.extra.get("malformed", []), *report.problems]
         facts.extra["footer"] = report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,6 +27,7 @@ from gateway.engine.context import Facts
 from gateway.errors import ConfigError, LookupTempError, SigningKeyError
 
 log = logging.getLogger(__name__)
+FACTS_SECONDS = 5.0  # how long derived SPF/DMARC/key verdicts are reused for one identity
 
 
 def signing_domain(sender: SenderConfig) -> str:
@@ -43,6 +45,7 @@ class AuthPolicy:
             )
         )
         self.spf = SpfEvaluator(self.dns)
+        self._facts: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self.signer = DkimSigner()
         for sender in config.senders:
             for i, key in enumerate(sender.dkim):
@@ -87,16 +90,28 @@ class AuthPolicy:
         from_domain = header_from.rpartition("@")[2]
         envelope_domain = facts.mail_from.rpartition("@")[2].lower()
         d_domain = signing_domain(sender)
-        try:
-            spf, dmarc, keys = await asyncio.gather(
-                self.spf.evaluate_all(sender.egress_ips, envelope_domain, self.helo),
-                discover(self.dns, from_domain),
-                self._publications(d_domain),
-            )
-            org = await resolve_org_domains(self.dns, {from_domain, d_domain, envelope_domain})
-        except LookupTempError as exc:
-            facts.errors["dns"] = f"DNS temporarily failing: {exc}"
-            return
+        key = (sender.id, from_domain, envelope_domain)
+        now = time.monotonic()
+        cached = self._facts.get(key)
+        if cached is not None and cached[0] > now:
+            spf, dmarc, keys, org = cached[1]
+        else:
+            try:
+                spf, dmarc, keys = await asyncio.gather(
+                    self.spf.evaluate_all(sender.egress_ips, envelope_domain, self.helo),
+                    discover(self.dns, from_domain),
+                    self._publications(d_domain),
+                )
+                org = await resolve_org_domains(self.dns, {from_domain, d_domain, envelope_domain})
+            except LookupTempError as exc:
+                facts.errors["dns"] = f"DNS temporarily failing: {exc}"
+                return
+            # The answers come from the DNS cache anyway; re-deriving the same verdicts for
+            # every message of a campaign costs ~1 ms of CPU; a DNS change is seen within
+            # FACTS_SECONDS plus the record's TTL.
+            if len(self._facts) > 1000:  # From domains are the client's choice: bound them
+                self._facts.clear()
+            self._facts[key] = (now + FACTS_SECONDS, (spf, dmarc, keys, org))
         facts.extra["spf"] = spf
         facts.extra["dmarc"] = dmarc
         facts.extra["dkim_keys"] = keys

@@ -425,7 +425,7 @@ class Handler:
         if sender is None or message is None or facts.client_class is not ClientClass.ADVERTISING:
             return raw
         footer = self.gw.footer
-        report = footer.report(sender, message)
+        report = footer.report_for(sender, raw)
         if report.malformed:
             facts.extra["malformed"] = [*facts.extra.get("malformed", []), *report.problems]
         if sender.footer == "insert" and not report.ok and not report.malformed:
@@ -437,7 +437,7 @@ class Handler:
                 gather_message_facts(facts, repaired)
                 if facts.message is not None:
                     raw = repaired
-                    report = footer.report(sender, facts.message)
+                    report = footer.report_for(sender, repaired)
                     facts.extra["footer_inserted"] = True
         facts.extra["footer"] = report
         return raw

@@ -54,7 +54,9 @@ def gather_message_facts(facts: Facts, raw: bytes) -> None:
         facts.extra["malformed"] = problems
         return
     try:
-        message = parse(raw)
+        # headers only: the body is decoded where it is needed (the footer report, which
+        # is cached per campaign body), not for every message
+        message = _PARSER.parsebytes(raw, headersonly=True)
     except Exception as exc:  # the stdlib parser is lenient; anything left is malformed
         facts.extra["malformed"] = [f"unparseable message: {type(exc).__name__}"]
         return
