@@ -172,6 +172,15 @@ class GatewaySMTP(SMTP):
         finally:
             self.gw.connections.discard(self)
 
+    def _timeout_cb(self) -> None:
+        state = self.state
+        if state.delivery is not None and not state.delivery.done():
+            # Not the client's idleness: the gateway is still waiting for the upstream or
+            # the store (both bounded), and the client is waiting for the reply.
+            self._reset_timeout()
+            return
+        super()._timeout_cb()
+
     def restart_idle_timer(self) -> None:
         """The client finished sending; time what follows from here, not from DATA."""
         if self.transport is not None:

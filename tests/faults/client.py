@@ -43,21 +43,21 @@ class RawSMTP:
         self.timeout = timeout
 
     @classmethod
-    async def connect(cls, port: int, *, host: str = "127.0.0.1", timeout: float = 10.0,
+    async def connect(cls, port: int, *, host: str = "127.0.0.1", wait: float = 10.0,
                       source: str | None = None) -> tuple[RawSMTP, int, str]:
         local = (source, 0) if source else None
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, local_addr=local, limit=1 << 20), timeout
+            asyncio.open_connection(host, port, local_addr=local, limit=1 << 20), wait
         )
-        client = cls(reader, writer, timeout)
+        client = cls(reader, writer, wait)
         code, text = await client.reply()
         return client, code, text
 
-    async def reply(self, timeout: float | None = None) -> tuple[int, str]:
+    async def reply(self, wait: float | None = None) -> tuple[int, str]:
         """One (possibly multi-line) reply; raises SmtpError on EOF."""
         lines: list[str] = []
         while True:
-            raw = await asyncio.wait_for(self.reader.readline(), timeout or self.timeout)
+            raw = await asyncio.wait_for(self.reader.readline(), wait or self.timeout)
             if not raw:
                 raise SmtpError("connection closed" + (f" after {lines!r}" if lines else ""))
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -71,10 +71,10 @@ class RawSMTP:
         self.writer.write(data)
         await asyncio.wait_for(self.writer.drain(), self.timeout)
 
-    async def cmd(self, line: str | bytes, timeout: float | None = None) -> tuple[int, str]:
+    async def cmd(self, line: str | bytes, wait: float | None = None) -> tuple[int, str]:
         data = line.encode() if isinstance(line, str) else line
         await self.send(data + b"\r\n")
-        return await self.reply(timeout)
+        return await self.reply(wait)
 
     async def login(self, user: str = "ma-tool", password: str = PASSWORD) -> tuple[int, str]:
         blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
@@ -111,7 +111,7 @@ async def send_message(
     mail_from: str = "news@bounce.example.jp",
     rcpt: str = "taro@example.com",
     user: str | None = "ma-tool",
-    timeout: float = 20.0,
+    wait: float = 20.0,
     source: str | None = None,
 ) -> Outcome:
     """One session, one message; never raises: a dropped connection is an Outcome with code None."""
@@ -124,7 +124,7 @@ async def send_message(
         return Outcome(msg_id, code, text, ph, time.monotonic() - started)
 
     try:
-        client, code, text = await RawSMTP.connect(port, timeout=timeout, source=source)
+        client, code, text = await RawSMTP.connect(port, wait=wait, source=source)
         if code != 220:
             return out(code, text, phase)
         phase = "ehlo"

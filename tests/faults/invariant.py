@@ -107,7 +107,7 @@ async def wait_recovered(port: int, *, within: float = 30.0, tag: str = "recover
     started = time.monotonic()
     last: Outcome | None = None
     while time.monotonic() - started < within:
-        last = await send_message(port, new_message(tag), timeout=10, **kw)  # type: ignore[arg-type]
+        last = await send_message(port, new_message(tag), wait=10, **kw)  # type: ignore[arg-type]
         if last.accepted:
             return time.monotonic() - started, last
         await asyncio.sleep(0.2)
@@ -115,10 +115,10 @@ async def wait_recovered(port: int, *, within: float = 30.0, tag: str = "recover
 
 
 async def keep_sending(port: int, stop: asyncio.Event, outcomes: list[Outcome], *,
-                       tag: str, pause: float = 0.0, timeout: float = 20.0) -> None:
+                       tag: str, pause: float = 0.0, wait: float = 20.0) -> None:
     """One client loop: a message per session until `stop` is set."""
     while not stop.is_set():
-        outcomes.append(await send_message(port, new_message(tag), timeout=timeout))
+        outcomes.append(await send_message(port, new_message(tag), wait=wait))
         if outcomes[-1].code is None or not outcomes[-1].accepted:
             await asyncio.sleep(0.05)  # back off a little, as an MA tool would
         if pause:
