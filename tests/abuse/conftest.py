@@ -1,0 +1,9 @@
+"""Load and abuse tests: many sessions, slow clients, limits, hostile input over real SMTP."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~20 s (still part of make test)")

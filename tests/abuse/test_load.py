@@ -1,0 +1,223 @@
+"""Load and abuse: 500 concurrent sessions, slow clients, per-client limits, bounded memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.faults.client import RawSMTP, SmtpError, dot_stuff, send_message
+from tests.faults.invariant import check_invariant, new_message
+from tests.support.gateway import GatewayProcess
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+StartGateway = Callable[..., GatewayProcess]
+RSS_BOUND_MB = 400
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MB, from /proc."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def test_500_concurrent_sessions(
+    config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
+) -> None:
+    config["server"]["max_connections_per_ip"] = 0  # all 500 come from 127.0.0.1
+    gw = start_gateway(config)
+    assert gw.proc is not None
+    idle_rss, _ = rss_mb(gw.proc.pid)
+    n = 500
+
+    async def session(i: int, all_in: asyncio.Barrier) -> tuple[int | None, str]:
+        client: RawSMTP | None = None
+        try:
+            client, code, _ = await RawSMTP.connect(gw.port, wait=60)
+            assert code == 220
+            assert (await client.cmd("EHLO load.test"))[0] == 250
+            assert (await client.login())[0] == 235
+            assert (await client.cmd("MAIL FROM:<news@bounce.example.jp>"))[0] == 250
+            assert (await client.cmd("RCPT TO:<taro@example.com>"))[0] == 250
+            await all_in.wait()  # every session open, in a transaction, at the same time
+            assert (await client.cmd("DATA"))[0] == 354
+            raw = new_message(f"c{i}")
+            await client.send(dot_stuff(raw) + b".\r\n")
+            code, text = await client.reply(wait=120)
+            return code, text
+        except (OSError, SmtpError, TimeoutError, AssertionError) as exc:
+            with contextlib.suppress(Exception):
+                await all_in.abort()
+            return None, repr(exc)
+        finally:
+            if client is not None:
+                await client.close()
+
+    async def scenario() -> tuple[list[tuple[int | None, str]], float, float]:
+        all_in = asyncio.Barrier(n + 1)
+        tasks = [asyncio.create_task(session(i, all_in)) for i in range(n)]
+        await asyncio.wait_for(all_in.wait(), 120)
+        assert gw.proc is not None
+        open_rss, _ = rss_mb(gw.proc.pid)
+        started = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 180)
+        return results, open_rss, time.monotonic() - started
+
+    results, open_rss, seconds = asyncio.run(scenario())
+    current, peak = rss_mb(gw.proc.pid)
+    codes = [code for code, _ in results]
+    assert codes.count(250) == n, [r for r in results if r[0] != 250][:3]
+    assert len(sink.received) == n
+    assert peak < RSS_BOUND_MB, peak
+    print(f"FIGURE 500 sessions: RSS idle {idle_rss:.0f} MB, all open {open_rss:.0f} MB, "
+          f"peak {peak:.0f} MB, after {current:.0f} MB; 500 DATA in {seconds:.1f}s")
+
+
+async def _trickle(port: int, prefix: bytes, stop: asyncio.Event) -> float | None:
+    """Send `prefix`, then one byte a second; seconds until the gateway closed (None: never)."""
+    client, _, _ = await RawSMTP.connect(port)
+    started = time.monotonic()
+    try:
+        client.writer.write(prefix)
+        while not stop.is_set():
+            try:
+                client.writer.write(b"X")
+                await client.writer.drain()
+            except (ConnectionError, OSError):
+                return time.monotonic() - started
+            try:
+                line = await asyncio.wait_for(client.reader.read(4096), 1.0)
+            except TimeoutError:
+                continue
+            if not line:
+                return time.monotonic() - started
+        return None
+    finally:
+        client.writer.close()
+
+
+def test_slowloris_hits_the_timeout_and_does_not_starve_others(
+    config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
+) -> None:
+    config["server"]["idle_timeout"] = 4
+    gw = start_gateway(config)
+    assert gw.proc is not None
+
+    async def scenario() -> tuple[list[float | None], list[float]]:
+        stop = asyncio.Event()
+        # 40 trickle a command line, 10 trickle inside DATA (after a real MAIL/RCPT/DATA)
+        slow = [asyncio.create_task(_trickle(gw.port, b"EHLO sl", stop)) for _ in range(40)]
+        in_data: list[asyncio.Task[float | None]] = []
+        for _ in range(10):
+            client, _, _ = await RawSMTP.connect(gw.port)
+            await client.cmd("EHLO slow.test")
+            await client.login()
+            await client.cmd("MAIL FROM:<news@bounce.example.jp>")
+            await client.cmd("RCPT TO:<taro@example.com>")
+            assert (await client.cmd("DATA"))[0] == 354
+
+            async def dribble(c: RawSMTP = client) -> float | None:
+                started = time.monotonic()
+                while not stop.is_set():
+                    try:
+                        c.writer.write(b"Y")
+                        await c.writer.drain()
+                        got = await asyncio.wait_for(c.reader.read(4096), 1.0)
+                    except TimeoutError:
+                        continue
+                    except (ConnectionError, OSError):
+                        return time.monotonic() - started
+                    if not got:
+                        return time.monotonic() - started
+                return None
+
+            in_data.append(asyncio.create_task(dribble()))
+        # meanwhile a normal client is served promptly, several times
+        normal = []
+        for i in range(3):
+            o = await send_message(gw.port, new_message(f"normal{i}"), wait=10)
+            assert o.accepted, o
+            normal.append(o.seconds)
+            await asyncio.sleep(0.5)
+        results = await asyncio.wait_for(asyncio.gather(*slow, *in_data), 30)
+        stop.set()
+        return list(results), normal
+
+    closed_after, normal = asyncio.run(scenario())
+    assert all(t is not None for t in closed_after), closed_after
+    assert max(t for t in closed_after if t is not None) < 4 + 3  # idle_timeout + slack
+    assert max(normal) < 2.0, normal
+    assert len(sink.received) == 3  # nothing of the trickled DATA went anywhere
+    current, peak = rss_mb(gw.proc.pid)
+    assert peak < RSS_BOUND_MB
+    print(f"FIGURE slowloris: 50 tricklers closed after {min(t for t in closed_after if t):.1f}-"
+          f"{max(t for t in closed_after if t):.1f}s (idle_timeout 4s); normal client "
+          f"{max(normal) * 1000:.0f} ms max; RSS {current:.0f} MB")
+
+
+def test_per_ip_connection_limits(config: dict[str, Any], start_gateway: StartGateway) -> None:
+    config["server"].update(max_connections_per_ip=5, max_connections=8)
+    gw = start_gateway(config)
+
+    async def scenario() -> None:
+        held = []
+        for _ in range(5):
+            c, code, _ = await RawSMTP.connect(gw.port)
+            assert code == 220
+            held.append(c)
+        # the sixth from the same address: 421 4.7.0 and closed
+        c, code, text = await RawSMTP.connect(gw.port)
+        assert code == 421 and "4.7.0" in text, text
+        assert await c.reader.read() == b""
+        # another client address is not affected
+        other, code, _ = await RawSMTP.connect(gw.port, source="127.0.0.2")
+        assert code == 220
+        assert (await other.cmd("NOOP"))[0] == 250
+        held.append(other)
+        # one leaves: the address may connect again
+        await held.pop(0).close()
+        await asyncio.sleep(0.2)
+        again, code, _ = await RawSMTP.connect(gw.port)
+        assert code == 220
+        held.append(again)
+        # the process-wide limit: 8 in all, from any address
+        for source in ("127.0.0.3", "127.0.0.4"):
+            c, code, _ = await RawSMTP.connect(gw.port, source=source)
+            assert code == 220
+            held.append(c)
+        c, code, text = await RawSMTP.connect(gw.port, source="127.0.0.5")
+        assert code == 421 and "4.3.2" in text, text
+        for c in held:
+            await c.close()
+
+    asyncio.run(scenario())
+
+
+def test_per_ip_message_rate_limit(
+    config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
+) -> None:
+    config["server"]["max_messages_per_minute_per_ip"] = 3
+    gw = start_gateway(config)
+
+    async def scenario() -> list[Any]:
+        first = [await send_message(gw.port, new_message(f"rate{i}")) for i in range(4)]
+        other = await send_message(gw.port, new_message("rate-other"), source="127.0.0.2")
+        return [*first, other]
+
+    outcomes = asyncio.run(scenario())
+    assert [o.accepted for o in outcomes[:3]] == [True, True, True]
+    limited = outcomes[3]
+    assert limited.phase == "mail" and limited.code == 451 and "4.7.1" in limited.reply, limited
+    assert outcomes[4].accepted  # another address has its own budget
+    check_invariant(outcomes, [r.data for r in sink.received], gw.config_path)
+    assert len(sink.received) == 4 and sum(c.startswith("MAIL") for c in sink.commands) == 4
