@@ -11,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 # would make the client send it twice. Retry the commit for this long before giving up
 # (the decision line is then only in the JSON log on stderr).
 ACCEPTED_RECORD_PATIENCE = 30.0
+# NUL and other control characters have no place in an envelope address (RFC 5321 §4.1.2);
+# the upstream client would refuse to send them, so say so before anything happens.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+BAD_SENDER = Reply(553, "5.1.7", "Malformed sender address")
 _RECORD_RETRY_PAUSE = 0.25
 
 
@@ -146,6 +151,8 @@ class Handler:
                 "message rate limit", extra={"fields": {"client_ip": state.client_ip}}
             )
             return _line(MESSAGE_RATE_EXCEEDED)
+        if _CONTROL.search(address) or any(_CONTROL.search(o) for o in mail_options):
+            return _line(BAD_SENDER)
         client = state.client
         if client is None:
             if not self.gw.mailto.enabled:
