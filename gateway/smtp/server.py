@@ -179,7 +179,7 @@ class GatewaySMTP(SMTP):
             # the store (both bounded), and the client is waiting for the reply.
             self._reset_timeout()
             return
-        super()._timeout_cb()
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     def restart_idle_timer(self) -> None:
         """The client finished sending; time what follows from here, not from DATA."""
