@@ -125,6 +125,9 @@ class GatewaySMTP(SMTP):
             return
         peer = transport.get_extra_info("peername")
         ip = peer[0] if isinstance(peer, tuple) and peer else ""
+        raw_socket = transport.get_extra_info("socket")
+        if raw_socket is not None and raw_socket.family in (socket.AF_INET, socket.AF_INET6):
+            raw_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.state = ConnectionState(self.gw, ip)
         # auth_require_tls = false is honoured on loopback only
         self._auth_require_tls = not (self._relax_auth_tls and is_loopback(ip))
@@ -217,7 +220,10 @@ def make_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None
 def make_socket(listen: str, *, reuse_port: bool) -> socket.socket:
     host, port = parse_hostport(listen, 25, "server.listen")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
+    # the listener says it is TCP, and aiosmtpd writes each EHLO line on its own — with
+    # Nagle on, every EHLO waited ~40 ms for the client's delayed ACK (bench/RESULTS.md).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         # several worker processes share one port; the kernel spreads connections
