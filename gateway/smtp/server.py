@@ -217,18 +217,33 @@ def make_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None
     return context
 
 
+LISTEN_BACKLOG = 1024
+
+
+class _ListeningSocket(socket.socket):
+    """A listening socket whose accept queue asyncio cannot shrink.
+
+    loop.create_server(sock=...) calls sock.listen(backlog) again with its default of 100;
+    500 clients connecting at once then overflow the queue, and connections whose final
+    ACK was dropped wait for a greeting that never comes (tests/abuse/test_load.py).
+    """
+
+    def listen(self, backlog: int = LISTEN_BACKLOG) -> None:
+        super().listen(max(backlog, LISTEN_BACKLOG))
+
+
 def make_socket(listen: str, *, reuse_port: bool) -> socket.socket:
     host, port = parse_hostport(listen, 25, "server.listen")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
     # the listener says it is TCP, and aiosmtpd writes each EHLO line on its own — with
     # Nagle on, every EHLO waited ~40 ms for the client's delayed ACK (bench/RESULTS.md).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = _ListeningSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         # several worker processes share one port; the kernel spreads connections
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)
     return sock
