@@ -158,7 +158,9 @@ class Gateway:
             )
 
         sock = make_socket(cfg.listen, reuse_port=cfg.workers > 1)
-        self._server = await loop.create_server(factory, sock=sock)
+        # asyncio calls listen() again: pass the backlog, or 500 simultaneous connects
+        # overflow the default of 100 and some clients never see a greeting
+        self._server = await loop.create_server(factory, sock=sock, backlog=1024)
         log.info("listening", extra={"fields": {"smtp": cfg.listen, "port": self.port}})
 
     async def stop(self) -> None:

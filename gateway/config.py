@@ -354,6 +354,15 @@ def parse_hostport(text: str, default_port: int, where: str) -> tuple[str, int]:
 
 def _validate(config: Config) -> None:
     parse_hostport(config.server.listen, 25, "server.listen")
+    # values that end up in SMTP replies, commands or header names: one printable token
+    for key, value in (
+        ("server.hostname", config.server.hostname),
+        ("upstream.helo", config.upstream.helo or "x"),
+        ("policy.topic_header", config.policy.topic_header),
+        ("policy.unsubscribe_address", config.policy.unsubscribe_address or "x"),
+    ):
+        if not value or any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise ConfigError("must be one word without spaces or control characters", key)
     parse_hostport(config.http.listen, 8025, "http.listen")
     for i, ns in enumerate(config.dns.nameservers):
         parse_hostport(ns, 53, f"dns.nameservers[{i}]")

@@ -138,6 +138,17 @@ class _Replies:
     upstream_unavailable: Final = Reply(451, "4.4.1", "Upstream MTA unavailable, try again later")
     upstream_timeout: Final = Reply(451, "4.4.2", "Upstream MTA timed out, try again later")
     shutting_down: Final = Reply(421, "4.3.2", "Service shutting down, try again later")
+    too_many_connections: Final = Reply(421, "4.3.2", "Too many connections, try again later")
+    too_many_from_ip: Final = Reply(
+        421, "4.7.0", "Too many connections from your address, try again later"
+    )
+    message_rate_exceeded: Final = Reply(
+        451, "4.7.1", "Message rate limit exceeded for your address, try again later"
+    )
+    bad_sender: Final = Reply(553, "5.1.7", "Malformed sender address")
+    malformed_recipient: Final = Reply(
+        553, "5.1.3", "Malformed recipient address", ("address.invalid",)
+    )
     need_mail: Final = Reply(503, "5.5.1", "Error: need MAIL command")
     bad_sequence: Final = Reply(503, "5.5.1", "Bad sequence of commands")
     sender_ok: Final = Reply(250, "2.1.0", "Sender OK")

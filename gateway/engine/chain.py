@@ -55,7 +55,8 @@ def evaluate(
         if result.outcome is Outcome.ERROR:
             erroring.append(rule)
         elif result.outcome is Outcome.FAIL:
-            warn_only = monitor or rule.family in monitored_families or rule.on_fail is OnFail.WARN
+            downgraded = (monitor or rule.family in monitored_families) and not rule.always_enforce
+            warn_only = downgraded or rule.on_fail is OnFail.WARN
             if warn_only:
                 watched.append(rule.id)
             elif rule.on_fail is OnFail.REJECT:

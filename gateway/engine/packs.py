@@ -26,6 +26,7 @@ _RULE_KEYS = {
     "applies_to",
     "aliases",
     "description",
+    "always_enforce",
 }
 
 
@@ -42,6 +43,7 @@ class Rule:
     aliases: tuple[str, ...] = ()
     description: str = ""
     pack: str = ""
+    always_enforce: bool = False  # monitor mode does not downgrade it (e.g. smuggling risks)
 
     @property
     def family(self) -> str:
@@ -160,6 +162,7 @@ def _build_rule(path: Path, index: int, entry: Any) -> Rule:
         params=dict(params),
         aliases=tuple(aliases),
         description=str(entry.get("description", spec.description)),
+        always_enforce=bool(entry.get("always_enforce", False)),
         pack=path.name,
     )
 

@@ -45,7 +45,7 @@ ACCEPTED_RECORD_PATIENCE = 30.0
 # NUL and other control characters have no place in an envelope address (RFC 5321 §4.1.2);
 # the upstream client would refuse to send them, so say so before anything happens.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-BAD_SENDER = Reply(553, "5.1.7", "Malformed sender address")
+BAD_SENDER = replies.bad_sender
 _RECORD_RETRY_PAUSE = 0.25
 
 

@@ -13,14 +13,12 @@ import time
 from collections.abc import Callable
 
 from gateway.config import ServerConfig
-from gateway.replies import Reply
+from gateway.replies import replies
 
-# Replies of the limits (candidates for replies.py's table).
-TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", "Too many connections, try again later")
-TOO_MANY_FROM_IP = Reply(421, "4.7.0", "Too many connections from your address, try again later")
-MESSAGE_RATE_EXCEEDED = Reply(
-    451, "4.7.1", "Message rate limit exceeded for your address, try again later"
-)
+# The replies of the limits live in replies.py, with every other reply.
+TOO_MANY_CONNECTIONS = replies.too_many_connections
+TOO_MANY_FROM_IP = replies.too_many_from_ip
+MESSAGE_RATE_EXCEEDED = replies.message_rate_exceeded
 
 WINDOW = 60.0  # seconds: the message rate is counted over a sliding minute
 _PRUNE_EVERY = 1024  # prune idle addresses after this many rate checks

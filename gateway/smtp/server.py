@@ -39,6 +39,7 @@ _TRANSLATE = {
     "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
+    "553 5.1.3 Error: malformed address": replies_mod.finalize(replies.malformed_recipient),
 }
 
 

@@ -25,13 +25,26 @@ from tests.support.sink import RecordingSink
 pytestmark = pytest.mark.e2e
 
 
-def test_mail_without_auth_is_not_relayed(gateway: GatewayProcess, sink: RecordingSink) -> None:
-    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+def test_mail_without_auth_is_refused_without_optout_box(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink
+) -> None:
+    config["policy"].pop("unsubscribe_address")
+    gw = start_gateway(config)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
         client.ehlo("anon.test")
         code, reply = client.mail("news@bounce.example.jp")
         assert (code, reply[:5]) == (530, b"5.7.0")
-        code, _ = client.rcpt("victim@example.com")
-        assert code == 503
+    assert sink.commands == []
+
+
+def test_mail_without_auth_is_not_relayed(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+        client.ehlo("anon.test")
+        # MAIL is taken locally (the mailto: opt-out box needs no AUTH), but no other
+        # recipient is: the relay attempt ends at RCPT
+        assert client.mail("news@bounce.example.jp")[0] == 250
+        code, reply = client.rcpt("victim@example.com")
+        assert (code, reply[:5]) == (530, b"5.7.0")
     assert sink.commands == []
 
 

@@ -66,8 +66,16 @@ def test_chain_lists_every_failing_rule_and_monitor_mode_never_hides_errors() ->
     assert verdict.action is Action.REJECT
     assert verdict.decided_by == ("message.malformed",)
     assert {r.rule_id for r in verdict.results} == {r.id for r in rules}  # every rule recorded
+    # smuggling-shaped input is refused even in monitor mode (always_enforce in the pack)
+    assert chain.evaluate(rules, facts, monitor=True).action is Action.REJECT
+    from email.message import Message
+
+    facts = _facts(malformed=[])
+    facts.message = Message()
+    facts.errors["header_from"] = "no From header"
+    assert chain.evaluate(rules, facts).decided_by == ("auth.from_invalid",)
     monitored = chain.evaluate(rules, facts, monitor=True)
-    assert monitored.action is Action.ACCEPT and monitored.monitored == ("message.malformed",)
+    assert monitored.action is Action.ACCEPT and monitored.monitored == ("auth.from_invalid",)
 
 
 def test_a_check_that_raises_is_an_error_not_a_pass() -> None:
