@@ -94,7 +94,7 @@ def test_overlong_command_lines(gw: int, sink: RecordingSink) -> None:
         await client.close()
 
     run(go())
-    assert sink.commands == []
+    assert [c for c in sink.commands if c != "RSET"] == []
 
 
 def test_nul_and_bare_line_endings_in_commands(gw: int, sink: RecordingSink) -> None:
@@ -201,8 +201,12 @@ def test_ten_thousand_recipients(gw: int, sink: RecordingSink) -> None:
     # the rest: 452 4.5.3 (one recipient per advertising transaction) until aiosmtpd's
     # per-session RCPT budget (1000) ends the session with 421 4.7.0
     assert all(code == 452 and "4.5.3" in text for code, text in replies[1:1000]), replies[1:3]
-    assert replies[-1][0] == 421 and "4.7.0" in replies[-1][1], replies[-1]
-    assert len(replies) <= 1001
+    # the 1000-RCPT cap ends the session with 421; the close can reset the connection
+    # while our unread commands are still in flight (TCP RST), so the 421 itself may be
+    # lost on a busy machine — but never more than the cap is answered
+    assert len(replies) in (1000, 1001), len(replies)
+    if len(replies) == 1001:
+        assert replies[-1][0] == 421 and "4.7.0" in replies[-1][1], replies[-1]
     assert [c for c in sink.commands if c.startswith("RCPT")] == ["RCPT taro@example.com"]
     assert sink.received == []
 
@@ -239,7 +243,8 @@ def test_pipelining_flood(gw: int, sink: RecordingSink) -> None:
 
     count, last = run(go())
     assert count == 10_001 and last[0] == 421 and "NOOP sent too many times" in last[1], (count, last)
-    assert sink.commands == []
+    # an RSET may still arrive from the previous test's pooled upstream link
+    assert [c for c in sink.commands if c != "RSET"] == []
 
 
 # -- SMTP smuggling --------------------------------------------------------------------------------

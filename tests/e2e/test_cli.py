@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scripts.sandbox import prepare as prepare_sandbox
 from tests.support import toml
 from tests.support.gateway import base_config, cli
 
@@ -84,6 +85,7 @@ def test_example_config_loads_and_migrate_creates_the_store(tmp_path: Path) -> N
     again = cli("migrate", config=path)
     assert again.stdout.strip() == "store is up to date"
     assert (tmp_path / "gateway.sqlite3").exists()
+    prepare_sandbox()  # `make run` makes the example's key and secret files in ./var first
     shipped = Path(__file__).resolve().parents[2] / "deploy" / "example.toml"
     assert cli("log", "--limit", "1", config=shipped).returncode == 0
 

@@ -19,7 +19,7 @@ from tests.faults.client import RawSMTP, dot_stuff
 from tests.faults.invariant import new_message
 from tests.support import toml
 from tests.support.consent import grant_in_process
-from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, base_config
+from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, base_config, cli
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
@@ -247,16 +247,11 @@ def test_config_display_values_with_line_breaks_are_refused(tmp_path: Path, key:
 
 
 def test_hostname_cannot_inject_reply_lines(tmp_path: Path, upstream: RecordingSink) -> None:
+    """A host name with line breaks is refused at load (exit 2) — it could never reach a reply."""
     cfg = base_config(tmp_path, upstream.port)
     cfg["server"]["hostname"] = "gw.test\r\n250-INJECTED\r\n250 AUTH PLAIN"
-    gw = GatewayProcess(tmp_path, cfg).start()
-    try:
-        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
-            greeting = _read_reply(sock)
-            sock.sendall(b"EHLO x\r\n")
-            ehlo = _read_reply(sock)
-    finally:
-        gw.stop()
-    for reply in (greeting, ehlo):
-        assert b"INJECTED\r\n" not in reply and b"\r\n250 AUTH PLAIN" not in reply, reply
-    assert greeting.count(b"\r\n") == 1, greeting
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("serve", config=path)
+    assert result.returncode == 2
+    assert "server.hostname: must be one word without spaces or control characters" in result.stderr
