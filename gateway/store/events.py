@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from gateway.model import Event
+from gateway.store.base import EventFilter
 
 EVENT_COLUMNS = (
     "event_id",
@@ -64,3 +65,40 @@ def row_dict(row: dict[str, Any]) -> dict[str, Any]:
     out["results"] = json.loads(row["results"]) if row.get("results") else []
     out["timings"] = json.loads(row["timings"]) if row.get("timings") else {}
     return out
+
+
+def events_query(flt: EventFilter) -> tuple[str, list[Any]]:
+    """The SELECT for a filter, with `?` placeholders (PostgreSQL's store translates them)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.since is not None:
+        where.append("created_at >= ?")
+        params.append(float(flt.since))
+    if flt.until is not None:
+        where.append("created_at < ?")
+        params.append(float(flt.until))
+    if flt.verdict:
+        where.append("verdict = ?")
+        params.append(flt.verdict)
+    if flt.rule:
+        # rule ids are stored as ",a.b,c.d,": LIKE with the wildcards of the id escaped
+        needle = flt.rule.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(rule_ids LIKE ? ESCAPE '\\' OR monitored LIKE ? ESCAPE '\\')")
+        params.extend([f"%,{needle},%", f"%{needle}%"])
+    for column, value in (
+        ("client", flt.client),
+        ("sender_id", flt.sender_id),
+        ("recipient", flt.recipient),
+    ):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if flt.before_id is not None:
+        where.append("id < ?")
+        params.append(flt.before_id)
+    sql = "SELECT * FROM events"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(max(1, min(flt.limit, 10_000)))
+    return sql, params

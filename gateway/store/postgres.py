@@ -32,7 +32,7 @@ from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import EventFilter
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
-from gateway.store.events import EVENT_COLUMNS, event_row, row_dict
+from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
 
 log = logging.getLogger(__name__)
@@ -441,37 +441,8 @@ class PostgresStore:
         return await self.write(_INSERT_EVENT, event_row(event), also)
 
     async def query_events(self, flt: EventFilter) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-
-        def arg(value: Any) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        if flt.since is not None:
-            where.append(f"created_at >= {arg(float(flt.since))}")
-        if flt.until is not None:
-            where.append(f"created_at < {arg(float(flt.until))}")
-        if flt.verdict:
-            where.append(f"verdict = {arg(flt.verdict)}")
-        if flt.rule:
-            needle = flt.rule.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(
-                f"(rule_ids LIKE {arg(f'%,{needle},%')} ESCAPE '\\' "
-                f"OR monitored LIKE {arg(f'%{needle}%')} ESCAPE '\\')"
-            )
-        if flt.client:
-            where.append(f"client = {arg(flt.client)}")
-        if flt.sender_id:
-            where.append(f"sender_id = {arg(flt.sender_id)}")
-        if flt.recipient:
-            where.append(f"recipient = {arg(flt.recipient)}")
-        if flt.before_id is not None:
-            where.append(f"id < {arg(flt.before_id)}")
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY id DESC LIMIT {arg(max(1, min(flt.limit, 10000)))}"
+        sql, params = events_query(flt)
+        sql = to_dollar(sql)
         async with self._conn("query failed") as conn:
             rows = await conn.fetch(sql, *params)
         return [row_dict(dict(row)) for row in rows]

@@ -25,7 +25,7 @@ from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import EventFilter
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
-from gateway.store.events import EVENT_COLUMNS, event_row, row_dict
+from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
 
 log = logging.getLogger(__name__)
@@ -270,38 +270,7 @@ class SqliteStore:
         return await self.write(_INSERT_EVENT, event_row(event), also)
 
     async def query_events(self, flt: EventFilter) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if flt.since is not None:
-            where.append("created_at >= ?")
-            params.append(flt.since)
-        if flt.until is not None:
-            where.append("created_at < ?")
-            params.append(flt.until)
-        if flt.verdict:
-            where.append("verdict = ?")
-            params.append(flt.verdict)
-        if flt.rule:
-            where.append("(rule_ids LIKE ? ESCAPE '\\' OR monitored LIKE ? ESCAPE '\\')")
-            needle = flt.rule.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params.extend([f"%,{needle},%", f"%{needle}%"])
-        if flt.client:
-            where.append("client = ?")
-            params.append(flt.client)
-        if flt.sender_id:
-            where.append("sender_id = ?")
-            params.append(flt.sender_id)
-        if flt.recipient:
-            where.append("recipient = ?")
-            params.append(flt.recipient)
-        if flt.before_id is not None:
-            where.append("id < ?")
-            params.append(flt.before_id)
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        params.append(max(1, min(flt.limit, 10000)))
+        sql, params = events_query(flt)
         try:
             rows = await self.db.execute_fetchall(sql, params)
         except sqlite3.Error as exc:
