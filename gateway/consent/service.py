@@ -6,6 +6,8 @@ data by a person (lookup, export) writes an audit row first.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -64,6 +66,95 @@ def _row_tuple(
     )
 
 
+PARALLEL_BYTES = 4 * 1024 * 1024  # bigger files are parsed in a second process
+
+
+@dataclass(frozen=True, slots=True)
+class _ParseJob:
+    path: str
+    options: dict[str, Any]
+    skip: list[int]
+    sender_id: str
+    batch_id: str
+    recorded_by: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    rows: list[tuple[Any, ...]]
+    bytes_read: int
+    total_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    report: ImportReport
+    grants: int
+    optouts: int
+
+
+def _parse(job: _ParseJob, emit: Callable[[_Chunk | _Done], None]) -> None:
+    """Parse and validate the file into store rows, CHUNK at a time (runs in either process)."""
+    progress = [0, 0]
+
+    def note(done: int, total: int | None) -> None:
+        progress[0], progress[1] = done, total or 0
+
+    reader = ImportReader(job.path, skip_lines=job.skip, on_progress=note, **job.options)
+    chunk: list[tuple[Any, ...]] = []
+    grants = optouts = 0
+    for item in reader:
+        if isinstance(item, RowError):
+            continue
+        chunk.append(_row_tuple(item, job.sender_id, job.batch_id, job.recorded_by, job.now))
+        if item.status is ConsentStatus.OPTED_OUT:
+            optouts += 1
+        else:
+            grants += 1
+        if len(chunk) >= CHUNK:
+            emit(_Chunk(chunk, progress[0], progress[1] or None))
+            chunk = []
+    if chunk:
+        emit(_Chunk(chunk, progress[0], progress[1] or None))
+    emit(_Done(reader.report, grants, optouts))
+
+
+def _parse_in_child(job: _ParseJob, out: Any) -> None:
+    try:
+        _parse(job, out.put)
+    except BaseException as exc:  # the parent reports it; nothing is imported
+        out.put(RuntimeError(f"import parser failed: {type(exc).__name__}: {exc}"))
+
+
+async def _parsed_chunks(job: _ParseJob, *, parallel: bool) -> AsyncIterator[_Chunk | _Done]:
+    """Parsed chunks in order. For big files the parsing runs in a second process, so it
+    uses the other core while this one inserts (both are CPU-bound Python)."""
+    if not parallel:
+        items: list[_Chunk | _Done] = []
+        _parse(job, items.append)  # small files: not worth a process
+        for item in items:
+            yield item
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    queue = context.Queue(maxsize=4)  # backpressure: at most 4 chunks in flight
+    child = context.Process(target=_parse_in_child, args=(job, queue), daemon=True)
+    child.start()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            message = await loop.run_in_executor(None, queue.get)
+            if isinstance(message, BaseException):
+                raise message
+            yield message
+            if isinstance(message, _Done):
+                return
+    finally:
+        if child.is_alive():
+            child.terminate()
+        await loop.run_in_executor(None, child.join, 10)
+
+
 async def import_file(
     store: Store,
     *,
@@ -93,31 +184,28 @@ async def import_file(
         if first.fatal is not None:
             return ImportResult(batch_id, first, state="failed")
         skip = list(first.skipped_lines)
-    reader = ImportReader(path, skip_lines=skip, on_progress=on_progress, **options)
     now = time.time()
     await store.execute(
         "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
         "optouts, status) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading')",
         (batch_id, sender.id, now, recorded_by, path.name),
     )
-    result = ImportResult(batch_id, reader.report, skipped=skip)
-    chunk: list[tuple[Any, ...]] = []
-    for item in reader:
-        if isinstance(item, RowError):
-            continue
-        chunk.append(_row_tuple(item, sender.id, batch_id, recorded_by, now))
-        if item.status is ConsentStatus.OPTED_OUT:
-            result.optouts += 1
+    job = _ParseJob(str(path), options, skip, sender.id, batch_id, recorded_by, now)
+    result = ImportResult(batch_id, ImportReport(), skipped=skip)
+    size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
+    async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
+        if isinstance(message, _Chunk):
+            await store.insert_consent_rows(message.rows)
+            result.imported += len(message.rows)
+            if on_progress is not None:
+                on_progress(message.bytes_read, message.total_bytes)
         else:
-            result.grants += 1
-        if len(chunk) >= CHUNK:
-            await store.insert_consent_rows(chunk)
-            result.imported += len(chunk)
-            chunk = []
-    if chunk:
-        await store.insert_consent_rows(chunk)
-        result.imported += len(chunk)
-    report = reader.report
+            result.report, result.grants, result.optouts = (
+                message.report,
+                message.grants,
+                message.optouts,
+            )
+    report = result.report
     if report.fatal is not None or (not report.ok and not skip_invalid):
         await store.execute("DELETE FROM consent_events WHERE batch_id = ?", (batch_id,))
         await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))

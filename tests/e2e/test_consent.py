@@ -197,3 +197,32 @@ def _pending(cfg: Path) -> str:
 def _events(gw: GatewayProcess) -> list[dict[str, Any]]:
     result = cli("log", "--json", "--limit", "1000", config=gw.config_path)
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_big_import_is_parsed_in_a_second_process_and_stays_all_or_nothing(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    from gateway.consent.service import PARALLEL_BYTES
+
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as fh:
+        fh.write("email,status,method,consented_at,source_system,source_ref\n")
+        i = 0
+        while fh.tell() <= PARALLEL_BYTES + 100_000:
+            fh.write(f"bulk{i}@example.com,opted_in,web_form,2026-11-01T10:00:00+09:00,cmp,r{i}\n")
+            i += 1
+    rows = i
+    bad = tmp_path / "big-bad.csv"
+    bad.write_text(big.read_text() + "broken@,opted_in,web_form,2026-11-01T10:00:00+09:00,cmp,x\n")
+    failed = cli("consent", "import", "--sender", "sample", str(bad), "--by", "importer", "--json",
+                 config=gateway.config_path)
+    report = json.loads(failed.stdout)
+    assert failed.returncode == 1 and report["state"] == "failed" and report["imported"] == 0
+    assert report["errors"] == [f"line {rows + 2}: column email: invalid address 'broken@' (no domain)"]
+    done = cli("consent", "import", "--sender", "sample", str(big), "--by", "importer", "--json",
+               config=gateway.config_path)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["imported"] == rows and report["state"] == "pending"
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
+        count = db.execute("SELECT count(*) FROM consent_events WHERE batch_id = ?", (report["batch"],))
+        assert count.fetchone()[0] == rows
