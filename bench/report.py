@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datetime as dt
 import math
 import statistics
@@ -230,7 +232,8 @@ def markdown(r: Results) -> str:
     add("`make bench` (= `.venv/bin/python -m bench`; quick: `BENCH_QUICK=1 make bench`). "
         "$WORK is the run's temp directory (removed at the end).\n")
     add("```")
+    root = str(Path(__file__).resolve().parents[1]) + "/"
     for name, cmd in r.commands.items():
-        add(f"# {name}\n{cmd}")
+        add(f"# {name}\n{cmd.replace(root, '')}")  # paths relative to the checkout
     add("```")
     return "\n".join(out) + "\n"
