@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import datetime as dt
 import math
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.client import LatencyResult, SessionsResult
 from bench.consent import ImportResult, LookupResult
