@@ -25,7 +25,7 @@ serve: $(STAMP)
 	$(BIN)/python -m gateway serve --config $(CONFIG)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff check gateway tests scripts bench
 	$(BIN)/mypy
 
 test: $(STAMP) deps lint
