@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.consent.model import ConsentEvent
@@ -21,6 +22,18 @@ class EventFilter:
     recipient: str | None = None
     limit: int = 100
     before_id: int | None = None  # cursor: rows with a smaller id (newest first)
+
+
+@dataclass(slots=True)
+class PendingWrite:
+    """One write waiting for the group commit; `done` resolves once it is committed."""
+
+    sql: str
+    params: Sequence[Any]
+    also: tuple[tuple[str, Sequence[Any]], ...] = ()  # more statements in the same commit
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Store(Protocol):

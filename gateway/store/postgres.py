@@ -21,7 +21,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,7 +29,7 @@ import asyncpg
 from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
-from gateway.store.base import EventFilter
+from gateway.store.base import EventFilter, PendingWrite
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
@@ -159,16 +158,6 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-@dataclass(slots=True)
-class _Write:
-    sql: str
-    params: Sequence[Any]
-    also: tuple[tuple[str, Sequence[Any]], ...] = ()  # more statements in the same commit
-    done: asyncio.Future[int] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
 class PostgresStore:
     """The Store protocol on one PostgreSQL database, shared by any number of gateways."""
 
@@ -195,7 +184,7 @@ class PostgresStore:
         self.command_timeout = command_timeout
         self.lookup_timeout = lookup_timeout
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[PendingWrite | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self.commits = 0
@@ -316,7 +305,7 @@ class PostgresStore:
         """
         if self._writer is None or self._writer.done() or self._closing:
             raise StoreUnavailable("store writer is not running")
-        item = _Write(sql, params, also)
+        item = PendingWrite(sql, params, also)
         await self._queue.put(item)
         return await item.done
 
@@ -338,7 +327,7 @@ class PostgresStore:
                 batch.append(nxt)
             await self._commit(batch)
 
-    async def _commit(self, batch: list[_Write]) -> None:
+    async def _commit(self, batch: list[PendingWrite]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         for attempt in range(_RETRIES):
@@ -366,7 +355,7 @@ class PostgresStore:
                     item.done.set_result(rowid)
             return
 
-    async def _commit_one_by_one(self, batch: list[_Write]) -> None:
+    async def _commit_one_by_one(self, batch: list[PendingWrite]) -> None:
         for item in batch:
             try:
                 [rowid] = await self._run_batch([item])
@@ -382,7 +371,7 @@ class PostgresStore:
             if not item.done.done():
                 item.done.set_result(rowid)
 
-    async def _run_batch(self, batch: list[_Write]) -> list[int]:
+    async def _run_batch(self, batch: list[PendingWrite]) -> list[int]:
         """One transaction: the batch's statements, then its `also` statements.
 
         Event inserts (the bulk of every batch) go in as one statement over arrays;

@@ -15,7 +15,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
@@ -23,7 +22,7 @@ import aiosqlite
 from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
-from gateway.store.base import EventFilter
+from gateway.store.base import EventFilter, PendingWrite
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
@@ -45,16 +44,6 @@ _INSERT_EVENT = (
 )
 
 
-@dataclass(slots=True)
-class _Write:
-    sql: str
-    params: Sequence[Any]
-    also: tuple[tuple[str, Sequence[Any]], ...] = ()  # more statements in the same commit
-    done: asyncio.Future[int] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
 class SqliteStore:
     """The Store protocol on one SQLite file."""
 
@@ -74,7 +63,7 @@ class SqliteStore:
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[PendingWrite | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0
         self.commit_seconds = 0.0
@@ -159,7 +148,7 @@ class SqliteStore:
         """Enqueue one write and wait until the batch holding it is committed."""
         if self._writer is None or self._writer.done():
             raise StoreUnavailable("store writer is not running")
-        item = _Write(sql, params, also)
+        item = PendingWrite(sql, params, also)
         await self._queue.put(item)
         return await item.done
 
@@ -183,7 +172,7 @@ class SqliteStore:
             if closing:
                 return
 
-    async def _commit(self, batch: list[_Write]) -> None:
+    async def _commit(self, batch: list[PendingWrite]) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -208,7 +197,7 @@ class SqliteStore:
                 item.done.set_result(rowid)
 
     @staticmethod
-    def _fail(batch: list[_Write], why: str) -> None:
+    def _fail(batch: list[PendingWrite], why: str) -> None:
         failure = StoreUnavailable(
             "UNIQUE constraint failed" if why == "constraint" else f"commit failed: {why}"
         )
@@ -216,7 +205,7 @@ class SqliteStore:
             if not item.done.done():
                 item.done.set_exception(failure)
 
-    async def _run_batch(self, batch: list[_Write]) -> list[int]:
+    async def _run_batch(self, batch: list[PendingWrite]) -> list[int]:
         # One thread hop for the whole batch: the statements run back to back on the
         # writer thread inside one transaction, then one commit (one fsync).
         def body(conn: sqlite3.Connection) -> list[int]:
