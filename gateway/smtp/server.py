@@ -43,6 +43,11 @@ _TRANSLATE = {
 }
 
 
+# Replies after which aiosmtpd closes the session by itself.
+_SESSION_ENDING = ("421 ", "502 5.5.1 Too many unrecognized commands")
+LINGER_SECONDS = 2.0
+
+
 def is_loopback(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip).is_loopback
@@ -146,9 +151,10 @@ class GatewaySMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
-            # Over a connection limit: say why and close, before reading anything.
+            # Over a connection limit: say why and close, before reading anything
+            # (no linger: a flood of connections must not hold sockets longer).
             try:
-                await self.push(self._refusal)
+                await super().push(self._refusal)
             finally:
                 if self.transport is not None:
                     self.transport.close()
@@ -195,7 +201,32 @@ class GatewaySMTP(SMTP):
             status = _TRANSLATE.get(status, status)
             if status.startswith("552 ") and self.state.facts is not None:
                 await self.gw.record_oversize(self.state)
+            await super().push(status)
+            if status.startswith(_SESSION_ENDING):
+                await self._linger()
+            return
         await super().push(status)
+
+    async def _linger(self) -> None:
+        """Before aiosmtpd closes a session it ended (a 421 over a command budget, too
+        many bogus commands), let the client read every reply already written.
+
+        Closing a socket with unread input makes the kernel send RST, which throws
+        away replies still in flight — a pipelining client would lose the 421 that says
+        why. So: half-close (FIN after the last reply), then read and discard what the
+        client still sends until it closes too, for LINGER_SECONDS at most.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
+            return  # TLS cannot half-close; the plain close follows
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                await self._writer.drain()
+                transport.write_eof()
+                while await self._reader.read(65536):
+                    pass
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            pass
 
     def close_idle(self) -> bool:
         """During shutdown: say 421 to a connection between transactions and close it."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.smtp.server import LINGER_SECONDS
 from tests.faults.client import RawSMTP, dot_stuff
 from tests.faults.invariant import new_message
 from tests.support.consent import grant_in_process
@@ -201,12 +202,10 @@ def test_ten_thousand_recipients(gw: int, sink: RecordingSink) -> None:
     # the rest: 452 4.5.3 (one recipient per advertising transaction) until aiosmtpd's
     # per-session RCPT budget (1000) ends the session with 421 4.7.0
     assert all(code == 452 and "4.5.3" in text for code, text in replies[1:1000]), replies[1:3]
-    # the 1000-RCPT cap ends the session with 421; the close can reset the connection
-    # while our unread commands are still in flight (TCP RST), so the 421 itself may be
-    # lost on a busy machine — but never more than the cap is answered
-    assert len(replies) in (1000, 1001), len(replies)
-    if len(replies) == 1001:
-        assert replies[-1][0] == 421 and "4.7.0" in replies[-1][1], replies[-1]
+    # the 1000-RCPT cap ends the session with 421; the gateway half-closes and drains
+    # the unread commands, so the 421 reaches the client (no RST) and nothing more is answered
+    assert len(replies) == 1001, len(replies)
+    assert replies[-1][0] == 421 and "4.7.0" in replies[-1][1], replies[-1]
     assert [c for c in sink.commands if c.startswith("RCPT")] == ["RCPT taro@example.com"]
     assert sink.received == []
 
@@ -244,6 +243,31 @@ def test_pipelining_flood(gw: int, sink: RecordingSink) -> None:
     count, last = run(go())
     assert count == 10_001 and last[0] == 421 and "NOOP sent too many times" in last[1], (count, last)
     # an RSET may still arrive from the previous test's pooled upstream link
+    assert [c for c in sink.commands if c != "RSET"] == []
+
+
+def test_flood_without_reading_is_closed(gw: int, sink: RecordingSink) -> None:
+    """A flooder that never reads nor closes: the 421's lingering close is bounded, the
+    gateway lets go of the socket (EOF or reset) within seconds, not the idle timeout."""
+    async def go() -> tuple[float, bytes]:
+        client, _, _ = await RawSMTP.connect(gw)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        client.writer.write(b"NOOP\r\n" * 20_000)
+        await asyncio.sleep(LINGER_SECONDS + 3)  # neither read nor close meanwhile
+        received = b""
+        async with asyncio.timeout(30):
+            while chunk := await client.reader.read(65536):
+                received += chunk
+        elapsed = loop.time() - start
+        await client.close()
+        return elapsed, received
+
+    elapsed, received = run(go())
+    assert elapsed < LINGER_SECONDS + 10, elapsed  # the test config's idle timeout is 30 s
+    # every reply arrived, the last one says why the session ended
+    assert received.count(b"250 OK\r\n") == 10_000
+    assert received.endswith(b"421 4.7.0 NOOP sent too many times\r\n"), received[-80:]
     assert [c for c in sink.commands if c != "RSET"] == []
 
 
