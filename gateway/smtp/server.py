@@ -217,7 +217,11 @@ class GatewaySMTP(SMTP):
         client still sends until it closes too, for LINGER_SECONDS at most.
         """
         transport = self.transport
-        if transport is None or transport.is_closing() or not transport.can_write_eof():
+        if (
+            not isinstance(transport, asyncio.WriteTransport)
+            or transport.is_closing()
+            or not transport.can_write_eof()
+        ):
             return  # TLS cannot half-close; the plain close follows
         try:
             async with asyncio.timeout(LINGER_SECONDS):
