@@ -25,7 +25,7 @@ from gateway.errors import StoreUnavailable
 from gateway.store import open_store
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-SKIP_TABLES = frozenset({"schema_migrations"})
+SKIP_TABLES = frozenset({"schema_migrations", "store_probe"})  # bookkeeping, not data
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

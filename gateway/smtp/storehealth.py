@@ -5,7 +5,7 @@ store cannot commit then, the gateway must not answer 4xx (the client would send
 the message twice), so it retries the commit for a while. To keep that window
 small, a failed commit marks the store as failing: new transactions get
 451 4.3.0 at MAIL and before the upstream sees DATA, at once and without waiting
-for a busy timeout. A background probe (one small write, at most one per
+for a busy timeout. A background probe (a write bigger than an event's, at most one per
 `interval`) notices when the store commits again; any successful commit does too.
 """
 
@@ -20,11 +20,11 @@ from gateway.store.base import Store
 
 log = logging.getLogger(__name__)
 
-# A write that changes nothing but needs the write lock and a page write on both backends.
-PROBE_SQL = (
-    "UPDATE schema_migrations SET applied_at = applied_at "
-    "WHERE name = (SELECT max(name) FROM schema_migrations)"
-)
+# A write at least as big as an event's commit: 16 KiB of padding, so the probe
+# needs fresh pages (WAL frames, table and overflow pages) as an event insert does.
+PROBE_PAD = bytes(16 * 1024)
+_PROBE_DELETE = "DELETE FROM store_probe"
+_PROBE_INSERT = "INSERT INTO store_probe (id, pad, at) VALUES (1, ?, ?)"
 
 
 class StoreHealth:
@@ -70,7 +70,9 @@ class StoreHealth:
 
     async def _run_probe(self) -> None:
         try:
-            await self.store.execute(PROBE_SQL)
+            await self.store.execute_all(
+                [(_PROBE_DELETE, ()), (_PROBE_INSERT, (PROBE_PAD, time.time()))]
+            )
         except (GatewayError, OSError) as exc:
             log.debug("event store probe failed: %s", exc)
             return

@@ -54,12 +54,14 @@ async def _load(port: int, outcomes: list[Outcome], tag: str, *, fault: Callable
     started = time.monotonic()
     await asyncio.sleep(probe_after)
     # The loops' sessions may all sit in DATA waiting for the store: new sessions now.
-    probes = list(await asyncio.gather(
+    # The fault heals on schedule whatever the probes see (a probe that got into DATA
+    # waits for the store, which only the heal can give it).
+    probes = asyncio.gather(
         *(send_message(port, new_message(f"{tag}-probe"), wait=60) for _ in range(4))
-    ))
-    outcomes.extend(probes)
+    )
     await asyncio.sleep(max(0.0, heal_after - (time.monotonic() - started)))
     await heal()
+    outcomes.extend(await probes)
     await asyncio.sleep(1.0)
     stop.set()
     await asyncio.wait_for(asyncio.gather(*loops), 90)
