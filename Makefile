@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= deploy/example.toml
 
-.PHONY: run serve test lint unit demo bench deps clean
+.PHONY: run serve test lint unit demo bench screenshots deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ unit: $(STAMP)
 
 demo: $(STAMP) deps
 	$(BIN)/python scripts/demo.py
+
+# Refresh docs/screenshots/ from the browser tests (headless Chromium).
+screenshots: $(STAMP) deps
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -q tests/browser
 
 bench: $(STAMP) deps
 	$(BIN)/python -m bench
