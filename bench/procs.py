@@ -51,7 +51,8 @@ def install_handlers() -> None:
 
 def temp_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
-    on_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
+    if not os.environ.get("BENCH_KEEP"):
+        on_cleanup(lambda: shutil.rmtree(path, ignore_errors=True))
     return path
 
 

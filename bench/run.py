@@ -114,6 +114,7 @@ class Bench:
         dump = self.work / "probe"
         dump.mkdir()
         dump.chmod(0o777)
+        self.work.chmod(0o711)  # smtp-sink runs as nobody and must reach the dump folder
         self.sink = SmtpSink(dump=dump)
         self.commands["sink"] = shlex.join(self.sink.argv).replace(f" -d {dump}/%H%M%S.", "")
         store = self.work / "store.sqlite3"
