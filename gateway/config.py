@@ -75,6 +75,9 @@ class ServerConfig:
     auth_failure_window: Seconds = 300.0
     shutdown_grace: Seconds = 30.0
     workers: int = 1
+    # uvloop (libuv) halves the event loop's share of the CPU per message; "asyncio" is
+    # the standard library's loop, for debugging or where uvloop does not build.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import dkim
 import dkim.util
@@ -321,7 +321,7 @@ class DkimSigner:
         first_nl = message.find(b"\n")
         linesep = b"\n" if first_nl > 0 and message[first_nl - 1] != 0x0D else b"\r\n"
         try:
-            headers, body = dkim.rfc822_parse(message)
+            headers, body = split_message(message)
         except dkim.MessageFormatError as exc:
             raise DkimMessageError(f"cannot parse the header section: {exc}") from exc
         if not any(name.lower() == b"from" for name, _ in headers):
@@ -389,6 +389,22 @@ class DkimSigner:
         b64 = base64.b64encode(signature)
         folded = (linesep + b" ").join(b64[i : i + 72] for i in range(0, len(b64), 72))
         return b"DKIM-Signature:" + prefix + folded + linesep
+
+
+def split_message(message: bytes) -> tuple[list[Any], bytes]:
+    """dkim.rfc822_parse's (headers, CRLF body), without splitting the body into lines
+    when the message already uses CRLF only (what SMTP delivers; ~3% of a message's CPU)."""
+    end = message.find(b"\r\n\r\n")
+    if end >= 0:
+        head, body = message[: end + 4], message[end + 4 :]
+        # a bare LF in either part: the slow path normalises it as rfc822_parse does
+        if head.count(b"\n") == head.count(b"\r\n") and body.count(b"\n") == body.count(
+            b"\r\n"
+        ):
+            headers, _ = dkim.rfc822_parse(head)
+            return headers, body
+    headers, body = dkim.rfc822_parse(message)
+    return headers, body
 
 
 def _fold_tags(tags: Sequence[bytes], linesep: bytes) -> bytes:

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+import uvloop
+
 from gateway import app, config, logs
 from gateway.errors import ConfigError
 from gateway.store import open_store
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("a fixed port is needed with workers > 1", "server.listen")
         return _supervise(args, workers, cfg.store.url)
     gateway = app.build(cfg, serve_http=args.worker in (None, 0))
+    if cfg.server.event_loop == "uvloop":
+        return uvloop.run(_serve(gateway, args.worker))
     return asyncio.run(_serve(gateway, args.worker))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import logging
 import re
 import time
@@ -61,6 +62,10 @@ def _line(reply: Reply, utf8: bool = False) -> str:
 
 class Handler:
     """The hook object aiosmtpd calls; one instance serves every connection."""
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd scans dir(handler) for handle_* and auth_* hooks on every connection
+        return _HOOK_NAMES
 
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
@@ -579,3 +584,9 @@ class Handler:
             self.store_health.failed(exc)
             raise
         self.store_health.succeeded()
+
+
+_HOOK_NAMES = sorted(name for name in vars(Handler) if name.startswith(("handle_", "auth_")))
+# aiosmtpd inspects handle_EHLO's signature for every connection (~40 µs); a stored
+# __signature__ answers inspect.signature() at once.
+setattr(Handler.handle_EHLO, "__signature__", inspect.signature(Handler.handle_EHLO))  # noqa: B010

@@ -1,0 +1,46 @@
+"""split_message is dkim.rfc822_parse with a fast path: the two must always agree."""
+
+from __future__ import annotations
+
+import dkim
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.auth.dkim_sign import split_message
+
+LINE = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+ENDING = st.sampled_from([b"\r\n", b"\n", b"\r"])
+HEADER = st.tuples(
+    st.sampled_from([b"From", b"To", b"Subject", b"X-A"]), LINE, st.booleans(), ENDING
+).map(lambda t: t[0] + b":" + t[1] + (b"\r\n\tmore" if t[2] else b"") + t[3])
+BODY = st.lists(st.tuples(LINE, ENDING).map(lambda t: t[0] + t[1]), max_size=8).map(b"".join)
+
+
+@given(st.lists(HEADER, min_size=1, max_size=5).map(b"".join), ENDING, BODY)
+def test_agrees_with_rfc822_parse(head: bytes, blank: bytes, body: bytes) -> None:
+    message = head + blank + body
+    try:
+        expected = dkim.rfc822_parse(message)
+    except dkim.MessageFormatError:
+        with pytest.raises(dkim.MessageFormatError):
+            split_message(message)
+        return
+    assert split_message(message) == expected
+
+
+def test_fast_path_on_crlf_and_fallback_on_bare_lf() -> None:
+    crlf = b"From: a@example.jp\r\nSubject: x\r\n\r\nline 1\r\n.\r\nline 3\r\n"
+    assert split_message(crlf) == dkim.rfc822_parse(crlf)
+    assert split_message(crlf)[1] == b"line 1\r\n.\r\nline 3\r\n"
+    # LF-only headers, and the first CRLF CRLF in the body: the boundary is the LF blank line
+    mixed = b"From: a@example.jp\nSubject: x\n\nbody\r\n\r\nmore\n"
+    assert split_message(mixed) == dkim.rfc822_parse(mixed)
+    assert split_message(mixed)[0] == [[b"From", b" a@example.jp\r\n"], [b"Subject", b" x\r\n"]]
+
+
+def test_refuses_what_rfc822_parse_refuses() -> None:
+    bad = b"From: a@example.jp\r\nnot a header line\r\n\r\nbody\r\n"
+    for parse in (split_message, dkim.rfc822_parse):
+        with pytest.raises(dkim.MessageFormatError):
+            parse(bad)
