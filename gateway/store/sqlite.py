@@ -26,6 +26,7 @@ from gateway.store.base import EventFilter, PendingWrite
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
+from gateway.store.writelock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
+
+
+BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before failing (451)
 
 
 class SqliteStore:
@@ -62,6 +66,7 @@ class SqliteStore:
         self.commit_max_batch = commit_max_batch
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
+        self._write_lock = WriteLock(path)
         self._reader: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[PendingWrite | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -75,11 +80,12 @@ class SqliteStore:
         try:
             # startup only, before any session exists
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)  # noqa: ASYNC240
+            self._write_lock.open()
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             self._db.row_factory = aiosqlite.Row
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             await self._db.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
@@ -110,6 +116,7 @@ class SqliteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        self._write_lock.close()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -210,18 +217,19 @@ class SqliteStore:
         # writer thread inside one transaction, then one commit (one fsync).
         def body(conn: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for item in batch:
-                    cursor = conn.execute(item.sql, item.params)
-                    ids.append(cursor.lastrowid or 0)
-                    for sql, params in item.also:
-                        conn.execute(sql, params)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
+            with self._write_lock.held(BUSY_TIMEOUT):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for item in batch:
+                        cursor = conn.execute(item.sql, item.params)
+                        ids.append(cursor.lastrowid or 0)
+                        for sql, params in item.also:
+                            conn.execute(sql, params)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
             return ids
 
         db = self.db
@@ -236,14 +244,15 @@ class SqliteStore:
         db = self.db
 
         def body(conn: sqlite3.Connection) -> Any:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            with self._write_lock.held(BUSY_TIMEOUT):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
 
         try:
             return await db._execute(body, db._conn)  # type: ignore[no-untyped-call]
