@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
@@ -49,6 +50,11 @@ async def _serve(gateway: app.Gateway, worker: int | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
+    # What start() built (config, rules, caches, modules) lives as long as the process:
+    # frozen, the cyclic GC's full collections no longer walk it under load (added p99
+    # at 150 msgs/s: 33-61 ms without, 13-26 ms with, interleaved runs).
+    gc.collect()
+    gc.freeze()
     who = "" if worker is None else f"worker {worker} "
     print(f"tokuden: {who}listening on port {gateway.port}", flush=True)
     await stop.wait()

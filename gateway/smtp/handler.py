@@ -183,10 +183,12 @@ class Handler:
         verdict = self._evaluate(Phase.MAIL, facts)
         if verdict.action is not Action.ACCEPT:
             return await self._refuse(state, Phase.MAIL, verdict, facts)
+        started = time.perf_counter()
         try:
             answer = await state.upstream().mail(address, mail_options)
         except UpstreamError as exc:
             return await self._upstream_failed(state, Phase.MAIL, exc, facts)
+        state.timings["upstream_mail"] = time.perf_counter() - started
         if not answer.ok:
             await state.end_transaction()
             return answer.line()
@@ -228,10 +230,12 @@ class Handler:
         state.timings["rcpt_rules"] = time.perf_counter() - started
         if verdict.action is not Action.ACCEPT:
             return await self._refuse(state, Phase.RCPT, verdict, facts, recipient=address)
+        started = time.perf_counter()
         try:
             answer = await state.upstream().rcpt(address, rcpt_options)
         except UpstreamError as exc:
             return await self._upstream_failed(state, Phase.RCPT, exc, facts, recipient=address)
+        state.timings["upstream_rcpt"] = time.perf_counter() - started
         if answer.ok:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
@@ -283,12 +287,14 @@ class Handler:
             reply = await self._refuse(state, Phase.DATA, verdict, facts, recipient=recipients)
             await state.end_transaction()
             return reply
+        started = time.perf_counter()
         try:
             outgoing = await self.gw.pipeline.prepare(facts, raw)
         except GatewayError as exc:
             return await self._finish_with(
                 state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
             )
+        state.timings["prepare"] = time.perf_counter() - started
         if not self.store_health.ok():
             # the store stopped committing during this transaction: do not relay
             return await self._finish_with(
@@ -325,6 +331,7 @@ class Handler:
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
         deadline = time.monotonic() + ACCEPTED_RECORD_PATIENCE
+        started = time.perf_counter()
         while True:
             try:
                 await self._record(
@@ -352,6 +359,8 @@ class Handler:
                     )
                     break
                 await asyncio.sleep(_RECORD_RETRY_PAUSE)
+        # not in the event's own timings: they are committed with it
+        self.gw.metrics.stage("commit", time.perf_counter() - started)
         await state.end_transaction()
         return answer.line()
 
