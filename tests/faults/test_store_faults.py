@@ -147,9 +147,10 @@ def _fill(directory: Path) -> Path:
 def test_store_disk_full(
     tmp_path: Path, config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
 ) -> None:
-    """A real full file system: the store on a 4 MiB tmpfs, filled up by another file."""
+    """A real full file system: the store on a 16 MiB tmpfs, filled up by another file
+    (room for a WAL near its 4 MiB auto-checkpoint size plus the checkpoint itself)."""
     mount = tmp_path / "small"
-    with _tmpfs(mount, "4m"):
+    with _tmpfs(mount, "16m"):
         config["store"] = {"url": f"sqlite:///{mount / 'gateway.sqlite3'}"}
         gw = start_gateway(config)
         store = _store_path(config)
