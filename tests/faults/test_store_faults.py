@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -190,3 +191,47 @@ def test_store_disk_full(
     assert recovered < 8
     print(f"FIGURE disk full (tmpfs): {tally}; slowest reply "
           f"{max(o.seconds for o in outcomes):.1f}s; recovered {recovered:.2f}s after freeing")
+
+
+def test_health_probe_needs_room_for_an_event(tmp_path: Path) -> None:
+    """On a disk with room for a page or two but not for an event's commit, the health
+    probe must fail (a one-page no-op UPDATE once passed here and let sessions in)."""
+    from gateway.errors import StoreUnavailable
+    from gateway.smtp.storehealth import StoreHealth
+    from gateway.store.sqlite import SqliteStore
+    from tests.integration.store.factories import event
+
+    mount = tmp_path / "tiny"
+    with _tmpfs(mount, "16m"):
+        db = str(mount / "gateway.sqlite3")
+
+        def squeeze() -> Path:
+            with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            filler = _fill(mount)
+            # leave ~8 KiB: a page or two, less than the probe's 16 KiB padding
+            os.truncate(filler, os.path.getsize(filler) - 8192)
+            free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+            assert 0 < free <= 16384, free
+            return filler
+
+        async def scenario() -> None:
+            store = SqliteStore(db)
+            await store.open()
+            health = StoreHealth(store, interval=0.0)
+            try:
+                for n in range(50):
+                    await store.record_event(event(n))
+                filler = await asyncio.to_thread(squeeze)
+                health.failed(StoreUnavailable("disk full"))
+                await health._run_probe()
+                assert health.failing, "probe passed on a disk with no room for an event"
+                await asyncio.to_thread(filler.unlink)
+                await health._run_probe()
+                assert not health.failing
+                await store.record_event(event(999))
+            finally:
+                await health.close()
+                await store.close()
+
+        asyncio.run(scenario())
