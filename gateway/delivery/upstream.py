@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from gateway.config import UpstreamConfig
+from gateway.delivery import fastdata
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.replies import Reply
 
 log = logging.getLogger(__name__)
+fastdata.install()
 
 
 @dataclass(frozen=True, slots=True)
