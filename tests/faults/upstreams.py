@@ -96,10 +96,14 @@ def _serve(port: int, directory: Path, data_delay: float) -> None:
                 await asyncio.sleep(data_delay)
             Handler.count += 1
             path = directory / f"{os.getpid()}-{Handler.count:06d}.eml"
-            with open(path, "wb") as f:  # noqa: ASYNC230 - a test sink, durability first
+            # written aside and renamed: a SIGKILL between open() and write() must not
+            # leave an empty "arrival" (a message no client sent) for the checker to find
+            part = path.with_suffix(".part")
+            with open(part, "wb") as f:  # noqa: ASYNC230 - a test sink, durability first
                 f.write(envelope.original_content or b"")
                 f.flush()
                 os.fsync(f.fileno())
+            os.replace(part, path)
             return "250 2.0.0 Ok: queued"
 
     async def main() -> None:
