@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
 import tomllib
 import types
 import typing
@@ -85,6 +86,9 @@ class UpstreamConfig:
     host: str = "127.0.0.1"
     port: int = 25
     tls: Literal["none", "starttls", "required"] = "none"
+    # PEM bundle of the CAs that may vouch for the upstream's certificate (a private
+    # relay's own CA); unset: the system's trust store. The name checked is `host`.
+    ca_file: FilePath | None = None
     timeout: Seconds = 30.0
     connect_timeout: Seconds = 10.0
     helo: str | None = None
@@ -375,6 +379,14 @@ def _validate(config: Config) -> None:
         value = getattr(config.server, key)
         if value:
             _readable(value, f"server.{key}")
+    if config.upstream.ca_file:
+        _readable(config.upstream.ca_file, "upstream.ca_file")
+        try:
+            ssl.create_default_context(cafile=config.upstream.ca_file)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"not a PEM bundle of CA certificates: {exc}", "upstream.ca_file"
+            ) from None
     if config.server.workers < 1:
         raise ConfigError("must be at least 1", "server.workers")
     for key in ("max_connections", "max_connections_per_ip", "max_messages_per_minute_per_ip"):

@@ -68,7 +68,7 @@ class UpstreamLink:
         tls_context = None
         start_tls: bool | None = False
         if cfg.tls in ("starttls", "required"):
-            tls_context = ssl.create_default_context()
+            tls_context = ssl.create_default_context(cafile=cfg.ca_file)
             start_tls = True
         client = aiosmtplib.SMTP(
             hostname=cfg.host,

@@ -41,6 +41,14 @@ BAD_CONFIGS = {
     "bad duration": (lambda c: c["server"].update(idle_timeout="soon"), "server.idle_timeout: expected a duration"),
     "missing required": (lambda c: c["senders"][1].pop("domains"), "senders[1].domains: required key is missing"),
     "bad store url": (lambda c: c["store"].update(url="mysql://x"), "store.url: must start with"),
+    "missing upstream CA file": (
+        lambda c: c["upstream"].update(tls="required", ca_file="/nonexistent/ca.pem"),
+        "upstream.ca_file: cannot read /nonexistent/ca.pem",
+    ),
+    "upstream CA file that is no PEM": (
+        lambda c: c["upstream"].update(tls="required", ca_file=str(Path(__file__))),
+        "upstream.ca_file: not a PEM bundle of CA certificates",
+    ),
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
     ),

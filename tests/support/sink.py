@@ -4,6 +4,7 @@ every transaction and answers with errors injected per recipient or per command.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,9 @@ class _CountingSMTP(SMTP):
 class RecordingSink:
     """Start with .start(); .port is the listening port; .received the messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_context: ssl.SSLContext | None = None) -> None:
+        # with a TLS context the sink offers STARTTLS and refuses mail sent without it
+        self.tls_context = tls_context
         self.received: list[Received] = []
         self.commands: list[str] = []
         self.connections = 0
@@ -107,7 +110,10 @@ class RecordingSink:
     async def _start(self, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _CountingSMTP(self, hostname="sink.test", enable_SMTPUTF8=True, loop=loop),
+            lambda: _CountingSMTP(
+                self, hostname="sink.test", enable_SMTPUTF8=True, loop=loop,
+                tls_context=self.tls_context, require_starttls=self.tls_context is not None,
+            ),
             "127.0.0.1",
             port,
         )

@@ -1,0 +1,82 @@
+"""STARTTLS towards the upstream: a relay that insists on TLS gets the message over TLS,
+and a certificate nobody vouches for is refused with a 4xx, never sent in the clear."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.support.consent import grant_in_process
+from tests.support.gateway import PASSWORD, GatewayProcess, base_config
+from tests.support.messages import marketing
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_sink(ca: trustme.CA) -> Iterator[RecordingSink]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    sink = RecordingSink(tls_context=context).start()
+    yield sink
+    sink.stop()
+
+
+def _gateway(tmp: Path, sink: RecordingSink, **upstream: object) -> GatewayProcess:
+    cfg = base_config(tmp, sink.port)
+    cfg["upstream"].update(upstream)
+    gw = GatewayProcess(tmp, cfg).start()
+    grant_in_process(gw.config_path, "sample", "taro@example.com")
+    return gw
+
+
+def _send(gw: GatewayProcess) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=30) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        code, reply = client.mail("news@bounce.example.jp")
+        if code != 250:
+            return code, reply
+        code, reply = client.rcpt("taro@example.com")
+        if code != 250:
+            return code, reply
+        return client.data(marketing())
+
+
+def test_message_goes_over_starttls_with_the_configured_ca(
+    tmp_path: Path, ca: trustme.CA, tls_sink: RecordingSink
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "upstream-ca.pem"))
+    gw = _gateway(tmp_path, tls_sink, tls="required", ca_file="upstream-ca.pem")
+    try:
+        code, reply = _send(gw)
+    finally:
+        gw.stop()
+    assert code == 250, reply
+    # the sink refuses MAIL before STARTTLS (530), so an arrival means TLS was used
+    assert len(tls_sink.received) == 1
+    assert tls_sink.received[0].rcpt_tos == ["taro@example.com"]
+
+
+def test_untrusted_upstream_certificate_is_a_temporary_failure(
+    tmp_path: Path, tls_sink: RecordingSink
+) -> None:
+    gw = _gateway(tmp_path, tls_sink, tls="required")  # system trust: does not know the CA
+    try:
+        code, reply = _send(gw)
+    finally:
+        gw.stop()
+    assert code == 451 and b"4.4.1" in reply, (code, reply)
+    assert tls_sink.received == []
+    assert not any(c.startswith("MAIL") for c in tls_sink.commands)
