@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.base import Store
+from gateway.store.base import Store, newest_first_page
 
 __all__ = ["AuditFilter", "mask_address", "mask_event", "query_audit"]
 
@@ -77,12 +77,8 @@ async def query_audit(store: Store, flt: AuditFilter) -> list[dict[str, Any]]:
     if flt.action:
         where.append("action = ?")
         params.append(flt.action)
-    if flt.before_id is not None:
-        where.append("id < ?")
-        params.append(flt.before_id)
-    sql = "SELECT id, at, actor, action, subject, reason FROM audit_log"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(max(1, min(flt.limit, 10_000)))
+    sql, params = newest_first_page(
+        "SELECT id, at, actor, action, subject, reason FROM audit_log",
+        where, params, flt.before_id, flt.limit,
+    )
     return await store.fetch(sql, params)

@@ -83,3 +83,20 @@ class Store(Protocol):
 
     async def query_events(self, flt: EventFilter) -> list[dict[str, Any]]:
         """Events matching the filter, newest first."""
+
+
+MAX_PAGE = 10_000
+
+
+def newest_first_page(
+    select: str, where: list[str], params: list[Any], before_id: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    """`select` with its filters, newest first, one keyset page (rows with id < before_id)."""
+    where, params = list(where), list(params)
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
+    sql = select + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(max(1, min(limit, MAX_PAGE)))
+    return sql, params

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from gateway.model import Event
-from gateway.store.base import EventFilter
+from gateway.store.base import EventFilter, newest_first_page
 
 EVENT_COLUMNS = (
     "event_id",
@@ -93,12 +93,4 @@ def events_query(flt: EventFilter) -> tuple[str, list[Any]]:
         if value:
             where.append(f"{column} = ?")
             params.append(value)
-    if flt.before_id is not None:
-        where.append("id < ?")
-        params.append(flt.before_id)
-    sql = "SELECT * FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(max(1, min(flt.limit, 10_000)))
-    return sql, params
+    return newest_first_page("SELECT * FROM events", where, params, flt.before_id, flt.limit)
