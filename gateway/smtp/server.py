@@ -10,7 +10,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any, AnyStr
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from gateway import replies as replies_mod
 from gateway.config import ClientConfig, parse_hostport
@@ -19,6 +19,7 @@ from gateway.engine.context import Facts
 from gateway.eventlog import new_id
 from gateway.model import RuleResult
 from gateway.replies import replies
+from gateway.smtp.data import read_data
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import TOO_MANY_CONNECTIONS, TOO_MANY_FROM_IP
 
@@ -234,6 +235,39 @@ class GatewaySMTP(SMTP):
             return None, None
         address: tuple[str | None, str | None] = SMTP._getaddr(self, arg)
         return address
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA command with the data read in chunks (gateway/smtp/data.py)."""
+        if self._decode_data:  # the gateway never decodes; keep aiosmtpd's path for it
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            outcome = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.CancelledError:  # the connection was lost during DATA
+            self._writer.close()
+            raise
+        if outcome.closed:
+            return
+        if outcome.refusal:
+            await self.push(outcome.refusal)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        envelope.content = envelope.original_content = outcome.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
