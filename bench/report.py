@@ -173,8 +173,8 @@ def markdown(r: Results) -> str:
         add("\nRun errors:\n" + "\n".join(f"- {e}" for e in errors[:20]))
     add("\n## Added latency at half of the gateway's peak\n")
     lat = r.latency
-    add(f"Fixed-rate client (bench/client.py, open loop, one connection per message, timed from "
-        f"connect to the reply after the final dot), {lat.rate:,.0f} msgs/s = half of "
+    add(f"Fixed-rate client (bench/client.py on uvloop, open loop, one connection per message, "
+        f"timed from connect to the reply after the final dot), {lat.rate:,.0f} msgs/s = half of "
         f"{lat.peak:,.0f} (the 2-worker gateway's best median), {s.latency_seconds:.0f} s each.\n")
     add("| path | p50 ms | p99 ms | failed | achieved msgs/s |")
     add("|---|---|---|---|---|")

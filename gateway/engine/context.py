@@ -28,7 +28,7 @@ class Facts:
     recipient: str = ""
     recipient_count: int = 0
     raw: bytes = b""
-    message: Message | None = None
+    message: Message | None = None  # the header section only (the body stays in raw)
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific facts by name
     errors: dict[str, str] = field(default_factory=dict)  # fact name -> why it is missing
 
