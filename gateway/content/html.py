@@ -1,4 +1,4 @@
-"""Turn an HTML body into the text a reader sees, the text hidden by inline CSS, and its links."""
+"""Turn an HTML body into the text a reader sees, the text hidden by CSS, and its links."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from gateway.content.stylesheet import apply_stylesheets
 
 __all__ = ["HtmlText", "Link", "html_to_text"]
 
@@ -20,6 +22,7 @@ _BLOCK = frozenset({"p", "div", "li", "ul", "ol", "tr", "table", "tbody", "thead
                     "main", "aside", "figure", "figcaption", "body", "caption", "fieldset"})
 _CELL = frozenset({"td", "th"})
 _WS = re.compile(r"[ \t\r\n\f]+")
+_STYLE_ELEMENT = re.compile(r"<style[\s>]", re.IGNORECASE)
 # Attributes that never change visibility or colour: skip the style machinery for them.
 _INERT = frozenset({"href", "class", "id", "width", "height", "align", "valign", "alt", "src",
                     "border", "cellpadding", "cellspacing", "target", "rel", "title", "name",
@@ -462,6 +465,8 @@ def _collapse(out: list[str]) -> tuple[str, list[int], list[int]]:
 def html_to_text(html: str) -> HtmlText:
     """Render `html` to visible text, hidden text and links; never raises on bad markup."""
     tree = LexborHTMLParser(html)
+    if _STYLE_ELEMENT.search(html):
+        apply_stylesheets(tree)  # class and id rules that hide text become inline style
     body = tree.body
     if body is not None:
         # Fast path: lexbor serialises the body in C into canonical, well-formed markup; one

@@ -328,6 +328,16 @@ def build() -> dict[str, bytes]:
     for depth in range(20):
         nested = multipart("mixed", f"deep-{depth}", nested)
     add("deeply_nested.eml", "春のご案内", nested)
+
+    # hidden as above, but by rules in the <style> element instead of inline style
+    add("hidden_by_stylesheet_address.eml", "春のご案内", leaf("text/html", html("", HTML_FOOTER.replace(
+        f"住所：{ADDRESS}<br>", f'<span class="addr">住所：{ADDRESS}</span><br>')).replace(
+        "</style>", ".addr{display:none !important}</style>"),
+        "utf-8", "base64"))
+    add("hidden_by_stylesheet_optout.eml", "春のご案内", leaf("text/html", html("", HTML_FOOTER.replace(
+        f'<a href="{OPTOUT}">こちら</a>', f'<a id="ft-optout" href="{OPTOUT}">こちら</a>')).replace(
+        "</style>", "\ndiv #ft-optout { color: white; text-decoration: none }\n</style>"),
+        "utf-8", "quoted-printable"))
     return m
 
 

@@ -30,6 +30,40 @@ def test_hidden_by_inline_css() -> None:
     assert "display:none" in res.hidden_reasons
 
 
+def test_hidden_by_stylesheet_rules() -> None:
+    res = html_to_text(
+        "<html><head><style>\n"
+        "/* one sheet, the rules a template would use */\n"
+        ".hide { display: none }\n"
+        "#ghost{visibility:hidden} p.tiny{font-size:1px}\n"
+        "td.white, .white-text { color: #FFFFFF; }\n"
+        "a:hover { color: #fff }\n"  # only while the pointer is on it
+        "@media (max-width: 600px) { .desktop { display: none !important } }\n"
+        ".shown { display: none } .shown { display: block }\n"  # the later rule wins
+        ".inline-wins { display: none }\n"
+        ".sheet-wins { display: none !important }\n"
+        "</style></head><body>"
+        '<p>visible</p><div class="hide">one</div><p id="ghost">two</p>'
+        '<p class="tiny">three</p><table><tr><td class="white">four</td></tr></table>'
+        '<p class="desktop">desktop</p><p><a href="https://example.jp/">link</a></p>'
+        '<p class="shown">shown</p><p class="inline-wins" style="display:block">inline</p>'
+        '<p class="sheet-wins" style="display:block">five</p>'
+        '<p class="hide"><a href="https://hidden.example.jp/u">配信停止</a></p>'
+        "</body></html>"
+    )
+    assert res.visible.split("\n") == ["visible", "desktop", "link", "shown", "inline"]
+    assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "配信停止"]
+    assert {"display:none", "visibility:hidden", "font-size:0",
+            "text colour equals background"} <= set(res.hidden_reasons)
+    assert [lk.hidden for lk in res.links] == [False, True]
+
+
+def test_stylesheet_that_does_not_parse_hides_nothing() -> None:
+    res = html_to_text("<style>.x { display: none; } } }} .y {{ color: </style>"
+                       '<p class="y">a</p><p class="q">b</p><style>[[[ {display:none}</style>')
+    assert res.visible == "a\nb"
+
+
 def test_links_with_positions() -> None:
     res = html_to_text('<p>配信停止は<a href=" https://example.jp/u?x=1 ">こちら</a>から</p>'
                        '<p><a href="mailto:info@example.jp">問い合わせ</a></p>'
