@@ -25,7 +25,7 @@ from gateway.replies import finalize, replies
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
 from gateway.smtp.mailto import MailtoOptOut
-from gateway.smtp.server import GatewaySMTP, make_socket, make_tls_context
+from gateway.smtp.server import GatewaySMTP, adopt_socket, make_socket, make_tls_context
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
 from gateway.web import HttpServer, Metrics, create_app
@@ -40,9 +40,16 @@ class Gateway:
     """One gateway process: everything the hooks need, passed down explicitly."""
 
     def __init__(
-        self, config: Config, rules: RuleSet, store: Store, *, serve_http: bool = True
+        self,
+        config: Config,
+        rules: RuleSet,
+        store: Store,
+        *,
+        serve_http: bool = True,
+        listen_fd: int | None = None,
     ) -> None:
         self.serve_http = serve_http
+        self.listen_fd = listen_fd  # a listening socket inherited from the supervisor
         self.config = config
         self.rules = rules
         self.store = store
@@ -157,7 +164,10 @@ class Gateway:
                 loop=loop,
             )
 
-        sock = make_socket(cfg.listen, reuse_port=cfg.workers > 1)
+        if self.listen_fd is not None:
+            sock = adopt_socket(self.listen_fd)  # one accept queue shared by the workers
+        else:
+            sock = make_socket(cfg.listen)
         # asyncio calls listen() again: pass the backlog, or 500 simultaneous connects
         # overflow the default of 100 and some clients never see a greeting
         self._server = await loop.create_server(factory, sock=sock, backlog=1024)
@@ -196,11 +206,11 @@ def _load_codec(config: Config) -> TokenCodec | None:
         raise ConfigError(str(exc), "policy.unsubscribe_secret_file") from None
 
 
-def build(config: Config, *, serve_http: bool = True) -> Gateway:
+def build(config: Config, *, serve_http: bool = True, listen_fd: int | None = None) -> Gateway:
     rules = load_packs(config.policy.rules)
     store = open_store(
         config.store.url,
         commit_interval=config.store.commit_interval,
         commit_max_batch=config.store.commit_max_batch,
     )
-    return Gateway(config, rules, store, serve_http=serve_http)
+    return Gateway(config, rules, store, serve_http=serve_http, listen_fd=listen_fd)

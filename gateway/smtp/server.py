@@ -347,7 +347,14 @@ class _ListeningSocket(socket.socket):
         super().listen(max(backlog, LISTEN_BACKLOG))
 
 
-def make_socket(listen: str, *, reuse_port: bool) -> socket.socket:
+def adopt_socket(fd: int) -> socket.socket:
+    """The listening socket a supervisor opened and handed to this worker process."""
+    sock = _ListeningSocket(fileno=fd)
+    sock.setblocking(False)
+    return sock
+
+
+def make_socket(listen: str) -> socket.socket:
     host, port = parse_hostport(listen, 25, "server.listen")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
@@ -355,9 +362,6 @@ def make_socket(listen: str, *, reuse_port: bool) -> socket.socket:
     # Nagle on, every EHLO waited ~40 ms for the client's delayed ACK (bench/RESULTS.md).
     sock = _ListeningSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        # several worker processes share one port; the kernel spreads connections
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(LISTEN_BACKLOG)
     sock.setblocking(False)

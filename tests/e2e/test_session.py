@@ -201,3 +201,53 @@ def test_two_workers_share_the_port(config: dict[str, Any], start_gateway: Any, 
     assert len({m.peer for m in sink.received}) >= 1
     gw.signal(signal.SIGTERM)
     assert gw.wait(timeout=30) == 0
+
+
+def _send_one(port: int) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=15) as client:
+        client.ehlo("x.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        return int(client.data(marketing())[0])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return sorted(found)
+
+
+def test_workers_on_any_port_survive_a_killed_worker(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink
+) -> None:
+    """The supervisor opens the socket (so port 0 works) and the workers share its accept
+    queue: with one worker SIGKILLed, every client is served by the other at once, and the
+    supervisor starts a replacement."""
+    config["server"]["workers"] = 2
+    config["server"]["listen"] = "127.0.0.1:0"
+    gw = start_gateway(config)
+    assert gw.proc is not None and gw.port > 0
+    workers = _children(gw.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    assert [_send_one(gw.port) for _ in range(10)] == [250] * 10
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = _children(gw.proc.pid)
+        if len(now) == 2 and workers[0] not in now:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no replacement worker: {now}")
+    assert [_send_one(gw.port) for _ in range(4)] == [250] * 4
+    assert len(sink.received) == 14
+    gw.signal(signal.SIGTERM)
+    assert gw.wait(timeout=30) == 0

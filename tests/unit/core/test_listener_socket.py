@@ -9,7 +9,7 @@ from gateway.smtp.server import make_socket
 
 
 async def test_accepted_connections_have_nagle_off() -> None:
-    sock = make_socket("127.0.0.1:0", reuse_port=False)
+    sock = make_socket("127.0.0.1:0")
     seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     class Probe(asyncio.Protocol):
