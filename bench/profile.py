@@ -36,9 +36,10 @@ def start(pid: int, out: Path, seconds: float, native: bool) -> subprocess.Popen
     if exe is None:
         return None
     argv = [exe, "record", "--subprocesses", "--pid", str(pid), "--duration", str(int(seconds)),
-            "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"]
-    if native:
-        argv.append("--native")
+            "--rate", "250", "--format", "raw", "--output", str(out)]
+    # Native frames need the process paused while its stack is read (py-spy refuses
+    # --native with --nonblocking); the default profile does not pause the gateway.
+    argv.append("--native" if native else "--nonblocking")
     return spawn(argv, stderr_file=out.with_suffix(".stderr"))
 
 

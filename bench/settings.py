@@ -67,7 +67,7 @@ class Settings:
             active_sessions=_int("BENCH_ACTIVE_SESSIONS", 100),
             memory_seconds=_float("BENCH_MEMORY_SECONDS", 5.0 if quick else 10.0),
             profile_seconds=_float("BENCH_PROFILE_SECONDS", 5.0 if quick else 10.0),
-            native=os.environ.get("BENCH_NATIVE", "1") not in ("", "0"),
+            native=os.environ.get("BENCH_NATIVE", "0") not in ("", "0"),
             lines=lines,
             output=Path(os.environ.get("BENCH_OUTPUT", str(root / "RESULTS.md"))),
         )
