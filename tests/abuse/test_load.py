@@ -83,7 +83,10 @@ def test_500_concurrent_sessions(
     results, open_rss, seconds = asyncio.run(scenario())
     current, peak = rss_mb(gw.proc.pid)
     codes = [code for code, _ in results]
-    assert codes.count(250) == n, sorted({r[1] for r in results if r[0] != 250})[:5]
+    # the session that broke the barrier first: the others only say that one did
+    why = sorted({r[1] for r in results if r[0] != 250},
+                 key=lambda reason: reason.startswith("another session"))
+    assert codes.count(250) == n, why[:5]
     assert len(sink.received) == n
     assert peak < RSS_BOUND_MB, peak
     print(f"FIGURE 500 sessions: RSS idle {idle_rss:.0f} MB, all open {open_rss:.0f} MB, "
