@@ -116,6 +116,10 @@ class RecordingSink:
             ),
             "127.0.0.1",
             port,
+            # 500 gateway sessions open 500 upstream connections at once (lockstep): with
+            # asyncio's default backlog of 100 the rest waited for SYN retransmits (1, 3,
+            # 7 s ...) and a loaded machine ran past the gateway's connect timeout.
+            backlog=1024,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
