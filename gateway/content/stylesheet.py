@@ -15,6 +15,7 @@ reader sees when the message opens.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -29,7 +30,8 @@ VISIBILITY_PROPERTIES = frozenset({
 MAX_RULES = 2000  # a stylesheet larger than any real template: the rest is not applied
 MAX_MATCHES = 20000
 
-_Declarations = dict[str, tuple[str, bool]]  # property -> (value, important)
+_Declarations = dict[str, tuple[str, bool]]
+_IMPORTANT = re.compile(r"!\s*important", re.IGNORECASE)  # property -> (value, important)
 
 
 @lru_cache(maxsize=256)
@@ -67,10 +69,10 @@ def _parse_inline(style: str) -> _Declarations:
         name, sep, value = decl.partition(":")
         if not sep:
             continue
-        important = "!important" in value.lower()
-        value = value.replace("!important", "").replace("!IMPORTANT", "").strip()
+        value, important = _IMPORTANT.subn("", value)
+        value = value.strip()
         if value:
-            declarations[name.strip().lower()] = (value, important)
+            declarations[name.strip().lower()] = (value, bool(important))
     return declarations
 
 

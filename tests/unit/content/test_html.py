@@ -48,10 +48,12 @@ def test_hidden_by_stylesheet_rules() -> None:
         '<p class="desktop">desktop</p><p><a href="https://example.jp/">link</a></p>'
         '<p class="shown">shown</p><p class="inline-wins" style="display:block">inline</p>'
         '<p class="sheet-wins" style="display:block">five</p>'
+        '<p class="sheet-wins" style="display:block ! Important">also inline</p>'
         '<p class="hide"><a href="https://hidden.example.jp/u">配信停止</a></p>'
         "</body></html>"
     )
-    assert res.visible.split("\n") == ["visible", "desktop", "link", "shown", "inline"]
+    assert res.visible.split("\n") == ["visible", "desktop", "link", "shown", "inline",
+                                       "also inline"]
     assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "配信停止"]
     assert {"display:none", "visibility:hidden", "font-size:0",
             "text colour equals background"} <= set(res.hidden_reasons)
