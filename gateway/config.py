@@ -92,8 +92,11 @@ class UpstreamConfig:
     timeout: Seconds = 30.0
     connect_timeout: Seconds = 10.0
     helo: str | None = None
-    pool_size: int = 16
+    pool_size: int = 16  # idle connections kept per process
     pool_idle: Seconds = 30.0
+    # Open at once, per process (each worker counts its own); a transaction beyond it
+    # waits up to connect_timeout for one to come back, then gets 451 4.4.5 (0: no limit).
+    max_connections: int = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -387,6 +390,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"not a PEM bundle of CA certificates: {exc}", "upstream.ca_file"
             ) from None
+    if config.upstream.max_connections < 0:
+        raise ConfigError("must not be negative (0 means no limit)", "upstream.max_connections")
     if config.server.workers < 1:
         raise ConfigError("must be at least 1", "server.workers")
     for key in ("max_connections", "max_connections_per_ip", "max_messages_per_minute_per_ip"):

@@ -71,6 +71,12 @@ class UpstreamUnavailable(UpstreamError):
     reply = replies.upstream_unavailable
 
 
+class UpstreamBusy(UpstreamError):
+    """Every upstream connection this process may open is in use, and none came back."""
+
+    reply = replies.upstream_busy
+
+
 class UpstreamTimeout(UpstreamError):
     """The outbound MTA did not answer within its timeout."""
 

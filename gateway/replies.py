@@ -137,6 +137,7 @@ class _Replies:
     )
     upstream_unavailable: Final = Reply(451, "4.4.1", "Upstream MTA unavailable, try again later")
     upstream_timeout: Final = Reply(451, "4.4.2", "Upstream MTA timed out, try again later")
+    upstream_busy: Final = Reply(451, "4.4.5", "All upstream connections busy, try again later")
     shutting_down: Final = Reply(421, "4.3.2", "Service shutting down, try again later")
     too_many_connections: Final = Reply(421, "4.3.2", "Too many connections, try again later")
     too_many_from_ip: Final = Reply(

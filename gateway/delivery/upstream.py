@@ -10,6 +10,7 @@ small pool when the client session ends.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import ssl
@@ -20,7 +21,7 @@ import aiosmtplib
 
 from gateway.config import UpstreamConfig
 from gateway.delivery import fastdata
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamBusy, UpstreamTimeout, UpstreamUnavailable
 from gateway.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -186,30 +187,73 @@ class UpstreamLink:
 
 
 class UpstreamPool:
-    """Idle upstream connections kept for the next client session."""
+    """The upstream links of this process: idle ones kept for the next transaction, and
+    at most `max_connections` open at once (0: no limit).
+
+    In lockstep every client transaction holds its own upstream connection from MAIL to
+    the end of DATA, so without a cap a burst of N client transactions opens N upstream
+    connections at once: past the upstream's own limits (Postfix serves 100 by default)
+    they wait in its accept queue or are dropped while the SYN is retried. With the cap
+    the burst waits here, in order, for a link to come back.
+    """
 
     def __init__(self, config: UpstreamConfig, local_hostname: str) -> None:
         self.config = config
         self.local_hostname = local_hostname
+        self.limit = config.max_connections
         self._idle: list[UpstreamLink] = []
+        self._links = 0  # links in use or idle: the slots the cap counts
+        self._waiters: collections.deque[asyncio.Future[UpstreamLink]] = collections.deque()
 
-    def take(self) -> UpstreamLink:
+    @property
+    def in_use(self) -> int:
+        return self._links - len(self._idle)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    async def acquire(self) -> UpstreamLink:
+        """A link for one transaction; raises UpstreamBusy when none frees up in time."""
         now = time.monotonic()
         while self._idle:
             link = self._idle.pop()
             if link.connected and now - link.last_used < self.config.pool_idle:
                 return link
+            self._links -= 1
             asyncio.get_running_loop().create_task(link.close())
-        return UpstreamLink(self.config, self.local_hostname)
+        if not self.limit or self._links < self.limit:
+            self._links += 1
+            return UpstreamLink(self.config, self.local_hostname)
+        waiter: asyncio.Future[UpstreamLink] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, self.config.connect_timeout)
+        except TimeoutError:
+            raise UpstreamBusy(
+                f"all {self.limit} upstream connections of this process stayed busy for "
+                f"{self.config.connect_timeout:g} s"
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                await self.give_back(waiter.result())  # handed over as we were cancelled
+            raise
 
     async def give_back(self, link: UpstreamLink) -> None:
         if link.in_transaction:
             await link.rset()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(link)  # the slot passes on; a closed link reconnects
+                return
         if link.connected and len(self._idle) < self.config.pool_size:
             self._idle.append(link)
         else:
+            self._links -= 1
             await link.close()
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
+        self._links -= len(idle)
         await asyncio.gather(*(link.close() for link in idle), return_exceptions=True)

@@ -185,7 +185,8 @@ class Handler:
             return await self._refuse(state, Phase.MAIL, verdict, facts)
         started = time.perf_counter()
         try:
-            answer = await state.upstream().mail(address, mail_options)
+            link = await state.upstream()
+            answer = await link.mail(address, mail_options)
         except UpstreamError as exc:
             return await self._upstream_failed(state, Phase.MAIL, exc, facts)
         state.timings["upstream_mail"] = time.perf_counter() - started
@@ -232,7 +233,8 @@ class Handler:
             return await self._refuse(state, Phase.RCPT, verdict, facts, recipient=address)
         started = time.perf_counter()
         try:
-            answer = await state.upstream().rcpt(address, rcpt_options)
+            link = await state.upstream()
+            answer = await link.rcpt(address, rcpt_options)
         except UpstreamError as exc:
             return await self._upstream_failed(state, Phase.RCPT, exc, facts, recipient=address)
         state.timings["upstream_rcpt"] = time.perf_counter() - started
@@ -314,7 +316,8 @@ class Handler:
     ) -> str:
         started = time.perf_counter()
         try:
-            answer = await state.upstream().data(outgoing)
+            link = await state.upstream()
+            answer = await link.data(outgoing)
         except UpstreamError as exc:
             state.timings["upstream_data"] = time.perf_counter() - started
             return await self._finish_with(

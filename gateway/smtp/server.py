@@ -93,16 +93,18 @@ class ConnectionState:
         self.busy = True
 
     async def end_transaction(self) -> None:
-        if self._link is not None and self._link.in_transaction:
-            await self._link.rset()
         self.facts = None
         self.accepted_rcpts = 0
         self.busy = False
         self.mailto = False
+        # The link goes back (after RSET, if the upstream is mid-transaction) at once: a
+        # session idle between transactions holds none of the pool's capped slots.
+        await self.release()
 
-    def upstream(self) -> UpstreamLink:
+    async def upstream(self) -> UpstreamLink:
+        """This transaction's upstream link, taken from the pool at its first use."""
         if self._link is None:
-            self._link = self.gw.pool.take()
+            self._link = await self.gw.pool.acquire()
         return self._link
 
     async def release(self) -> None:
@@ -205,7 +207,6 @@ class GatewaySMTP(SMTP):
                 # be recorded; the upstream's timeout and the store's patience bound it
                 await asyncio.wait({state.delivery})
             await state.end_transaction()
-            await state.release()
         finally:
             self.gw.connections.discard(self)
 

@@ -38,16 +38,18 @@ def _expect(reply: tuple[int, str], code: int) -> None:
 def test_500_concurrent_sessions(
     config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
 ) -> None:
+    n = 500
     config["server"]["max_connections_per_ip"] = 0  # all 500 come from 127.0.0.1
     # 500 transactions open 500 upstream connections at once (lockstep), to a sink that
     # shares this process with the 500 clients: the shipped defaults' patience (30 s /
     # 10 s), not the 5 s / 2 s the fault tests use to see timeouts quickly. Under CPU
     # load the short ones gave "451 4.4.2 Upstream MTA timed out" at MAIL.
     config["upstream"].update(timeout=30, connect_timeout=10)
+    # and all 500 hold their upstream connection at the barrier: none may wait for one
+    config["upstream"]["max_connections"] = n
     gw = start_gateway(config)
     assert gw.proc is not None
     idle_rss, _ = rss_mb(gw.proc.pid)
-    n = 500
 
     async def session(i: int, all_in: asyncio.Barrier) -> tuple[int | None, str]:
         client: RawSMTP | None = None
@@ -240,3 +242,61 @@ def test_per_ip_message_rate_limit(
     assert outcomes[4].accepted  # another address has its own budget
     check_invariant(outcomes, [r.data for r in sink.received], gw.config_path)
     assert len(sink.received) == 4 and sum(c.startswith("MAIL") for c in sink.commands) == 4
+
+
+def test_upstream_connections_stay_under_the_cap(
+    config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
+) -> None:
+    """A burst of transactions shares max_connections upstream links instead of opening one
+    each: the later ones wait for a link to come back, and every message arrives."""
+    n, cap = 12, 3
+    config["upstream"]["max_connections"] = cap
+    sink.behaviour.data_delay = 0.3  # transactions overlap: the cap is really contended
+    gw = start_gateway(config)
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(
+            *(send_message(gw.port, new_message(f"cap{i}"), wait=30) for i in range(n))
+        )
+
+    outcomes = asyncio.run(scenario())
+    assert all(o.accepted for o in outcomes), [o for o in outcomes if not o.accepted]
+    assert sink.peak_open == cap, sink.peak_open  # contended up to the cap, never beyond
+    assert len(sink.received) == n
+    check_invariant(outcomes, [r.data for r in sink.received], gw.config_path)
+
+
+def test_no_free_upstream_connection_in_time_gives_451_445(
+    config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
+) -> None:
+    config["upstream"].update(max_connections=1, connect_timeout=1)
+    gw = start_gateway(config)
+
+    async def scenario() -> None:
+        holder, _, _ = await RawSMTP.connect(gw.port)
+        waiter, _, _ = await RawSMTP.connect(gw.port)
+        for c in (holder, waiter):
+            _expect(await c.cmd("EHLO client.test"), 250)
+            _expect(await c.login(), 235)
+        _expect(await holder.cmd("MAIL FROM:<news@bounce.example.jp>"), 250)
+        _expect(await holder.cmd("RCPT TO:<taro@example.com>"), 250)
+        # the one link is in the holder's transaction: the waiter gives up after 1 s
+        started = time.monotonic()
+        code, text = await waiter.cmd("MAIL FROM:<news@bounce.example.jp>")
+        assert code == 451 and text.startswith("451 4.4.5 "), text
+        assert time.monotonic() - started >= 0.9
+        _expect(await holder.cmd("DATA"), 354)
+        await holder.send(dot_stuff(new_message("holder")) + b".\r\n")
+        _expect(await holder.reply(), 250)
+        # the holder stays connected, idle between transactions: it holds no link now
+        _expect(await waiter.cmd("MAIL FROM:<news@bounce.example.jp>"), 250)
+        _expect(await waiter.cmd("RCPT TO:<taro@example.com>"), 250)
+        _expect(await waiter.cmd("DATA"), 354)
+        await waiter.send(dot_stuff(new_message("waiter")) + b".\r\n")
+        _expect(await waiter.reply(), 250)
+        for c in (holder, waiter):
+            await c.close()
+
+    asyncio.run(scenario())
+    assert len(sink.received) == 2
+    assert sink.peak_open == 1

@@ -49,6 +49,10 @@ BAD_CONFIGS = {
         lambda c: c["upstream"].update(tls="required", ca_file=str(Path(__file__))),
         "upstream.ca_file: not a PEM bundle of CA certificates",
     ),
+    "negative upstream cap": (
+        lambda c: c["upstream"].update(max_connections=-1),
+        "upstream.max_connections: must not be negative (0 means no limit)",
+    ),
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
     ),

@@ -83,7 +83,13 @@ class _CountingSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.sink.connections += 1
+        self.sink.open_now += 1
+        self.sink.peak_open = max(self.sink.peak_open, self.sink.open_now)
         super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sink.open_now -= 1
+        super().connection_lost(exc)
 
 
 class RecordingSink:
@@ -95,6 +101,8 @@ class RecordingSink:
         self.received: list[Received] = []
         self.commands: list[str] = []
         self.connections = 0
+        self.open_now = 0  # connections open at this moment, and the most ever at once
+        self.peak_open = 0
         self.behaviour = SinkBehaviour()
         self.port = 0
         self._loop = asyncio.new_event_loop()
