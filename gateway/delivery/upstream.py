@@ -204,6 +204,7 @@ class UpstreamPool:
         self._idle: list[UpstreamLink] = []
         self._links = 0  # links in use or idle: the slots the cap counts
         self._waiters: collections.deque[asyncio.Future[UpstreamLink]] = collections.deque()
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def in_use(self) -> int:
@@ -221,7 +222,7 @@ class UpstreamPool:
             if link.connected and now - link.last_used < self.config.pool_idle:
                 return link
             self._links -= 1
-            asyncio.get_running_loop().create_task(link.close())
+            self._close_later(link)
         if not self.limit or self._links < self.limit:
             self._links += 1
             return UpstreamLink(self.config, self.local_hostname)
@@ -251,9 +252,16 @@ class UpstreamPool:
             self._idle.append(link)
         else:
             self._links -= 1
-            await link.close()
+            self._close_later(link)
+
+    def _close_later(self, link: UpstreamLink) -> None:
+        # QUIT off the caller's path: the client's reply to DATA must not wait for it.
+        task = asyncio.get_running_loop().create_task(link.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         self._links -= len(idle)
-        await asyncio.gather(*(link.close() for link in idle), return_exceptions=True)
+        closing = [*(link.close() for link in idle), *self._closing]
+        await asyncio.gather(*closing, return_exceptions=True)
