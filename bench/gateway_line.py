@@ -30,7 +30,8 @@ LOADGEN_CLIENT = {
 
 
 def config(
-    workdir: Path, *, store: Path, upstream_port: int, auth: AuthEnv, workers: int, dual: bool
+    workdir: Path, *, store_url: str, upstream_port: int, auth: AuthEnv, workers: int,
+    dual: bool
 ) -> dict[str, Any]:
     """Rules baseline + tokuden + alignment, footer enforced, List-Unsubscribe, DKIM, event log."""
     secret = workdir.parent / "unsubscribe.key"
@@ -51,7 +52,7 @@ def config(
             "workers": workers,
         },
         "upstream": {"host": "127.0.0.1", "port": upstream_port, "timeout": 30},
-        "store": {"url": f"sqlite:///{store}"},
+        "store": {"url": store_url},
         "dns": {"nameservers": [auth.nameserver], "timeout": 2.0},
         "http": {"listen": f"127.0.0.1:{http_port}", "public_url": f"http://127.0.0.1:{http_port}"},
         "policy": {

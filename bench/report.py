@@ -41,10 +41,21 @@ class LineStats:
 
 @dataclass
 class Latency:
+    """Interleaved windows at one rate: (client → smtp-sink, client → gateway → smtp-sink)."""
+
     rate: float
     peak: float
-    baseline: LatencyResult
-    gateway: LatencyResult
+    windows: list[tuple[LatencyResult, LatencyResult]]
+
+    def added(self, p: int) -> list[float]:
+        return [gw.pct(p) - base.pct(p) for base, gw in self.windows]
+
+    def median_added(self, p: int) -> float:
+        return statistics.median(self.added(p))
+
+    @property
+    def failed(self) -> int:
+        return sum(gw.failed + base.failed for base, gw in self.windows)
 
 
 @dataclass
@@ -70,6 +81,8 @@ class Results:
     memory: Memory
     profile: Profile
     imports: ImportResult
+    pg_store: str  # the pg line's server and its durability settings ("" without that line)
+    pg_import: ImportResult | None
     lookups: LookupResult
     checks: list[str]
     commands: dict[str, str]
@@ -111,9 +124,12 @@ def targets(r: Results) -> list[tuple[str, str, str]]:
     rows.append((f"< 300 MB RSS with {n} sessions", f"{mem.rss_peak_mb:,.0f} MB (all processes)",
                  _met(mem.rss_peak_mb < 300)))
     lat = r.latency
-    added = lat.gateway.pct(99) - lat.baseline.pct(99)
-    rows.append(("added p99 < 20 ms at half of peak", f"{added:,.1f} ms",
-                 _met(added < 20 and lat.gateway.failed == 0)))
+    added = lat.median_added(99)
+    spread = lat.added(99)
+    rows.append(("added p99 < 20 ms at half of peak",
+                 f"{added:,.1f} ms (median of {len(spread)} windows; "
+                 f"{min(spread):,.1f}–{max(spread):,.1f})",
+                 _met(added < 20 and lat.failed == 0)))
     return rows
 
 
@@ -142,7 +158,7 @@ def markdown(r: Results) -> str:
     add("|---|" + "---|" * (len(sessions) + 5))
     ceiling = r.lines["ceiling"]
     peer = r.lines.get("peer")
-    for key in ("ceiling", "peer", "w2", "w1", "dual"):
+    for key in ("ceiling", "peer", "w2", "w1", "dual", "pg"):
         st = r.lines.get(key)
         if st is None:
             continue
@@ -161,6 +177,9 @@ def markdown(r: Results) -> str:
         "each run; the peer counts Postfix's master tree, its reaped children and OpenDKIM); "
         "smtp-source and smtp-sink are not counted. Peak RSS: sum of VmHWM over the gateway's "
         "supervisor and workers after the rounds.")
+    if r.pg_store:
+        add(f"The PostgreSQL line's store: {r.pg_store}. Its CPU ms/msg includes the "
+            "PostgreSQL server's processes (they serve only this line during its runs).")
     if peer is not None:
         acc = " / ".join(
             f"{statistics.median(x[1] for x in peer.runs[n]):,.0f}" for n in sessions
@@ -175,15 +194,21 @@ def markdown(r: Results) -> str:
     lat = r.latency
     add(f"Fixed-rate client (bench/client.py on uvloop, open loop, one connection per message, "
         f"timed from connect to the reply after the final dot), {lat.rate:,.0f} msgs/s = half of "
-        f"{lat.peak:,.0f} (the 2-worker gateway's best median), {s.latency_seconds:.0f} s each.\n")
-    add("| path | p50 ms | p99 ms | failed | achieved msgs/s |")
-    add("|---|---|---|---|---|")
-    for name, res in (("client → smtp-sink", lat.baseline), ("client → gateway → smtp-sink",
-                                                             lat.gateway)):
-        add(f"| {name} | {res.pct(50):.2f} | {res.pct(99):.2f} | {res.failed} | "
-            f"{res.achieved_rate:,.0f} |")
-    add(f"| **added by the gateway** | **{lat.gateway.pct(50) - lat.baseline.pct(50):.2f}** | "
-        f"**{lat.gateway.pct(99) - lat.baseline.pct(99):.2f}** | | |")
+        f"{lat.peak:,.0f} (the 2-worker gateway's best median); {len(lat.windows)} pairs of "
+        f"{s.latency_seconds:.0f} s windows, each the same client straight to smtp-sink and "
+        "then through the gateway. One window's p99 is its 1 % slowest transactions: a single "
+        "stall of the shared host sets it, hence several windows and their median.\n")
+    add("| window | sink p50 / p99 ms | gateway p50 / p99 ms | **added p50 / p99 ms** | "
+        "failed | achieved msgs/s |")
+    add("|---|---|---|---|---|---|")
+    for i, (base, gw) in enumerate(lat.windows, 1):
+        add(f"| {i} | {base.pct(50):.2f} / {base.pct(99):.2f} | {gw.pct(50):.2f} / "
+            f"{gw.pct(99):.2f} | **{gw.pct(50) - base.pct(50):.2f} / "
+            f"{gw.pct(99) - base.pct(99):.2f}** | {base.failed + gw.failed} | "
+            f"{gw.achieved_rate:,.0f} |")
+    p50s, p99s = lat.added(50), lat.added(99)
+    add(f"| **median (min–max)** | | | **{lat.median_added(50):.2f} / {lat.median_added(99):.2f}**"
+        f" ({min(p50s):.2f}–{max(p50s):.2f} / {min(p99s):.2f}–{max(p99s):.2f}) | | |")
     mem = r.memory
     ms = mem.sessions
     add("\n## Memory with many sessions\n")
@@ -198,6 +223,10 @@ def markdown(r: Results) -> str:
     add("|---|---|")
     add(f"| `consent import` of {imp.rows:,} rows (CSV, approval off, whole CLI command) | "
         f"**{imp.rate:,.0f} rows/s** ({imp.seconds:.1f} s) |")
+    if r.pg_import is not None:
+        pim = r.pg_import
+        add(f"| the same import into PostgreSQL (the pg line's store) | "
+            f"{pim.rate:,.0f} rows/s ({pim.seconds:.1f} s) |")
     add(f"| `SqliteStore.consent_history` at {lk.records:,} records, {lk.lookups:,} lookups "
         f"(90% present, random keys) | p50 **{lk.p50_us:,.1f} µs**, p99 **{lk.p99_us:,.1f} µs**, "
         f"max {lk.max_us:,.0f} µs; absent keys p99 {lk.absent_p99_us:,.1f} µs |")

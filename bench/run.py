@@ -4,9 +4,13 @@ Every line is driven by the same load generator (Postfix's smtp-source, one mess
 connection, ~11 KB Japanese multipart mail) and ends in the same smtp-sink. Rounds are
 interleaved (each round runs every line at 20 and at 100 sessions, in a rotated order), and
 the median with min–max is reported. Then: added latency at half of the gateway's peak
+(as many interleaved window pairs as rounds, median with min–max)
 (our own fixed-rate client, the same client straight to smtp-sink as the baseline), memory
 with 500 sessions, a py-spy profile under load, the consent import rate and the lookup
 latency at 10,000,000 records. Everything listens on 127.0.0.1 and is cleaned up on exit.
+
+The `pg` line is the 2-worker gateway on a PostgreSQL store (a fresh database on the
+server the tests use; bench/postgres.py): the shared store that several instances use.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import dkim
 import dns.resolver
 import uvloop
 
-from bench import client, consent, message, profile, report
+from bench import client, consent, message, postgres, profile, report
 from bench.gateway_line import GatewayServer
 from bench.gateway_line import config as gateway_config
 from bench.peer import PostfixPeer
@@ -57,6 +61,7 @@ LABELS = {
     "w2": "gateway, every rule on, RSA-2048, 2 workers",
     "w1": "gateway, every rule on, RSA-2048, 1 worker",
     "dual": "gateway, every rule on, RSA-2048 + Ed25519, 2 workers",
+    "pg": "gateway, every rule on, RSA-2048, 2 workers, PostgreSQL store",
 }
 
 
@@ -102,6 +107,8 @@ class Bench:
         self.commands: dict[str, str] = {}
         self.checks: list[str] = []
         self.started = dt.datetime.now().astimezone()
+        self.pg: postgres.PgStore | None = None
+        self.pg_import: consent.ImportResult | None = None
         self.load_before = loadavg()
 
     # -- set-up --------------------------------------------------------------------------
@@ -118,21 +125,35 @@ class Bench:
         self.work.chmod(0o711)  # smtp-sink runs as nobody and must reach the dump folder
         self.sink = SmtpSink(dump=dump)
         self.commands["sink"] = shlex.join(self.sink.argv).replace(f" -d {dump}/%H%M%S.", "")
-        store = self.work / "store.sqlite3"
-        variants = {"w2": (2, False), "w1": (1, False), "dual": (2, True)}
+        sqlite_url = f"sqlite:///{self.work / 'store.sqlite3'}"
+        if "pg" in self.s.lines:
+            with step("PostgreSQL: a fresh database for the pg line"):
+                self.pg = postgres.create()
+            say(f"pg line store: {self.pg.describe()}")
+        variants = {"w2": (2, False), "w1": (1, False), "dual": (2, True), "pg": (2, False)}
         for key, (workers, dual) in variants.items():
             if key not in self.s.lines:
                 continue
-            cfg = gateway_config(self.work / key, store=store, upstream_port=self.sink.port,
+            url = self.pg.url if key == "pg" and self.pg else sqlite_url
+            cfg = gateway_config(self.work / key, store_url=url, upstream_port=self.sink.port,
                                  auth=self.auth, workers=workers, dual=dual)
             self.gateways[key] = GatewayServer(key, self.work / key, cfg)
-        first = self.gateways["w2"]
-        self.import_result = self._import(first.config_path)
+        csv_path = self.work / "consent.csv"
+        with step(f"consent CSV: {self.s.import_rows:,} rows"):
+            consent.write_csv(csv_path, self.s.import_rows)
+        self.import_result = self._import(self.gateways["w2"].config_path, csv_path)
+        if "pg" in self.gateways:
+            self.pg_import = self._import(self.gateways["pg"].config_path, csv_path)
+        csv_path.unlink()
         for key, gw in self.gateways.items():
             say(f"starting {LABELS[key]}")
             gw.start()
-            self.lines[key] = Line(key, gw.port, cpu=self._gw_cpu(gw), pids=gw.pids)
-        self.commands["gateway"] = shlex.join(first.argv).replace(str(self.work), "$WORK")
+            cpu = self._gw_cpu(gw)
+            if key == "pg" and self.pg is not None:
+                cpu = self._with_server_cpu(cpu, self.pg)
+            self.lines[key] = Line(key, gw.port, cpu=cpu, pids=gw.pids)
+        argv = self.gateways["w2"].argv
+        self.commands["gateway"] = shlex.join(argv).replace(str(self.work), "$WORK")
         if "peer" in self.s.lines:
             say("starting the peer: private Postfix instance + OpenDKIM milter")
             self.peer = PostfixPeer(self.work / "postfix", self.sink.port, self.auth.rsa_key,
@@ -167,15 +188,17 @@ class Bench:
             total += tree_cpu_seconds(peer.opendkim.pid)
         return total
 
-    def _import(self, config: Path) -> consent.ImportResult:
+    @staticmethod
+    def _with_server_cpu(cpu: Callable[[], float], pg: postgres.PgStore) -> Callable[[], float]:
+        # the store's server works for this line only: its CPU is part of the line's cost
+        return lambda: cpu() + pg.cpu_seconds()
+
+    def _import(self, config: Path, csv_path: Path) -> consent.ImportResult:
         rows = self.s.import_rows
-        csv_path = self.work / "consent.csv"
-        with step(f"consent CSV: {rows:,} rows"):
-            consent.write_csv(csv_path, rows)
-        say(f"consent import of {rows:,} rows through the CLI (approval off) ...")
+        store = "PostgreSQL" if config.parent.name == "pg" else "SQLite"
+        say(f"consent import of {rows:,} rows into {store} through the CLI (approval off) ...")
         result = consent.cli_import(config, csv_path, rows)
         say(f"consent import: {result.rate:,.0f} rows/s ({result.seconds:.1f} s)")
-        csv_path.unlink()
         self.commands["import"] = result.command
         return result
 
@@ -296,9 +319,15 @@ class Bench:
         say(f"latency at {rate:,.0f} msgs/s (half of the gateway's peak {peak:,.0f}) ...")
         # The client shares the two cores with what it measures: on uvloop it costs
         # ~0.65 instead of ~1 ms of CPU a transaction (the same loop for both paths).
-        base = uvloop.run(client.fixed_rate(self.sink.port, rate, self.s.latency_seconds))
-        with_gw = uvloop.run(client.fixed_rate(gw.port, rate, self.s.latency_seconds))
-        return report.Latency(rate, peak, base, with_gw)
+        windows = []
+        with step("latency windows", total=self.s.rounds) as bar:
+            for _ in range(self.s.rounds):
+                base = uvloop.run(client.fixed_rate(self.sink.port, rate, self.s.latency_seconds))
+                with_gw = uvloop.run(client.fixed_rate(gw.port, rate, self.s.latency_seconds))
+                windows.append((base, with_gw))
+                bar.set_postfix_str(f"added p99 {with_gw.pct(99) - base.pct(99):.1f} ms")
+                bar.update()
+        return report.Latency(rate, peak, windows)
 
     def memory(self) -> report.Memory:
         gw = self.gateways["w2"]
@@ -398,6 +427,8 @@ def run(settings: Settings) -> int:
         memory=memory,
         profile=prof,
         imports=bench.import_result,
+        pg_store=bench.pg.describe() if bench.pg else "",
+        pg_import=bench.pg_import,
         lookups=lookups,
         checks=bench.checks,
         commands=bench.commands,
