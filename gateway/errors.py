@@ -63,6 +63,7 @@ class UpstreamError(GatewayError):
     """The outbound MTA could not take part in the transaction."""
 
     reply = replies.upstream_unavailable
+    kind = "unavailable"  # the label of tokuden_upstream_errors_total
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -75,9 +76,11 @@ class UpstreamBusy(UpstreamError):
     """Every upstream connection this process may open is in use, and none came back."""
 
     reply = replies.upstream_busy
+    kind = "busy"
 
 
 class UpstreamTimeout(UpstreamError):
     """The outbound MTA did not answer within its timeout."""
 
     reply = replies.upstream_timeout
+    kind = "timeout"

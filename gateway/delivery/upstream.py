@@ -39,6 +39,11 @@ class UpstreamReply:
     def ok(self) -> bool:
         return 200 <= self.code < 300
 
+    @property
+    def kind(self) -> str:
+        """"4xx" or "5xx": the label of a refusal in tokuden_upstream_errors_total."""
+        return f"{self.code // 100}xx"
+
     def line(self) -> str:
         # Multi-line replies are folded onto one line for the client and the log.
         text = " ".join(self.message.split())

@@ -191,6 +191,7 @@ class Handler:
             return await self._upstream_failed(state, Phase.MAIL, exc, facts)
         state.timings["upstream_mail"] = time.perf_counter() - started
         if not answer.ok:
+            self.gw.metrics.upstream_error(answer.kind)
             await state.end_transaction()
             return answer.line()
         envelope.mail_from = address
@@ -247,6 +248,7 @@ class Handler:
         else:
             # The upstream refused this recipient: relay its answer, and record it,
             # so no recipient disappears without a trace.
+            self.gw.metrics.upstream_error(answer.kind)
             await self._record(
                 state,
                 Phase.RCPT,
@@ -320,16 +322,16 @@ class Handler:
             answer = await link.data(outgoing)
         except UpstreamError as exc:
             state.timings["upstream_data"] = time.perf_counter() - started
+            self.gw.metrics.upstream_error(exc.kind)
             return await self._finish_with(
                 state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
             )
         state.timings["upstream_data"] = time.perf_counter() - started
         if answer.ok:
             verdict_name = EventVerdict.ACCEPTED
-        elif answer.code >= 500:
-            verdict_name = EventVerdict.REJECTED
         else:
-            verdict_name = EventVerdict.TEMPFAILED
+            self.gw.metrics.upstream_error(answer.kind)
+            verdict_name = EventVerdict.REJECTED if answer.code >= 500 else EventVerdict.TEMPFAILED
         sent_key = ""
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
@@ -520,6 +522,7 @@ class Handler:
     async def _upstream_failed(
         self, state: Any, phase: Phase, exc: UpstreamError, facts: Facts, recipient: str = ""
     ) -> str:
+        self.gw.metrics.upstream_error(exc.kind)
         line = _line(exc.reply)
         try:
             await self._record(

@@ -40,6 +40,8 @@ class Store(Protocol):
     """What the gateway needs from persistence; every method may raise StoreUnavailable."""
 
     applied: list[str]  # migrations applied by open()
+    commits: int  # group commits so far, and the seconds they took (for /metrics)
+    commit_seconds: float
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""

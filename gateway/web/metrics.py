@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from gateway.auth.dns import DnsCacheStats
+    from gateway.store.base import Store
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                   5.0, 10.0, 30.0)
-_COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+# Counters the DNS cache and the store keep themselves (plain ints on the hot path),
+# read when /metrics is scraped: name -> (help, read).
+Readings = dict[str, tuple[str, Callable[[], float]]]
+
+
+class _ReadAtScrape:
+    """A prometheus collector over counters owned by other objects."""
+
+    def __init__(self, readings: Readings) -> None:
+        self.readings = readings
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (doc, read) in self.readings.items():
+            yield CounterMetricFamily(name, doc, value=read())
 
 
 class Metrics:
     """The counters and histograms the SMTP side and the HTTP side increment.
 
     Call sites: `decision(verdict, rules)` once per recorded event; `stage(name, seconds)`
-    per pipeline stage (rcpt, data, footer, dns, sign, upstream, ...); `upstream_error(kind)`;
-    `dns_cache(hit)`; `store_commit(seconds)`; `unsubscribe(method)`.
+    per pipeline stage (upstream_mail, rcpt_rules, ..., commit); `upstream_error(kind)` per
+    upstream failure or 4xx/5xx answer; `unsubscribe(method)`. The DNS cache's and the
+    store's own counters are read at scrape time (`watch`).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -32,14 +53,9 @@ class Metrics:
             "tokuden_stage_seconds", "Time spent per processing stage", ["stage"],
             buckets=_STAGE_BUCKETS, registry=r)
         self.upstream_errors = Counter(
-            "tokuden_upstream_errors", "Upstream MTA failures (connect, timeout, 4xx, 5xx)",
+            "tokuden_upstream_errors", "Upstream MTA failures (unavailable, timeout, busy: "
+            "no free connection) and refusals (4xx, 5xx)",
             ["kind"], registry=r)
-        self.dns_cache_hits = Counter("tokuden_dns_cache_hits", "DNS cache hits", registry=r)
-        self.dns_cache_misses = Counter("tokuden_dns_cache_misses", "DNS cache misses",
-                                        registry=r)
-        self.store_commit_seconds = Histogram(
-            "tokuden_store_commit_seconds", "Store commit latency (one group commit)",
-            buckets=_COMMIT_BUCKETS, registry=r)
         self.unsubscribes = Counter(
             "tokuden_unsubscribes", "Opt-outs received, by method (one_click, "
             "unsubscribe_page, mailto)", ["method"], registry=r)
@@ -58,11 +74,23 @@ class Metrics:
     def upstream_error(self, kind: str = "unavailable") -> None:
         self.upstream_errors.labels(kind=kind).inc()
 
-    def dns_cache(self, hit: bool) -> None:
-        (self.dns_cache_hits if hit else self.dns_cache_misses).inc()
-
-    def store_commit(self, seconds: float) -> None:
-        self.store_commit_seconds.observe(seconds)
+    def watch(self, dns: DnsCacheStats, store: Store) -> None:
+        """Export the DNS cache's and the store's own counters, read at each scrape."""
+        readings: Readings = {
+            "tokuden_dns_cache_hits": (
+                "DNS answers given from the cache", lambda: dns.hits + dns.peek_hits),
+            "tokuden_dns_cache_misses": (
+                "DNS lookups that had to ask the servers (or found nothing cached)",
+                lambda: dns.misses + dns.peek_misses),
+            "tokuden_dns_stale_served": (
+                "Expired DNS answers served while the servers failed (dns.stale_ttl)",
+                lambda: dns.stale_served),
+            "tokuden_store_commits": ("Group commits of the store", lambda: store.commits),
+            "tokuden_store_commit_seconds": (
+                "Seconds spent in group commits (per commit: divide by "
+                "tokuden_store_commits_total)", lambda: store.commit_seconds),
+        }
+        self.registry.register(_ReadAtScrape(readings))
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()
