@@ -6,6 +6,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -17,8 +18,8 @@ def say(text: str) -> None:
 
 
 @contextlib.contextmanager
-def step(desc: str, total: int | None = None, unit: str = "it") -> Iterator[tqdm[None]]:
-    bar: tqdm[None] = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
+def step(desc: str, total: int | None = None, unit: str = "it") -> Iterator[tqdm[Any]]:
+    bar: tqdm[Any] = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
                            leave=False, dynamic_ncols=True)
     try:
         yield bar

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 from bench.procs import free_port, kill_group, spawn, wait_port, which
 
@@ -32,8 +34,9 @@ class SmtpSink:
 
     def _follow(self) -> None:
         assert self.proc.stdout is not None
+        stdout = cast(io.BufferedReader, self.proc.stdout)
         pending = b""
-        while chunk := self.proc.stdout.read1(65536):
+        while chunk := stdout.read1(65536):
             pending += chunk
             *done, pending = pending.split(b"\r")
             for record in reversed(done):
