@@ -63,7 +63,7 @@ class Gateway:
         self.auth = AuthPolicy(config)
         self.metrics = Metrics()
         self.eventlog.metrics = self.metrics
-        self.metrics.watch(self.auth.dns.stats, store)
+        self.metrics.watch(self.auth.dns.stats, store, self.pool)
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store)

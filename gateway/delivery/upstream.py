@@ -216,6 +216,10 @@ class UpstreamPool:
         return self._links - len(self._idle)
 
     @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
     def waiting(self) -> int:
         return sum(1 for w in self._waiters if not w.done())
 

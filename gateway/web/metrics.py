@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from gateway.auth.dns import DnsCacheStats
+    from gateway.delivery.upstream import UpstreamPool
     from gateway.store.base import Store
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -21,17 +22,25 @@ _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # Counters the DNS cache and the store keep themselves (plain ints on the hot path),
 # read when /metrics is scraped: name -> (help, read).
 Readings = dict[str, tuple[str, Callable[[], float]]]
+# Gauges read the same way, one label: name -> (help, label, {label value: read}).
+GaugeReadings = dict[str, tuple[str, str, dict[str, Callable[[], float]]]]
 
 
 class _ReadAtScrape:
-    """A prometheus collector over counters owned by other objects."""
+    """A prometheus collector over counters and gauges owned by other objects."""
 
-    def __init__(self, readings: Readings) -> None:
-        self.readings = readings
+    def __init__(self, counters: Readings, gauges: GaugeReadings) -> None:
+        self.counters = counters
+        self.gauges = gauges
 
     def collect(self) -> Iterator[Metric]:
-        for name, (doc, read) in self.readings.items():
+        for name, (doc, read) in self.counters.items():
             yield CounterMetricFamily(name, doc, value=read())
+        for name, (doc, label, reads) in self.gauges.items():
+            family = GaugeMetricFamily(name, doc, labels=[label])
+            for value, read in reads.items():
+                family.add_metric([value], read())
+            yield family
 
 
 class Metrics:
@@ -74,8 +83,9 @@ class Metrics:
     def upstream_error(self, kind: str = "unavailable") -> None:
         self.upstream_errors.labels(kind=kind).inc()
 
-    def watch(self, dns: DnsCacheStats, store: Store) -> None:
-        """Export the DNS cache's and the store's own counters, read at each scrape."""
+    def watch(self, dns: DnsCacheStats, store: Store, pool: UpstreamPool) -> None:
+        """Export the DNS cache's, the store's and the upstream pool's own counts, read at
+        each scrape."""
         readings: Readings = {
             "tokuden_dns_cache_hits": (
                 "DNS answers given from the cache", lambda: dns.hits + dns.peek_hits),
@@ -90,7 +100,14 @@ class Metrics:
                 "Seconds spent in group commits (per commit: divide by "
                 "tokuden_store_commits_total)", lambda: store.commit_seconds),
         }
-        self.registry.register(_ReadAtScrape(readings))
+        gauges: GaugeReadings = {
+            "tokuden_upstream_connections": (
+                "Upstream links of this process: in a transaction, idle in the pool, and "
+                "transactions waiting for one (upstream.max_connections)", "state",
+                {"in_use": lambda: pool.in_use, "idle": lambda: pool.idle,
+                 "waiting": lambda: pool.waiting}),
+        }
+        self.registry.register(_ReadAtScrape(readings, gauges))
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()

@@ -38,14 +38,15 @@ def test_upstream_dns_and_store_counters_follow_the_traffic(
     gw = start_gateway(config)
     before = scrape(config)
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[list[Any], dict[str, float]]:
         ok = await send_message(gw.port, new_message("m-ok"))
         refused = await send_message(gw.port, new_message("m-550"), rcpt="hanako@example.com")
+        between = await asyncio.to_thread(scrape, config)
         sink.behaviour.data_delay = 2.5  # past upstream.timeout
         slow = await send_message(gw.port, new_message("m-slow"))
-        return [ok, refused, slow]
+        return [ok, refused, slow], between
 
-    ok, refused, slow = asyncio.run(scenario())
+    (ok, refused, slow), between = asyncio.run(scenario())
     assert ok.accepted, ok
     assert refused.code == 550 and "5.1.1" in refused.reply, refused
     assert slow.code == 451 and "4.4.2" in slow.reply, slow
@@ -61,3 +62,8 @@ def test_upstream_dns_and_store_counters_follow_the_traffic(
     # three events (accepted, refused recipient, tempfailed DATA) were committed
     assert grew("tokuden_store_commits_total") >= 3
     assert grew("tokuden_store_commit_seconds_total") > 0
+    # after the first two sessions their one upstream link sits in the pool; the third
+    # took it and, timed out, dropped it: none is kept then
+    links = 'tokuden_upstream_connections{state="%s"}'
+    assert [between[links % s] for s in ("in_use", "idle", "waiting")] == [0, 1, 0]
+    assert [after[links % s] for s in ("in_use", "idle", "waiting")] == [0, 0, 0]
