@@ -3,8 +3,8 @@
 Modelled on Postfix's before-queue proxy filter: the upstream sees MAIL and RCPT
 as the client sends them and its own answers go back to the client; the client
 gets a 2xx to DATA only after the upstream took the final message. Connections
-are opened lazily, reused across transactions with RSET, and returned to a
-small pool when the client session ends.
+are opened lazily, at most upstream.max_connections at once, and go back to a
+small pool at the end of each transaction (after RSET if it was cut short).
 """
 
 from __future__ import annotations
