@@ -30,8 +30,8 @@ VISIBILITY_PROPERTIES = frozenset({
 MAX_RULES = 2000  # a stylesheet larger than any real template: the rest is not applied
 MAX_MATCHES = 20000
 
-_Declarations = dict[str, tuple[str, bool]]
-_IMPORTANT = re.compile(r"!\s*important", re.IGNORECASE)  # property -> (value, important)
+_Declarations = dict[str, tuple[str, bool]]  # property -> (value, important)
+_IMPORTANT = re.compile(r"!\s*important", re.IGNORECASE)
 
 
 @lru_cache(maxsize=256)

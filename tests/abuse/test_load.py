@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.faults.client import RawSMTP, SmtpError, dot_stuff, send_message
-from tests.faults.invariant import check_invariant, new_message
+from tests.faults.invariant import check_invariant, event_log, new_message
 from tests.support.gateway import GatewayProcess
 from tests.support.sink import RecordingSink
 
@@ -300,3 +300,8 @@ def test_no_free_upstream_connection_in_time_gives_451_445(
     asyncio.run(scenario())
     assert len(sink.received) == 2
     assert sink.peak_open == 1
+    # the refusal is a decision like any other: in the event log, saying why
+    busy = [e for e in event_log(gw.config_path) if "4.4.5" in str(e.get("reply"))]
+    assert len(busy) == 1, busy
+    assert busy[0]["verdict"] == "tempfailed" and busy[0]["phase"] == "mail", busy[0]
+    assert "upstream connections" in str(busy[0]["upstream_reply"]), busy[0]
