@@ -8,27 +8,34 @@ names the key or argument, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import (
-    cmd_check,
-    cmd_consent,
-    cmd_copy_store,
-    cmd_dns,
-    cmd_log,
-    cmd_migrate,
-    cmd_report,
-    cmd_serve,
-    cmd_token,
-    cmd_user,
-)
 from gateway.config import default_path
 from gateway.errors import ConfigError, GatewayError, PackError, StoreUnavailable
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+# Command -> the module that registers it, in the order `tokuden --help` lists them.
+# Only the named command's module is imported: all of them together take ~1 s to
+# import (the SMTP server, the web app, DKIM, asyncpg), which every command paid.
+COMMANDS: dict[str, str] = {
+    "serve": "cmd_serve",
+    "user": "cmd_user",
+    "log": "cmd_log",
+    "migrate": "cmd_migrate",
+    "consent": "cmd_consent",
+    "check": "cmd_check",
+    "copy-store": "cmd_copy_store",
+    "token": "cmd_token",
+    "report": "cmd_report",
+    "dns": "cmd_dns",
+    "dkim": "cmd_dns",
+    "secret": "cmd_dns",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +45,19 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str] | None) -> list[str]:
+    """The command modules the parser needs: the named command's, or all (help, typos)."""
+    args = sys.argv[1:] if argv is None else argv
+    # The root parser's own options (--help, --version) take no value, so the first
+    # word that is not an option is the command.
+    word = next((a for a in args if not a.startswith("-")), None)
+    if word in COMMANDS:
+        return [COMMANDS[word]]
+    return list(dict.fromkeys(COMMANDS.values()))
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The root parser, with only the command that argv (default: sys.argv) names."""
     parser = _Parser(
         prog="tokuden",
         description="Compliance gateway for Japanese marketing mail (特定電子メール法): "
@@ -54,24 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (
-        cmd_serve,
-        cmd_user,
-        cmd_log,
-        cmd_migrate,
-        cmd_consent,
-        cmd_check,
-        cmd_copy_store,
-        cmd_token,
-        cmd_report,
-        cmd_dns,
-    ):
-        module.register(sub, common)
+    for name in _modules_for(argv):
+        importlib.import_module(f"gateway.cli.{name}").register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if getattr(args, "config", None) is None:
         args.config = default_path()

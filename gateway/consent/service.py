@@ -19,7 +19,14 @@ from typing import Any
 from gateway.config import Config, SenderConfig
 from gateway.consent.address import normalize_address, suppression_key
 from gateway.consent.importer import ImportReader, ImportReport, ImportRow, RowError, validate_file
-from gateway.consent.model import ConsentEvent, ConsentStatus, Decision, Law, decide
+from gateway.consent.model import (
+    ConsentEvent,
+    ConsentMethod,
+    ConsentStatus,
+    Decision,
+    Law,
+    decide,
+)
 from gateway.consent.retention import purge_decision
 from gateway.store.base import Store
 from gateway.store.consent_rows import row_event
@@ -42,6 +49,12 @@ def new_batch_id() -> str:
     return time.strftime("b%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
 
 
+# Enum.value is a descriptor call (~0.3 µs); a dict lookup is ~0.03 µs, and this runs per row.
+_DB_VALUE: dict[ConsentStatus | ConsentMethod, str] = {
+    member: member.value for enum in (ConsentStatus, ConsentMethod) for member in enum
+}
+
+
 def _row_tuple(
     row: ImportRow, sender_id: str, batch_id: str, by: str, now: float
 ) -> tuple[Any, ...]:
@@ -51,8 +64,8 @@ def _row_tuple(
         sender_id,
         suppression_key(addr),
         addr.address,
-        row.status.value,
-        row.method.value,
+        _DB_VALUE[row.status],
+        _DB_VALUE[row.method],
         row.topic,
         row.consented_at.timestamp(),
         now,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,37 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "invalid choice" in result.stderr
     result = cli("frobnicate")
     assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr and "copy-store" in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    from gateway.cli.main import COMMANDS
+
+    result = cli("--help")
+    assert result.returncode == 0
+    commands = result.stdout.split("COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    # each command starts a line indented by 4; wrapped help lines are indented further
+    listed = [line.split()[0] for line in commands.splitlines() if line[4:5].strip()]
+    assert listed == list(COMMANDS)
+    dkim = cli("dkim", "--help")  # a command registered by another command's module
+    assert dkim.returncode == 0 and "keygen" in dkim.stdout
+
+
+# Modules only `serve` (and the web UI) needs: a consent or log command must not pay for them.
+SERVER_ONLY = ("aiosmtpd", "gateway.app", "gateway.web", "gateway.smtp.handler", "uvicorn")
+
+
+@pytest.mark.parametrize("argv", [["consent", "import", "--help"], ["log", "--help"]])
+def test_a_command_imports_only_what_it_needs(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from gateway.cli.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({SERVER_ONLY!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
