@@ -8,9 +8,11 @@ judges them (gateway/content/html.py).
 
 The cascade is modelled as far as hiding needs: an inline declaration beats the stylesheet
 unless only the stylesheet's is `!important`; among rules, the later one wins (specificity
-is not computed). Rules inside at-rules (`@media` variants for small screens, dark mode)
-and selectors with pseudo-classes (`:hover`) are left out: they do not describe what a
-reader sees when the message opens.
+is not computed). Rules inside at-rules (`@media` variants for small screens, dark mode),
+selectors with a pseudo-class of user action (`:hover`, `:focus` ...) and pseudo-elements
+(`::before`) are left out: they do not describe the text a reader sees when the message
+opens. Structural pseudo-classes (`td:first-child`, `:not(.x)`) and attribute selectors
+(`a[href^="http:"]`) are kept: they select what is on screen.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from itertools import pairwise
 
 import tinycss2
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -29,6 +32,10 @@ VISIBILITY_PROPERTIES = frozenset({
 })
 MAX_RULES = 2000  # a stylesheet larger than any real template: the rest is not applied
 MAX_MATCHES = 20000
+# States that exist only while the reader acts (pointer, keyboard, a visited link).
+USER_ACTION_PSEUDO_CLASSES = frozenset({
+    "hover", "active", "focus", "focus-within", "focus-visible", "visited", "target",
+})
 
 _Declarations = dict[str, tuple[str, bool]]  # property -> (value, important)
 _IMPORTANT = re.compile(r"!\s*important", re.IGNORECASE)
@@ -55,12 +62,39 @@ def _parse_rules(css: str) -> Iterator[tuple[tuple[str, ...], _Declarations]]:
                     declarations[decl.lower_name] = (value, decl.important)
         if not declarations:
             continue
-        selectors = tuple(
-            s.strip() for s in tinycss2.serialize(rule.prelude).split(",")
-            if s.strip() and ":" not in s
-        )
+        selectors = tuple(_static_selectors(rule.prelude))
         if selectors:
             yield selectors, declarations
+
+
+def _static_selectors(prelude: list[tinycss2.ast.Node]) -> Iterator[str]:
+    """The prelude's comma-separated selectors, except those of a user action or pseudo-element.
+
+    Works on tokens, not text: a ":" inside an attribute selector or a string
+    (`a[href^="http:"]`) is not a pseudo-class.
+    """
+    selector: list[tinycss2.ast.Node] = []
+    for token in [*prelude, None]:
+        if token is None or (token.type == "literal" and token.value == ","):
+            if not _user_action_only(selector):
+                text = tinycss2.serialize(selector).strip()
+                if text:
+                    yield text
+            selector = []
+        else:
+            selector.append(token)
+
+
+def _user_action_only(tokens: list[tinycss2.ast.Node]) -> bool:
+    """Whether a top-level ":" starts a pseudo-element or a pseudo-class of user action."""
+    for colon, name in pairwise(tokens):
+        if colon.type != "literal" or colon.value != ":":
+            continue
+        if name.type == "literal" and name.value == ":":
+            return True
+        if getattr(name, "lower_value", None) in USER_ACTION_PSEUDO_CLASSES:
+            return True
+    return False
 
 
 def _parse_inline(style: str) -> _Declarations:
@@ -89,9 +123,11 @@ def apply_stylesheets(tree: LexborHTMLParser) -> int:
     rules = matches = 0
     for selectors, declarations in _rules(css):
         rules += 1
-        if rules > MAX_RULES:
+        if rules > MAX_RULES or matches > MAX_MATCHES:
             break
         for selector in selectors:
+            if matches > MAX_MATCHES:
+                break
             try:
                 nodes = tree.css(selector)
             except Exception:  # a selector lexbor does not support selects nothing here

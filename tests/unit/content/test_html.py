@@ -60,6 +60,27 @@ def test_hidden_by_stylesheet_rules() -> None:
     assert [lk.hidden for lk in res.links] == [False, True]
 
 
+def test_stylesheet_selectors_with_colons() -> None:
+    # A ":" inside an attribute selector or a string is not a pseudo-class, and structural
+    # pseudo-classes select what is on screen: both hide. User actions and pseudo-elements
+    # describe no text the reader sees on opening: ignored.
+    res = html_to_text(
+        "<style>\n"
+        'a[href^="https:"] { display: none }\n'
+        "td:first-child, p:not(.keep) { font-size: 0 }\n"
+        "a:hover, p:focus, p.keep:FOCUS-within, p::before, p::first-line { display: none }\n"
+        "</style>"
+        '<p class="keep"><a href="https://example.jp/u">配信停止</a> <a href="mailto:u@example.jp">'
+        "mail</a></p><table><tr><td>first</td><td>second</td></tr></table>"
+        "<p>not kept</p>"
+    )
+    assert res.visible.split("\n") == ["mail", "second"]
+    assert res.hidden.replace("\n", "") == "配信停止firstnot kept"
+    assert {lk.href: lk.hidden for lk in res.links} == {
+        "https://example.jp/u": True, "mailto:u@example.jp": False,
+    }
+
+
 def test_stylesheet_that_does_not_parse_hides_nothing() -> None:
     res = html_to_text("<style>.x { display: none; } } }} .y {{ color: </style>"
                        '<p class="y">a</p><p class="q">b</p><style>[[[ {display:none}</style>')
