@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,20 @@ def scrape(cfg: dict[str, Any]) -> dict[str, float]:
     return values
 
 
+LINKS = 'tokuden_upstream_connections{state="%s"}'
+
+
+def settled(cfg: dict[str, Any], timeout: float = 5.0) -> dict[str, float]:
+    """A scrape once no upstream link is in use: the gateway gives a session's link back
+    when it has processed the session's end, which may come just after the client's QUIT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        values = scrape(cfg)
+        if values.get(LINKS % "in_use") == 0 or time.monotonic() > deadline:
+            return values
+        time.sleep(0.05)
+
+
 def test_upstream_dns_and_store_counters_follow_the_traffic(
     config: dict[str, Any], start_gateway: Callable[..., GatewayProcess], sink: RecordingSink
 ) -> None:
@@ -41,7 +56,7 @@ def test_upstream_dns_and_store_counters_follow_the_traffic(
     async def scenario() -> tuple[list[Any], dict[str, float]]:
         ok = await send_message(gw.port, new_message("m-ok"))
         refused = await send_message(gw.port, new_message("m-550"), rcpt="hanako@example.com")
-        between = await asyncio.to_thread(scrape, config)
+        between = await asyncio.to_thread(settled, config)
         sink.behaviour.data_delay = 2.5  # past upstream.timeout
         slow = await send_message(gw.port, new_message("m-slow"))
         return [ok, refused, slow], between
@@ -50,7 +65,7 @@ def test_upstream_dns_and_store_counters_follow_the_traffic(
     assert ok.accepted, ok
     assert refused.code == 550 and "5.1.1" in refused.reply, refused
     assert slow.code == 451 and "4.4.2" in slow.reply, slow
-    after = scrape(config)
+    after = settled(config)
 
     def grew(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
@@ -64,6 +79,5 @@ def test_upstream_dns_and_store_counters_follow_the_traffic(
     assert grew("tokuden_store_commit_seconds_total") > 0
     # after the first two sessions their one upstream link sits in the pool; the third
     # took it and, timed out, dropped it: none is kept then
-    links = 'tokuden_upstream_connections{state="%s"}'
-    assert [between[links % s] for s in ("in_use", "idle", "waiting")] == [0, 1, 0]
-    assert [after[links % s] for s in ("in_use", "idle", "waiting")] == [0, 0, 0]
+    assert [between[LINKS % s] for s in ("in_use", "idle", "waiting")] == [0, 1, 0]
+    assert [after[LINKS % s] for s in ("in_use", "idle", "waiting")] == [0, 0, 0]
