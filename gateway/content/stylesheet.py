@@ -76,7 +76,7 @@ def _static_selectors(prelude: list[tinycss2.ast.Node]) -> Iterator[str]:
     selector: list[tinycss2.ast.Node] = []
     for token in [*prelude, None]:
         if token is None or (token.type == "literal" and token.value == ","):
-            if not _user_action_only(selector):
+            if not _depends_on_user_action(selector):
                 text = tinycss2.serialize(selector).strip()
                 if text:
                     yield text
@@ -85,7 +85,7 @@ def _static_selectors(prelude: list[tinycss2.ast.Node]) -> Iterator[str]:
             selector.append(token)
 
 
-def _user_action_only(tokens: list[tinycss2.ast.Node]) -> bool:
+def _depends_on_user_action(tokens: list[tinycss2.ast.Node]) -> bool:
     """Whether a top-level ":" starts a pseudo-element or a pseudo-class of user action."""
     for colon, name in pairwise(tokens):
         if colon.type != "literal" or colon.value != ":":
