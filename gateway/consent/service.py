@@ -29,7 +29,7 @@ from gateway.consent.model import (
 )
 from gateway.consent.retention import purge_decision
 from gateway.store.base import Store
-from gateway.store.consent_rows import row_event
+from gateway.store.consent_rows import SELECT_CONSENT, row_event
 
 CHUNK = 20_000
 
@@ -75,7 +75,7 @@ def _row_tuple(
         row.user_agent,
         by,
         batch_id,
-        0,  # not effective until the import is complete (and grants approved)
+        0,  # in effect as its batch's state says (the consent_records view)
     )
 
 
@@ -182,10 +182,10 @@ async def import_file(
 ) -> ImportResult:
     """Import a CSV/JSONL file all-or-nothing.
 
-    Rows go into a batch that is invisible (effective = 0) while loading, in short
-    transactions so a running gateway keeps committing. At the end, a file with
-    errors is removed again (unless skip_invalid); opt-outs take effect at once in
-    one statement; grants wait for a second person's approval when required.
+    Rows go into a batch that is invisible while loading, in short transactions so a
+    running gateway keeps committing. At the end, a file with errors is removed again
+    (unless skip_invalid); otherwise one update of the batch's state puts its opt-outs
+    in effect at once, and its grants too unless they wait for a second person's approval.
     """
     batch_id = new_batch_id()
     skip: list[int] = []
@@ -226,27 +226,11 @@ async def import_file(
         return result
     pending = approval_required and result.grants > 0
     result.state = "pending" if pending else "approved"
-    effect = (
-        "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND status = 'opted_out'"
-        if pending
-        else "UPDATE consent_events SET effective = 1 WHERE batch_id = ?"
-    )
-    # One transaction: the batch's state and the rows in effect never disagree.
-    await store.execute_all(
-        [
-            (effect, (batch_id,)),
-            (
-                "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
-                "WHERE id = ?",
-                (
-                    result.state,
-                    result.grants,
-                    result.optouts,
-                    None if pending else time.time(),
-                    batch_id,
-                ),
-            ),
-        ]
+    # One row: the batch's state decides which of its rows are in effect (consent_records).
+    await store.execute(
+        "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
+        "WHERE id = ?",
+        (result.state, result.grants, result.optouts, None if pending else time.time(), batch_id),
     )
     return result
 
@@ -278,21 +262,12 @@ async def approve_batch(
         raise ApprovalRefused(
             f"{approver!r} imported batch {batch_id}; a second person must approve it"
         )
-    # One transaction, guarded by the status: a concurrent second approval changes nothing
-    # (no lost update), and a crash cannot leave an approved batch whose rows are not in effect.
-    _, changed = await store.execute_all(
-        [
-            (
-                "UPDATE consent_events SET effective = 1 WHERE batch_id = ? AND EXISTS "
-                "(SELECT 1 FROM import_batches WHERE id = ? AND status = 'pending')",
-                (batch_id, batch_id),
-            ),
-            (
-                "UPDATE import_batches SET status = 'approved', decided_by = ?, decided_at = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (approver, time.time(), batch_id),
-            ),
-        ]
+    # Guarded by the status: of concurrent approvals exactly one changes the row (no lost
+    # update). The batch's grants are in effect from that commit on (consent_records).
+    changed = await store.execute(
+        "UPDATE import_batches SET status = 'approved', decided_by = ?, decided_at = ? "
+        "WHERE id = ? AND status = 'pending'",
+        (approver, time.time(), batch_id),
     )
     if not changed:
         raise ApprovalRefused(f"batch {batch_id} is {batch['status']}, not pending")
@@ -377,7 +352,7 @@ async def export_records(
     await audit(store, actor, "consent.export", sender.id, reason)
     rows = await store.fetch(
         "SELECT address AS email, status, method, occurred_at, source_system, source_ref, topic, "
-        "client_ip, user_agent, recorded_by, batch_id, effective FROM consent_events "
+        "client_ip, user_agent, recorded_by, batch_id, effective FROM consent_records "
         "WHERE sender_id = ? ORDER BY id",
         (sender.id,),
     )
@@ -399,15 +374,13 @@ class PurgeItem:
 async def plan_purge(store: Store, config: Config, now: datetime) -> AsyncIterator[PurgeItem]:
     """What the retention rules allow to delete, and why everything else stays."""
     groups = await store.fetch(
-        "SELECT sender_id, address_key, count(*) AS n FROM consent_events "
+        "SELECT sender_id, address_key, count(*) AS n FROM consent_records "
         "WHERE effective = 1 GROUP BY sender_id, address_key"
     )
     for group in groups:
         sender = config.sender(group["sender_id"])
         rows = await store.fetch(
-            "SELECT sender_id, address_key, status, method, topic, occurred_at, source_system, "
-            "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_events "
-            "WHERE sender_id = ? AND address_key = ? AND effective = 1",
+            SELECT_CONSENT + " WHERE sender_id = ? AND address_key = ? AND effective = 1",
             (group["sender_id"], group["address_key"]),
         )
         events = [row_event(tuple(r.values())) for r in rows]
@@ -431,8 +404,8 @@ async def plan_purge(store: Store, config: Config, now: datetime) -> AsyncIterat
 
 async def purge(store: Store, item: PurgeItem) -> int:
     deleted = await store.execute(
-        "DELETE FROM consent_events WHERE sender_id = ? AND address_key = ? AND effective = 1 "
-        "AND status != 'opted_out'",
+        "DELETE FROM consent_events WHERE id IN (SELECT id FROM consent_records "
+        "WHERE sender_id = ? AND address_key = ? AND effective = 1 AND status != 'opted_out')",
         (item.sender_id, item.address_key),
     )
     await store.execute(

@@ -1,4 +1,8 @@
-"""Consent rows: the one mapping between ConsentEvent objects and consent_events rows."""
+"""Consent rows: the one mapping between ConsentEvent objects and consent_events rows.
+
+Rows are written to the table and read through the `consent_records` view, whose
+`effective` column says whether a row is in effect (an imported row's batch decides).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ CONSENT_COLUMNS = (
 )
 SELECT_CONSENT = (
     "SELECT sender_id, address_key, status, method, topic, occurred_at, source_system, "
-    "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_events"
+    "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_records"
 )
 
 

@@ -453,7 +453,7 @@ class PostgresStore:
         """Every stored event of one (sender, address), pending ones included, oldest first."""
         async with self._conn("consent query failed") as conn:
             rows = await conn.fetch(
-                f"SELECT id, {', '.join(CONSENT_COLUMNS)} FROM consent_events "
+                f"SELECT id, {', '.join(CONSENT_COLUMNS)} FROM consent_records "
                 "WHERE sender_id = $1 AND address_key = $2 ORDER BY occurred_at, id",
                 sender_id,
                 address_key,

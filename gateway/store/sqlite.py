@@ -296,7 +296,7 @@ class SqliteStore:
     async def consent_records(self, sender_id: str, address_key: str) -> list[dict[str, Any]]:
         """Every stored event of one (sender, address), pending ones included, oldest first."""
         rows = await self.db.execute_fetchall(
-            f"SELECT id, {', '.join(CONSENT_COLUMNS)} FROM consent_events "
+            f"SELECT id, {', '.join(CONSENT_COLUMNS)} FROM consent_records "
             "WHERE sender_id = ? AND address_key = ? ORDER BY occurred_at, id",
             (sender_id, address_key),
         )

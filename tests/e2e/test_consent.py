@@ -92,9 +92,9 @@ def test_transactional_mail_skips_consent(gateway: GatewayProcess, sink: Recordi
 
 
 def test_store_failure_fails_closed(gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path) -> None:
-    # Break the consent table underneath the running gateway: it cannot answer now.
+    # Break what the consent lookup reads underneath the running gateway: it cannot answer now.
     with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
-        db.execute("ALTER TABLE consent_events RENAME TO consent_events_gone")
+        db.execute("DROP VIEW consent_records")
     code, reply = send(gateway, "taro@example.com")
     assert (code, reply[:5]) == (451, b"4.3.0")
     assert sink.received == []

@@ -157,7 +157,7 @@ def test_concurrent_approvals_from_two_processes_let_exactly_one_win(start_insta
         winner = "approver-a" if results[0][0] == 0 else "approver-b"
         [row] = query(pg_url, "SELECT status, decided_by FROM import_batches WHERE id = $1", batch)
         assert (row["status"], row["decided_by"]) == ("approved", winner)
-        [count] = query(pg_url, "SELECT count(*) AS n FROM consent_events WHERE batch_id = $1 AND effective = 1", batch)
+        [count] = query(pg_url, "SELECT count(*) AS n FROM consent_records WHERE batch_id = $1 AND effective = 1", batch)
         assert count["n"] == 50
     code, reply = send(b, "r2-7@example.com")
     assert code == 250, reply

@@ -155,22 +155,30 @@ async def test_append_consent_and_history(store: Store) -> None:
     assert await store.consent_history("sample", "nobody@example.com") == []
 
 
-async def test_pending_rows_are_invisible_to_the_hot_path(store: Store) -> None:
-    rows = [
-        (*consent_row(consent(f"u{n}@example.com"), f"u{n}@example.com", T0, False)[:-2], "b1", 0)
-        for n in range(3)
-    ]
-    await store.insert_consent_rows(rows)
-    assert await store.consent_history("sample", "u1@example.com") == []
-    [record] = await store.consent_records("sample", "u1@example.com")
-    assert record["effective"] == 0
-    assert record["batch_id"] == "b1"
-    changed = await store.execute("UPDATE consent_events SET effective = 1 WHERE batch_id = ?", ("b1",))
-    assert changed == 3
+async def test_an_imported_rows_effect_follows_its_batch_state(store: Store) -> None:
+    grant = consent_row(consent("u1@example.com"), "u1@example.com", T0, False)
+    optout = consent_row(consent("u2@example.com", ConsentStatus.OPTED_OUT), "u2@example.com", T0, False)
+    await store.insert_consent_rows([(*row[:-2], "b1", 0) for row in (grant, optout)])
+
+    async def in_effect() -> tuple[int, int]:
+        history = [await store.consent_history("sample", f"u{n}@example.com") for n in (1, 2)]
+        records = [await store.consent_records("sample", f"u{n}@example.com") for n in (1, 2)]
+        assert [[r["effective"] for r in rs] for rs in records] == [[len(h)] for h in history]
+        return len(history[0]), len(history[1])
+
+    assert await in_effect() == (0, 0)  # no batch row (yet): nothing in effect
+    await store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
+        "optouts, status) VALUES (?, ?, ?, ?, ?, 1, 1, 'loading')",
+        ("b1", "sample", T0, "alice", "list.csv"),
+    )
+    expected = {"loading": (0, 0), "pending": (0, 1), "approved": (1, 1), "failed": (0, 0)}
+    for status, grant_optout in expected.items():
+        assert await store.execute("UPDATE import_batches SET status = ? WHERE id = ?", (status, "b1")) == 1
+        assert await in_effect() == grant_optout, status
+    await store.execute("UPDATE import_batches SET status = 'approved' WHERE id = ?", ("b1",))
     [visible] = await store.consent_history("sample", "u1@example.com")
     assert visible.batch_id == "b1"
-
-
 async def test_bulk_insert_is_one_transaction_of_many_rows(store: Store) -> None:
     rows = [consent_row(consent(f"bulk{n}@example.com"), f"bulk{n}@example.com", T0, True) for n in range(5000)]
     await store.insert_consent_rows(rows)
@@ -198,10 +206,6 @@ async def test_consent_evidence_is_append_only(store: Store) -> None:
         await store.execute("UPDATE consent_events SET status = 'opted_out'")
     with pytest.raises(StoreUnavailable, match="append-only"):
         await store.execute("UPDATE consent_events SET occurred_at = occurred_at + 1")
-    # the workflow flag may change
-    assert await store.execute("UPDATE consent_events SET effective = 0") == 1
-    [row] = await store.consent_records("sample", "taro@example.com")
-    assert row["status"] == "opted_in"
     # purge deletes (retention is enforced by the service, not the trigger)
     assert await store.execute("DELETE FROM consent_events") == 1
 
