@@ -91,6 +91,7 @@ class _ParseJob:
     batch_id: str
     recorded_by: str
     now: float
+    all_or_nothing: bool  # the first invalid row fails the import: build no more rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +118,22 @@ def _parse(job: _ParseJob, emit: Callable[[_Chunk | _Done], None]) -> None:
     reader = ImportReader(job.path, skip_lines=job.skip, on_progress=note, **job.options)
     chunk: list[tuple[Any, ...]] = []
     grants = optouts = 0
+    report = reader.report
+    failing = False  # all or nothing, and an invalid row was seen: store nothing more
     for item in reader:
         if isinstance(item, RowError):
             continue
-        chunk.append(_row_tuple(item, job.sender_id, job.batch_id, job.recorded_by, job.now))
         if item.status is ConsentStatus.OPTED_OUT:
             optouts += 1
         else:
             grants += 1
+        failing = failing or (job.all_or_nothing and not report.ok)
+        if failing:
+            chunk = []  # read on only to report every error; progress still moves
+            if (grants + optouts) % CHUNK == 0:
+                emit(_Chunk([], progress[0], progress[1] or None))
+            continue
+        chunk.append(_row_tuple(item, job.sender_id, job.batch_id, job.recorded_by, job.now))
         if len(chunk) >= CHUNK:
             emit(_Chunk(chunk, progress[0], progress[1] or None))
             chunk = []
@@ -203,12 +212,15 @@ async def import_file(
         "optouts, status) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading')",
         (batch_id, sender.id, now, recorded_by, path.name),
     )
-    job = _ParseJob(str(path), options, skip, sender.id, batch_id, recorded_by, now)
+    job = _ParseJob(
+        str(path), options, skip, sender.id, batch_id, recorded_by, now, not skip_invalid
+    )
     result = ImportResult(batch_id, ImportReport(), skipped=skip)
     size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
     async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
         if isinstance(message, _Chunk):
-            await store.insert_consent_rows(message.rows)
+            if message.rows:
+                await store.insert_consent_rows(message.rows)
             result.imported += len(message.rows)
             if on_progress is not None:
                 on_progress(message.bytes_read, message.total_bytes)
@@ -220,8 +232,8 @@ async def import_file(
             )
     report = result.report
     if report.fatal is not None or (not report.ok and not skip_invalid):
-        await store.execute("DELETE FROM consent_events WHERE batch_id = ?", (batch_id,))
         await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
+        await _remove_rows(store, batch_id)
         result.state, result.imported = "failed", 0
         return result
     pending = approval_required and result.grants > 0
@@ -233,6 +245,17 @@ async def import_file(
         (result.state, result.grants, result.optouts, None if pending else time.time(), batch_id),
     )
     return result
+
+
+async def _remove_rows(store: Store, batch_id: str) -> None:
+    """Delete a failed batch's rows, CHUNK at a time: they are out of effect already, and
+    one statement for a million rows would hold the write lock for seconds."""
+    while await store.execute(
+        "DELETE FROM consent_events WHERE id IN "
+        "(SELECT id FROM consent_events WHERE batch_id = ? LIMIT ?)",
+        (batch_id, CHUNK),
+    ):
+        pass
 
 
 async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:

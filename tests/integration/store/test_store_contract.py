@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -318,6 +320,38 @@ async def test_concurrent_approvals_of_one_batch_let_exactly_one_win(store: Stor
     assert all(isinstance(o, service.ApprovalRefused) for o in outcomes if not isinstance(o, dict))
     [batch] = await store.fetch("SELECT decided_by FROM import_batches WHERE id = ?", (result.batch_id,))
     assert batch["decided_by"] == winners[0]["decided_by"]
+
+
+async def test_an_invalid_row_stops_the_storing_and_a_failed_import_leaves_no_rows(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "CHUNK", 10)
+    good = "u{}@example.com,opted_in,web_form,2026-01-10T10:00:00+09:00\n"
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        "email,status,method,consented_at\n"
+        + "".join(good.format(n) for n in range(25))
+        + "broken@,opted_in,web_form,2026-01-10T10:00:00+09:00\n"  # line 27
+        + "".join(good.format(n) for n in range(100, 130))
+        + "also-broken@,opted_in,web_form,2026-01-10T10:00:00+09:00\n",  # line 58
+        encoding="utf-8",
+    )
+    stored: list[int] = []
+    insert = store.insert_consent_rows
+
+    async def counting_insert(rows: Sequence[tuple[Any, ...]]) -> None:
+        stored.append(len(rows))
+        await insert(rows)
+
+    monkeypatch.setattr(store, "insert_consent_rows", counting_insert)
+    result = await service.import_file(store, sender=SENDER, path=csv, recorded_by="alice")
+    assert (result.state, result.imported) == ("failed", 0)
+    assert [e.line_number for e in result.report.errors] == [27, 58]  # every error is still reported
+    assert stored == [10, 10]  # the chunks complete before line 27, nothing after it
+    [batch] = await store.fetch("SELECT status FROM import_batches WHERE id = ?", (result.batch_id,))
+    assert batch["status"] == "failed"
+    [left] = await store.fetch("SELECT count(*) AS n FROM consent_events")
+    assert left["n"] == 0
 
 
 # -- the store going away -----------------------------------------------------------------------
