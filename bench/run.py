@@ -59,6 +59,7 @@ LABELS = {
     "ceiling": "ceiling: smtp-source → smtp-sink",
     "peer": "peer: Postfix + OpenDKIM (RSA-2048)",
     "w2": "gateway, every rule on, RSA-2048, 2 workers",
+    "nocache": "gateway, every rule on, RSA-2048, 2 workers, body caches off",
     "w1": "gateway, every rule on, RSA-2048, 1 worker",
     "dual": "gateway, every rule on, RSA-2048 + Ed25519, 2 workers",
     "pg": "gateway, every rule on, RSA-2048, 2 workers, PostgreSQL store",
@@ -130,13 +131,17 @@ class Bench:
             with step("PostgreSQL: a fresh database for the pg line"):
                 self.pg = postgres.create()
             say(f"pg line store: {self.pg.describe()}")
-        variants = {"w2": (2, False), "w1": (1, False), "dual": (2, True), "pg": (2, False)}
+        variants = {"w2": (2, False), "nocache": (2, False), "w1": (1, False), "dual": (2, True),
+                    "pg": (2, False)}
         for key, (workers, dual) in variants.items():
             if key not in self.s.lines:
                 continue
             url = self.pg.url if key == "pg" and self.pg else sqlite_url
             cfg = gateway_config(self.work / key, store_url=url, upstream_port=self.sink.port,
                                  auth=self.auth, workers=workers, dual=dual)
+            if key == "nocache":
+                # every body checked and hashed anew, as for mail personalised per recipient
+                cfg["server"]["body_cache"] = 0
             self.gateways[key] = GatewayServer(key, self.work / key, cfg)
         csv_path = self.work / "consent.csv"
         with step(f"consent CSV: {self.s.import_rows:,} rows"):

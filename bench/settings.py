@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ALL_LINES = ("ceiling", "peer", "w2", "w1", "dual", "pg")
+ALL_LINES = ("ceiling", "peer", "w2", "nocache", "w1", "dual", "pg")
 
 
 def _int(name: str, default: int) -> int:

@@ -51,7 +51,7 @@ class FooterPolicy:
             raise ConfigError(f"{template_path}: {exc}", "policy.footer_template") from None
         self.unsubscribe_prefix = config.http.public_url.rstrip("/") + "/u/"
         self._specs = {s.id: self._spec(s) for s in config.senders}
-        self._reports: Lru[bytes, FooterReport] = Lru(512)
+        self._reports: Lru[bytes, FooterReport] = Lru(config.server.body_cache)
 
     def _spec(self, sender: SenderConfig) -> FooterSpec:
         # The gateway's own /u/ link counts as the sender's opt-out address (issue 6).

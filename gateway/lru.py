@@ -26,6 +26,8 @@ class Lru(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
+        if self.size <= 0:
+            return  # off
         self._data[key] = value
         self._data.move_to_end(key)
         if len(self._data) > self.size:

@@ -247,6 +247,7 @@ class DkimSigner:
         signed_headers: Sequence[str] = SIGNED_HEADERS,
         sign_if_present: Sequence[str] = SIGN_IF_PRESENT,
         clock: Callable[[], float] = time.time,
+        body_cache: int = 512,
     ) -> None:
         self._keys: dict[str, list[DkimKey]] = {}
         self._active: dict[str, tuple[DkimKey, ...]] = {}
@@ -255,7 +256,7 @@ class DkimSigner:
         if "from" not in self._signed:
             raise ValueError("From must be signed (RFC 6376 5.4)")
         self._clock = clock
-        self._body_hashes: Lru[bytes, bytes] = Lru(512)
+        self._body_hashes: Lru[bytes, bytes] = Lru(body_cache)
         for key in keys:
             self.add_key(key)
 

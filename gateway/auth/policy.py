@@ -46,7 +46,7 @@ class AuthPolicy:
         )
         self.spf = SpfEvaluator(self.dns)
         self._facts: dict[tuple[str, str, str], tuple[float, Any]] = {}
-        self.signer = DkimSigner()
+        self.signer = DkimSigner(body_cache=config.server.body_cache)
         for sender in config.senders:
             for i, key in enumerate(sender.dkim):
                 try:

@@ -55,6 +55,10 @@ BAD_CONFIGS = {
         lambda c: c["upstream"].update(max_connections=-1),
         "upstream.max_connections: must not be negative (0 means no limit)",
     ),
+    "negative body cache": (
+        lambda c: c["server"].update(body_cache=-1),
+        "server.body_cache: must not be negative (0 turns the cache off)",
+    ),
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
     ),

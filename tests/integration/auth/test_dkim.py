@@ -109,6 +109,24 @@ def test_rsa_signature_verifies_independently(
     assert "dkim=pass" in ar and "header.s=mk2026 " in ar and "rsa-sha256" in ar
 
 
+@pytest.mark.parametrize("body_cache", [512, 0], ids=["body-cache", "no-body-cache"])
+def test_body_hash_cache_signs_as_without_it(
+    published: KnotServer, keys: Keys, opendkim: OpenDkim, body_cache: int
+) -> None:
+    signer = DkimSigner([keys.rsa], body_cache=body_cache)
+    first = signer.sign(MESSAGE, DOMAIN)
+    same_body = signer.sign(MESSAGE.replace(b"To: user@", b"To: other@", 1), DOMAIN)
+    new_body = signer.sign(MESSAGE + b"P.S. one more line\r\n", DOMAIN)
+    for signed in (first, same_body, new_body):
+        assert dkimpy_verify_all(signed, published) == [True]
+    assert "dkim=pass" in opendkim.verify(new_body, published)
+
+    def body_hash(signed: bytes) -> bytes:
+        return signed.split(b"bh=", 1)[1].split(b";", 1)[0]
+
+    assert body_hash(first) == body_hash(same_body) != body_hash(new_body)
+
+
 def test_ed25519_signature_verifies_independently(
     published: KnotServer, keys: Keys, opendkim: OpenDkim
 ) -> None:
