@@ -8,6 +8,7 @@ import enum
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import (
+    CanonicalizationPolicy,
+    correct_empty_body,
+    strip_trailing_lines,
+)
 
 from gateway import errors
 from gateway.auth.dns import DnsCache, DnsNameError, DnsTempError
@@ -69,6 +74,22 @@ SIGNED_HEADERS: tuple[str, ...] = (
 SIGN_IF_PRESENT: tuple[str, ...] = ("feedback-id",)
 
 _CANON = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+# Runs of WSP other than a lone space: the only ones relaxed canonicalisation changes.
+_WSP_RUN = re.compile(rb"\t[\t ]*| [\t ]+")
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 3.4.4 relaxed body canonicalisation, byte for byte dkimpy's (tested).
+
+    dkimpy's two regex passes replace every single space with a space, one match at a
+    time (~0.4 ms for a 10 KB body); here only runs that change are touched. Once runs are
+    one space, trailing WSP is exactly " " before CRLF.
+    """
+    if b"\t" in body or b"  " in body:
+        body = _WSP_RUN.sub(b" ", body)
+    if b" \r\n" in body:
+        body = body.replace(b" \r\n", b"\r\n")
+    return bytes(correct_empty_body(strip_trailing_lines(body)))
 _MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept less
 _FOLD = 76
 
@@ -342,7 +363,7 @@ class DkimSigner:
         key = hashlib.blake2b(body, digest_size=20).digest()
         cached = self._body_hashes.get(key)
         if cached is None:
-            cached = base64.b64encode(hashlib.sha256(_CANON.canonicalize_body(body)).digest())
+            cached = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
             self._body_hashes.put(key, cached)
         return cached
 

@@ -1,4 +1,4 @@
-"""split_message is dkim.rfc822_parse with a fast path: the two must always agree."""
+"""split_message and relaxed_body are dkimpy's functions with fast paths: they must always agree."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.auth.dkim_sign import split_message
+from gateway.auth.dkim_sign import relaxed_body, split_message
 
 LINE = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
 ENDING = st.sampled_from([b"\r\n", b"\n", b"\r"])
@@ -44,3 +44,21 @@ def test_refuses_what_rfc822_parse_refuses() -> None:
     for parse in (split_message, dkim.rfc822_parse):
         with pytest.raises(dkim.MessageFormatError):
             parse(bad)
+
+
+WSP_BODY = st.lists(
+    st.sampled_from([b"a", b"\xe3\x81\x82", b" ", b"  ", b"\t", b"\r", b"\n", b"\r\n", b" \r\n"]),
+    max_size=40,
+).map(b"".join)
+RELAXED = dkim.canonicalization.CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+
+
+@given(WSP_BODY)
+def test_relaxed_body_agrees_with_dkimpy(body: bytes) -> None:
+    assert relaxed_body(body) == RELAXED.canonicalize_body(body)
+
+
+def test_relaxed_body_cases() -> None:
+    assert relaxed_body(b"a  b\t c \t\r\nd \r\n\r\n\r\n") == b"a b c\r\nd\r\n"
+    assert relaxed_body(b"") == relaxed_body(b"\r\n\r\n") == b""
+    assert relaxed_body(b"no line end") == b"no line end\r\n"
