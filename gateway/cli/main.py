@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tokuden: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
+        print("tokuden: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so plainly; the traceback is for developers
         if os.environ.get("TOKUDEN_DEBUG"):

@@ -7,13 +7,16 @@ data by a person (lookup, export) writes an audit row first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from gateway.config import Config, SenderConfig
@@ -28,6 +31,7 @@ from gateway.consent.model import (
     decide,
 )
 from gateway.consent.retention import purge_decision
+from gateway.errors import StoreUnavailable
 from gateway.store.base import Store
 from gateway.store.consent_rows import SELECT_CONSENT, row_event
 
@@ -80,6 +84,7 @@ def _row_tuple(
 
 
 PARALLEL_BYTES = 4 * 1024 * 1024  # bigger files are parsed in a second process
+POLL_SECONDS = 0.2  # how long a wait for the parser's next chunk blocks before looking round
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +168,43 @@ async def _parsed_chunks(job: _ParseJob, *, parallel: bool) -> AsyncIterator[_Ch
     child = context.Process(target=_parse_in_child, args=(job, queue), daemon=True)
     child.start()
     loop = asyncio.get_running_loop()
+    stop = threading.Event()
+    receiving: asyncio.Future[_Chunk | _Done | BaseException] | None = None
     try:
         while True:
-            message = await loop.run_in_executor(None, queue.get)
+            receiving = loop.run_in_executor(None, _receive, queue, child, stop)
+            # shielded: when the import is cancelled (Ctrl-C) the thread's read goes on, and
+            # the clean-up below waits for it before it stops the child
+            message = await asyncio.shield(receiving)
             if isinstance(message, BaseException):
                 raise message
             yield message
             if isinstance(message, _Done):
                 return
     finally:
+        stop.set()
+        if receiving is not None:
+            # Stopping the child while the thread reads one of its chunks would leave the
+            # thread waiting for the rest of it, and the program's exit waiting for the thread.
+            await asyncio.wait({receiving}, timeout=30)
         if child.is_alive():
             child.terminate()
         await loop.run_in_executor(None, child.join, 10)
+
+
+def _receive(queue: Any, child: Any, stop: threading.Event) -> _Chunk | _Done | BaseException:
+    """The next message from the parser process, waiting in short steps: a blocking get
+    would keep its thread (and the program's exit) waiting forever once the import is
+    cancelled or the child dies without a word."""
+    while True:
+        try:
+            message: _Chunk | _Done | BaseException = queue.get(timeout=POLL_SECONDS)
+            return message
+        except Empty:
+            if stop.is_set():
+                return RuntimeError("import cancelled")
+            if not child.is_alive() and queue.empty():
+                return RuntimeError(f"import parser exited with code {child.exitcode}")
 
 
 async def import_file(
@@ -217,23 +247,28 @@ async def import_file(
     )
     result = ImportResult(batch_id, ImportReport(), skipped=skip)
     size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
-    async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
-        if isinstance(message, _Chunk):
-            if message.rows:
-                await store.insert_consent_rows(message.rows)
-            result.imported += len(message.rows)
-            if on_progress is not None:
-                on_progress(message.bytes_read, message.total_bytes)
-        else:
-            result.report, result.grants, result.optouts = (
-                message.report,
-                message.grants,
-                message.optouts,
-            )
+    try:
+        async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
+            if isinstance(message, _Chunk):
+                if message.rows:
+                    await store.insert_consent_rows(message.rows)
+                result.imported += len(message.rows)
+                if on_progress is not None:
+                    on_progress(message.bytes_read, message.total_bytes)
+            else:
+                result.report, result.grants, result.optouts = (
+                    message.report,
+                    message.grants,
+                    message.optouts,
+                )
+    except BaseException:
+        # Interrupted (Ctrl-C, the parser or the store failing): leave no rows behind.
+        with contextlib.suppress(StoreUnavailable):
+            await _discard(store, batch_id)
+        raise
     report = result.report
     if report.fatal is not None or (not report.ok and not skip_invalid):
-        await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
-        await _remove_rows(store, batch_id)
+        await _discard(store, batch_id)
         result.state, result.imported = "failed", 0
         return result
     pending = approval_required and result.grants > 0
@@ -247,9 +282,10 @@ async def import_file(
     return result
 
 
-async def _remove_rows(store: Store, batch_id: str) -> None:
-    """Delete a failed batch's rows, CHUNK at a time: they are out of effect already, and
-    one statement for a million rows would hold the write lock for seconds."""
+async def _discard(store: Store, batch_id: str) -> None:
+    """Mark the batch failed, then delete its rows CHUNK at a time: they were never in
+    effect, and one statement for a million rows would hold the write lock for seconds."""
+    await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
     while await store.execute(
         "DELETE FROM consent_events WHERE id IN "
         "(SELECT id FROM consent_events WHERE batch_id = ? LIMIT ?)",

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import smtplib
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.consent import grant, import_rows, opt_out
-from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, cli
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
 
@@ -226,3 +230,36 @@ def test_big_import_is_parsed_in_a_second_process_and_stays_all_or_nothing(
     with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:
         count = db.execute("SELECT count(*) FROM consent_events WHERE batch_id = ?", (report["batch"],))
         assert count.fetchone()[0] == rows
+
+
+def test_interrupted_import_leaves_no_rows(gateway: GatewayProcess, tmp_path: Path) -> None:
+    from gateway.consent.service import PARALLEL_BYTES
+
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as fh:
+        fh.write("email,status,method,consented_at\n")
+        i = 0
+        while fh.tell() <= 3 * PARALLEL_BYTES:
+            fh.write(f"stop{i}@example.com,opted_in,web_form,2026-11-01T10:00:00+09:00\n")
+            i += 1
+    argv = [sys.executable, "-m", "gateway", "consent", "import", "--sender", "sample", str(big),
+            "--by", "importer", "--json", "--config", str(gateway.config_path)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
+    mine = "SELECT count(*) FROM consent_events WHERE address LIKE 'stop%'"
+    deadline = time.monotonic() + 60
+    while db.execute(mine).fetchone()[0] == 0:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no chunk was stored within 60 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C after the first chunk was committed
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    [(status,)] = db.execute(
+        "SELECT status FROM import_batches WHERE source_name = 'big.csv'"
+    ).fetchall()
+    assert status == "failed"
+    assert db.execute(mine).fetchone()[0] == 0
+    db.close()
