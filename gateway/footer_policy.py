@@ -19,10 +19,10 @@ from gateway.content.footer import (
     load_footer_words,
 )
 from gateway.content.insert import FooterTemplate, InsertError, insert_footer, load_footer_template
+from gateway.content.mimetree import parse_message
 from gateway.content.parts import readable_parts
 from gateway.errors import ConfigError
 from gateway.lru import Lru
-from gateway.smtp.message import parse
 
 WORDS_FILE = "footer_words.toml"
 TEMPLATE_FILE = "footer_template.toml"
@@ -86,7 +86,7 @@ class FooterPolicy:
         cached = self._reports.get(digest)
         if cached is not None:
             return cached
-        report = self.report(sender, parse(raw))
+        report = self.report(sender, parse_message(raw))
         self._reports.put(digest, report)
         return report
 

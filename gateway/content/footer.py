@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import itertools
 import re
 import tomllib
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from gateway.content.html import Link
+from gateway.content.mimetree import parse_message
 from gateway.content.normalize import (
     canonical_address_numbers,
     normalize,
@@ -627,26 +626,32 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
 _ADDRESS_LIKE = re.compile(r"[a-z][a-z0-9+.-]*://\S+|" + _EMAIL_RE.pattern, re.IGNORECASE)
 
 
-def _in_address_run(text: str, pos: int) -> bool:
-    """Could a URL or e-mail match of _ADDRESS_LIKE cover `pos`? (A cheap necessary test.)
+def _address_run(text: str, pos: int) -> tuple[int, int] | None:
+    """The run of non-whitespace around `pos` if a URL or e-mail match could lie in it.
 
-    Such a match is one run of non-whitespace holding "://" or "@"; matching text has only
-    " " and "\n" as whitespace (normalize() collapsed the rest). Scanning the whole part
-    with _ADDRESS_LIKE is slow (it starts with a repeat), so do it only when this says so.
+    A match of _ADDRESS_LIKE holds no whitespace, so it lies within one such run (matching
+    text has only " " and "\n" as whitespace: normalize() collapsed the rest), and a run
+    without "://" or "@" holds none. Scanning the whole part with _ADDRESS_LIKE is slow (it
+    starts with a repeat): scan only the runs of notice words, which finds the same matches.
     """
     start = max(text.rfind(" ", 0, pos), text.rfind("\n", 0, pos)) + 1
     ends = [e for e in (text.find(" ", pos), text.find("\n", pos)) if e >= 0]
-    run = text[start:min(ends)] if ends else text[start:]
-    return "://" in run or "@" in run
+    end = min(ends) if ends else len(text)
+    run = text[start:end]
+    return (start, end) if "://" in run or "@" in run else None
 
 
 def _notices(pattern: re.Pattern[str], text: str) -> list[_Span]:
     """Notice words outside URLs and e-mail addresses (".../unsubscribe" is not a statement)."""
-    found = [_Span(x.start(), x.end(), x.group()) for x in pattern.finditer(text)]
-    if not found or not any(_in_address_run(text, n.start) for n in found):
-        return found
-    urls = [(u.start(), u.end()) for u in _ADDRESS_LIKE.finditer(text)]
-    return [n for n in found if not any(s <= n.start < e for s, e in urls)]
+    found = []
+    for x in pattern.finditer(text):
+        pos = x.start()
+        run = _address_run(text, pos)
+        if run is not None and any(u.start() <= pos < u.end()
+                                   for u in _ADDRESS_LIKE.finditer(text, *run)):
+            continue
+        found.append(_Span(pos, x.end(), x.group()))
+    return found
 
 
 def _distance(a: _Span, b: _Span) -> int:
@@ -718,9 +723,9 @@ def check_parts(parts: MessageParts, spec: FooterSpec, words: FooterWords) -> Fo
 def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterReport:
     """Parse `raw` and check it; never raises on malformed input (it reports it instead)."""
     try:
-        # compat32 builds the tree without parsing header values (~7x faster than
-        # policy.default); readable_parts reads the raw headers itself either way.
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        # compat32's tree (header values left raw; readable_parts reads them itself),
+        # built without the stdlib's line-by-line parser when the message is well formed.
+        msg = parse_message(raw)
         parts = readable_parts(msg)
     except (RecursionError, MemoryError, ValueError, TypeError, LookupError,
             AttributeError, IndexError) as exc:

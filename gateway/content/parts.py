@@ -39,7 +39,9 @@ _STRUCTURAL = frozenset(
     }
 )
 _PARAM_RE = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\s]")
+# What a base64 body may hold (bytes regex \s included); translate() deletes it in C, a regex
+# scan for the rest costs ~0.1 ms on a 5 KB part.
+_B64_OK = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\n\r\f\v"
 _B64_ALPHA = re.compile(rb"[^A-Za-z0-9+/]")
 
 
@@ -126,7 +128,7 @@ def _payload_bytes(msg: Message) -> bytes:
 def decode_transfer(data: bytes, cte: str) -> tuple[bytes, str | None]:
     """Undo a Content-Transfer-Encoding; returns (bytes, problem or None). Never raises."""
     if cte == "base64":
-        problem = "invalid base64 characters" if _B64_JUNK.search(data) else None
+        problem = "invalid base64 characters" if data.translate(None, _B64_OK) else None
         try:
             return binascii.a2b_base64(data), problem
         except (binascii.Error, ValueError):

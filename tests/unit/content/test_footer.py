@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.content import footer
 from gateway.content.footer import (
     FooterSpec,
     FooterWords,
@@ -151,3 +154,20 @@ def test_case_classes_are_exactly_what_ignorecase_matches() -> None:
     for c in sample:
         want = set(re.findall(re.escape(c), everything, re.IGNORECASE))
         assert set(re.findall(_lit(c), everything)) == want, c
+
+
+_NOTICE_TEXT = st.lists(st.sampled_from(
+    ["unsubscribe", "配信停止", " ", "\n", "https://", "x.jp/", "@", "a", "mailto:", "opt-out",
+     ".", "-", "http:/", "user", "example.jp"]), max_size=14).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_NOTICE_TEXT)
+def test_notice_words_inside_addresses_are_dropped_as_by_a_whole_text_scan(text: str) -> None:
+    # The reference: every URL and e-mail address match of the whole text, then drop the
+    # notice words that start inside one (what _notices did before it scanned runs only).
+    pattern = footer._matchers(SPEC, WORDS).notice
+    spans = [(u.start(), u.end()) for u in footer._ADDRESS_LIKE.finditer(text)]
+    expected = [(x.start(), x.end()) for x in pattern.finditer(text)
+                if not any(s <= x.start() < e for s, e in spans)]
+    assert [(n.start, n.end) for n in footer._notices(pattern, text)] == expected
