@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.content.normalize import (
     kanji_to_int,
+    nfkc,
     normalize,
     normalize_address,
     normalize_phone,
@@ -103,3 +105,17 @@ def test_map_is_consistent(text: str) -> None:
 @given(st.text(alphabet="0123456789０１２３４５６７８９-－ー ", max_size=30))
 def test_phone_digits_only(text: str) -> None:
     assert normalize_phone(text).isdigit() or normalize_phone(text) == ""
+
+
+# Characters NFKC changes, composes or reorders, mixed with what Japanese mail holds.
+_NFKC_ALPHABET = st.sampled_from(
+    ["あ", "か", "\u3099", "\u309a", "ｶ", "ﾞ", "ﾟ", "（", "）", "：", "Ａ", "１", "\u3000", "①", "㈱",
+     "e", "\u0301", "\u0323", "\u1100", "\u1161", "\u11a8", "\n", " ", "a", "ﬁ", "Ω", "\u212b",
+     "〜", "－", "\uff5e", "\ufe63", "\U0001d400"]
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(_NFKC_ALPHABET | st.characters(), max_size=40).map("".join))
+def test_nfkc_is_unicodedatas(text: str) -> None:
+    assert nfkc(text) == unicodedata.normalize("NFKC", text)
