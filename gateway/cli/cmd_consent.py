@@ -1,4 +1,4 @@
-"""`consent import|lookup|batches|approve|export|purge`: the consent store from the shell."""
+"""`consent import|lookup|batches|approve|discard|export|purge` from the shell."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from gateway.store import Store, open_store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("consent", help="opt-in records: import, lookup, approve, export, purge")
+    p = sub.add_parser(
+        "consent", help="opt-in records: import, lookup, approve, discard, export, purge"
+    )
     actions = p.add_subparsers(dest="consent_command", metavar="ACTION")
     actions.required = True
     actor = argparse.ArgumentParser(add_help=False)
@@ -69,6 +71,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     approve = actions.add_parser("approve", parents=[common, actor], help="approve a pending batch")
     approve.add_argument("batch")
     approve.set_defaults(func=run_approve)
+
+    discard = actions.add_parser(
+        "discard",
+        parents=[common, actor],
+        help="remove a batch that never took effect (an import that died while loading)",
+        description="Remove the rows of a loading or failed import batch and mark it failed. "
+        "Pending and approved batches are refused: their opt-outs are in effect. A loading "
+        "batch of an import that is still running makes that import fail at its end.",
+    )
+    discard.add_argument("batch")
+    discard.set_defaults(func=run_discard)
 
     export = actions.add_parser("export", parents=[common, actor], help="export for an audit")
     export.add_argument("--sender", required=True, metavar="ID")
@@ -154,6 +167,7 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
                     "skipped_lines": result.skipped,
                     "errors": [str(e) for e in report.errors],
                     "warnings": [str(w) for w in report.warnings],
+                    "fatal": None if report.fatal is None else str(report.fatal),
                     "seconds": round(seconds, 3),
                 },
                 ensure_ascii=False,
@@ -167,8 +181,10 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
         if len(report.errors) > 200:
             print(f"... and {report.error_count - 200} more errors", file=sys.stderr)
         print(report.summary())
-        if result.state == "failed":
+        if result.state == "failed" and report.error_count:
             print("nothing was imported: fix the rows above, or use --skip-invalid")
+        elif result.state == "failed":
+            print("nothing was imported")
         else:
             rate = result.imported / seconds if seconds else 0
             print(
@@ -275,6 +291,21 @@ def run_batches(args: argparse.Namespace) -> int:
                 table,
             )
         )
+        return 0
+
+    return _with_store(cfg, work)
+
+
+def run_discard(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+
+    async def work(store: Store) -> int:
+        try:
+            removed = await service.discard_batch(store, args.batch, _actor(args))
+        except service.DiscardRefused as exc:
+            print(f"tokuden consent discard: refused: {exc}", file=sys.stderr)
+            return 1
+        print(f"batch {args.batch} discarded: {removed} rows removed (they were never in effect)")
         return 0
 
     return _with_store(cfg, work)

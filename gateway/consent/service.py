@@ -229,6 +229,7 @@ async def import_file(
     batch_id = new_batch_id()
     skip: list[int] = []
     options: dict[str, Any] = {"format": fmt, "encoding": encoding}
+    await finish_discards(store)
     if skip_invalid:
         # Conflicts are found on their second line, so the lines to skip are known
         # only after a full pass.
@@ -274,11 +275,16 @@ async def import_file(
     pending = approval_required and result.grants > 0
     result.state = "pending" if pending else "approved"
     # One row: the batch's state decides which of its rows are in effect (consent_records).
-    await store.execute(
+    # Guarded: a batch discarded while it loaded (`consent discard`) must not come back.
+    finished = await store.execute(
         "UPDATE import_batches SET status = ?, grants = ?, optouts = ?, decided_at = ? "
-        "WHERE id = ?",
+        "WHERE id = ? AND status = 'loading'",
         (result.state, result.grants, result.optouts, None if pending else time.time(), batch_id),
     )
+    if not finished:
+        await _discard(store, batch_id)  # rows written after the discard removed the others
+        report.fatal = RowError(None, None, "the batch was discarded while it was loading", "")
+        result.state, result.imported = "failed", 0
     return result
 
 
@@ -292,6 +298,49 @@ async def _discard(store: Store, batch_id: str) -> None:
         (batch_id, CHUNK),
     ):
         pass
+
+
+class DiscardRefused(Exception):
+    """The batch cannot be discarded: unknown, or its records are in effect or awaiting approval."""
+
+
+async def discard_batch(store: Store, batch_id: str, actor: str) -> int:
+    """Remove a batch that never took effect: an import that died while loading (killed, the
+    machine lost) or a failed one whose clean-up was cut short. Returns the rows removed.
+
+    Pending and approved batches are refused: their opt-outs are in effect and their rows
+    are consent evidence. A `loading` batch may belong to an import still running; that
+    import then fails at its end instead of finishing (see import_file).
+    """
+    rows = await store.fetch("SELECT status FROM import_batches WHERE id = ?", (batch_id,))
+    if not rows:
+        raise DiscardRefused(f"no import batch {batch_id!r}")
+    status = rows[0]["status"]
+    if status not in ("loading", "failed"):
+        raise DiscardRefused(
+            f"batch {batch_id} is {status}: its records are consent evidence "
+            "(opt-outs in effect); only a loading or failed batch can be discarded")
+    before = (await store.fetch(
+        "SELECT COUNT(*) AS n FROM consent_events WHERE batch_id = ?", (batch_id,)))[0]["n"]
+    changed = await store.execute(
+        "UPDATE import_batches SET status = 'failed' WHERE id = ? "
+        "AND status IN ('loading', 'failed')", (batch_id,))
+    if not changed:
+        raise DiscardRefused(f"batch {batch_id} changed state meanwhile; look again")
+    await _discard(store, batch_id)
+    await audit(store, actor, "consent.discard", batch_id, f"{before} rows removed")
+    return int(before)
+
+
+async def finish_discards(store: Store) -> list[str]:
+    """Delete what is left of failed batches (a clean-up cut short by a second Ctrl-C or a
+    store failure). Their rows were never in effect; each import starts by doing this."""
+    left = await store.fetch(
+        "SELECT id FROM import_batches b WHERE status = 'failed' AND EXISTS "
+        "(SELECT 1 FROM consent_events c WHERE c.batch_id = b.id)")
+    for row in left:
+        await _discard(store, row["id"])
+    return [row["id"] for row in left]
 
 
 async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:

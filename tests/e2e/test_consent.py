@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import smtplib
 import sqlite3
@@ -232,34 +233,123 @@ def test_big_import_is_parsed_in_a_second_process_and_stays_all_or_nothing(
         assert count.fetchone()[0] == rows
 
 
-def test_interrupted_import_leaves_no_rows(gateway: GatewayProcess, tmp_path: Path) -> None:
+def _big_csv(path: Path, prefix: str) -> Path:
     from gateway.consent.service import PARALLEL_BYTES
 
-    big = tmp_path / "big.csv"
-    with big.open("w", encoding="utf-8") as fh:
+    with path.open("w", encoding="utf-8") as fh:
         fh.write("email,status,method,consented_at\n")
         i = 0
         while fh.tell() <= 3 * PARALLEL_BYTES:
-            fh.write(f"stop{i}@example.com,opted_in,web_form,2026-11-01T10:00:00+09:00\n")
+            fh.write(f"{prefix}{i}@example.com,opted_in,web_form,2026-11-01T10:00:00+09:00\n")
             i += 1
-    argv = [sys.executable, "-m", "gateway", "consent", "import", "--sender", "sample", str(big),
-            "--by", "importer", "--json", "--config", str(gateway.config_path)]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
-    mine = "SELECT count(*) FROM consent_events WHERE address LIKE 'stop%'"
+    return path
+
+
+def _start_import(gw: GatewayProcess, csv: Path) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "gateway", "consent", "import", "--sender", "sample", str(csv),
+            "--by", "importer", "--json", "--config", str(gw.config_path)]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_rows(db: sqlite3.Connection, prefix: str, proc: subprocess.Popen[str]) -> str:
+    """The batch id of the running import, once its first chunk is committed."""
     deadline = time.monotonic() + 60
-    while db.execute(mine).fetchone()[0] == 0:
+    while True:
+        found = db.execute("SELECT batch_id FROM consent_events WHERE address LIKE ? LIMIT 1",
+                           (f"{prefix}%",)).fetchone()
+        if found:
+            return str(found[0])
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no chunk was stored within 60 s"
         time.sleep(0.02)
+
+
+def test_interrupted_import_leaves_no_rows(gateway: GatewayProcess, tmp_path: Path) -> None:
+    proc = _start_import(gateway, _big_csv(tmp_path / "big.csv", "stop"))
+    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
+    batch = _wait_for_rows(db, "stop", proc)
     proc.send_signal(signal.SIGINT)  # Ctrl-C after the first chunk was committed
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    [(status,)] = db.execute(
-        "SELECT status FROM import_batches WHERE source_name = 'big.csv'"
-    ).fetchall()
+    [(status,)] = db.execute("SELECT status FROM import_batches WHERE id = ?", (batch,)).fetchall()
     assert status == "failed"
+    mine = "SELECT count(*) FROM consent_events WHERE address LIKE 'stop%'"
     assert db.execute(mine).fetchone()[0] == 0
+    db.close()
+
+
+def test_killed_import_is_discarded_by_hand_and_a_cut_short_clean_up_by_the_next_import(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
+    rows_of = "SELECT count(*) FROM consent_events WHERE batch_id = ?"
+    status_of = "SELECT status FROM import_batches WHERE id = ?"
+    # SIGKILL (no clean-up can run): the batch stays `loading`, its rows out of effect.
+    proc = _start_import(gateway, _big_csv(tmp_path / "killed.csv", "kill"))
+    killed = _wait_for_rows(db, "kill", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert db.execute(status_of, (killed,)).fetchone()[0] == "loading"
+    left = db.execute(rows_of, (killed,)).fetchone()[0]
+    assert left > 0
+    assert send(gateway, "kill0@example.com")[1][:21] == b"5.7.1 [optin.missing]"
+
+    gone = cli("consent", "discard", killed, "--by", "ops-tanaka", config=gateway.config_path)
+    assert gone.returncode == 0, gone.stderr
+    assert f"{left} rows removed" in gone.stdout
+    assert db.execute(status_of, (killed,)).fetchone()[0] == "failed"
+    assert db.execute(rows_of, (killed,)).fetchone()[0] == 0
+    audit = db.execute("SELECT actor, subject FROM audit_log WHERE action = 'consent.discard'")
+    assert audit.fetchall() == [("ops-tanaka", killed)]
+
+    # A failed batch that still has rows (its clean-up was cut short): the next import ends it.
+    proc = _start_import(gateway, _big_csv(tmp_path / "cut.csv", "cut"))
+    cut = _wait_for_rows(db, "cut", proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as rw:
+        rw.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (cut,))
+    assert db.execute(rows_of, (cut,)).fetchone()[0] > 0
+    code, _, out = import_rows(gateway.config_path, "sample", [
+        {"email": "next@example.com", "status": "opted_out", "method": "web_form"},
+    ], name="next.csv")
+    assert code == 0, out
+    assert db.execute(rows_of, (cut,)).fetchone()[0] == 0
+    db.close()
+
+
+def test_discard_refuses_batches_that_took_effect(gateway: GatewayProcess) -> None:
+    code, _, out = import_rows(gateway.config_path, "sample", [
+        {"email": "keep@example.com", "status": "opted_out", "method": "web_form"},
+        {"email": "wait@example.com", "status": "opted_in", "method": "web_form"},
+    ], name="pending.csv")
+    assert code == 0, out
+    batch = out.split("batch ")[1].split(":")[0]
+    refused = cli("consent", "discard", batch, config=gateway.config_path)
+    assert refused.returncode == 1
+    assert f"refused: batch {batch} is pending" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert send(gateway, "keep@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
+    unknown = cli("consent", "discard", "b-nope", config=gateway.config_path)
+    assert unknown.returncode == 1 and "no import batch 'b-nope'" in unknown.stderr
+
+
+def test_import_discarded_while_loading_fails_instead_of_finishing(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
+    proc = _start_import(gateway, _big_csv(tmp_path / "raced.csv", "race"))
+    batch = _wait_for_rows(db, "race", proc)
+    gone = cli("consent", "discard", batch, config=gateway.config_path)
+    assert gone.returncode == 0, gone.stderr
+    out, err = proc.communicate(timeout=120)
+    report = json.loads(out)
+    assert proc.returncode == 1 and report["state"] == "failed" and report["imported"] == 0, err
+    assert "discarded while it was loading" in report["fatal"]
+    assert db.execute("SELECT status FROM import_batches WHERE id = ?", (batch,)).fetchone() == (
+        "failed",)
+    assert db.execute("SELECT count(*) FROM consent_events WHERE batch_id = ?",
+                      (batch,)).fetchone()[0] == 0
     db.close()

@@ -354,6 +354,38 @@ async def test_an_invalid_row_stops_the_storing_and_a_failed_import_leaves_no_ro
     assert left["n"] == 0
 
 
+async def test_discard_and_finishing_cut_short_discards_on_both_backends(
+    store: Store, tmp_path: Path
+) -> None:
+    # A batch left `loading` with rows (its import was killed) and a `failed` one whose rows
+    # were not all removed: the states an interrupted clean-up leaves, set up directly.
+    rows = [
+        ("kill@example.com", "loading-1", "loading"),
+        ("cut@example.com", "failed-1", "failed"),
+    ]
+    for address, batch_id, status in rows:
+        await store.execute(
+            "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, "
+            "grants, optouts, status) VALUES (?, 'sample', ?, 'alice', 'x.csv', 0, 0, ?)",
+            (batch_id, T0, status))
+        row = consent_row(consent(address), address, T0, False)
+        await store.insert_consent_rows([(*row[:-2], batch_id, 0)])
+    assert await service.finish_discards(store) == ["failed-1"]
+    assert await service.discard_batch(store, "loading-1", "ops") == 1
+    [left] = await store.fetch("SELECT count(*) AS n FROM consent_events")
+    assert left["n"] == 0
+    states = await store.fetch("SELECT id, status FROM import_batches ORDER BY id")
+    assert [(b["id"], b["status"]) for b in states] == [("failed-1", "failed"),
+                                                        ("loading-1", "failed")]
+    csv = tmp_path / "list.csv"
+    csv.write_text("email,status,method,consented_at\nkeep@example.com,opted_out,web_form,"
+                   "2026-01-10T10:00:00+09:00\n", encoding="utf-8")
+    done = await service.import_file(store, sender=SENDER, path=csv, recorded_by="alice")
+    assert done.state == "approved", done.report.summary()
+    with pytest.raises(service.DiscardRefused, match="approved"):
+        await service.discard_batch(store, done.batch_id, "ops")
+
+
 # -- the store going away -----------------------------------------------------------------------
 
 
