@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.content.normalize import (
+    collapse_whitespace,
     kanji_to_int,
     nfkc,
     normalize,
@@ -119,3 +120,16 @@ _NFKC_ALPHABET = st.sampled_from(
 @given(st.lists(_NFKC_ALPHABET | st.characters(), max_size=40).map("".join))
 def test_nfkc_is_unicodedatas(text: str) -> None:
     assert nfkc(text) == unicodedata.normalize("NFKC", text)
+
+
+# The two regex passes collapse_whitespace() replaced: the reference it must agree with.
+_NL_RUN = re.compile(r"\s(?:(?<=\n)\s+|(?<!\n)[^\S\n]*\n\s*)")
+_SP_RUN = re.compile(r"[^\S\n](?:[^\S\n]+|(?<=[^\S \n]))")
+_SPACES = st.sampled_from([" ", "\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u2028",
+                           "\u3000", "a", "あ", "-", "\n\n", " \n "])
+
+
+@settings(max_examples=500)
+@given(st.lists(_SPACES | st.characters(), max_size=30).map("".join))
+def test_collapse_whitespace_is_the_two_regex_passes(text: str) -> None:
+    assert collapse_whitespace(text) == _SP_RUN.sub(" ", _NL_RUN.sub("\n", text))
