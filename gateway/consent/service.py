@@ -288,16 +288,19 @@ async def import_file(
     return result
 
 
-async def _discard(store: Store, batch_id: str) -> None:
+async def _discard(store: Store, batch_id: str) -> int:
     """Mark the batch failed, then delete its rows CHUNK at a time: they were never in
-    effect, and one statement for a million rows would hold the write lock for seconds."""
+    effect, and one statement for a million rows would hold the write lock for seconds.
+    Returns the rows deleted."""
     await store.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (batch_id,))
-    while await store.execute(
+    removed = 0
+    while deleted := await store.execute(
         "DELETE FROM consent_events WHERE id IN "
         "(SELECT id FROM consent_events WHERE batch_id = ? LIMIT ?)",
         (batch_id, CHUNK),
     ):
-        pass
+        removed += deleted
+    return removed
 
 
 class DiscardRefused(Exception):
@@ -320,16 +323,14 @@ async def discard_batch(store: Store, batch_id: str, actor: str) -> int:
         raise DiscardRefused(
             f"batch {batch_id} is {status}: its records are consent evidence "
             "(opt-outs in effect); only a loading or failed batch can be discarded")
-    before = (await store.fetch(
-        "SELECT COUNT(*) AS n FROM consent_events WHERE batch_id = ?", (batch_id,)))[0]["n"]
     changed = await store.execute(
         "UPDATE import_batches SET status = 'failed' WHERE id = ? "
         "AND status IN ('loading', 'failed')", (batch_id,))
     if not changed:
         raise DiscardRefused(f"batch {batch_id} changed state meanwhile; look again")
-    await _discard(store, batch_id)
-    await audit(store, actor, "consent.discard", batch_id, f"{before} rows removed")
-    return int(before)
+    removed = await _discard(store, batch_id)
+    await audit(store, actor, "consent.discard", batch_id, f"{removed} rows removed")
+    return removed
 
 
 async def finish_discards(store: Store) -> list[str]:

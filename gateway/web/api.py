@@ -341,6 +341,20 @@ async def batch_approve(request: Request, principal: Principal) -> Response:
     return JSONResponse(batch)
 
 
+@api(Permission.BATCHES_IMPORT)
+async def batch_discard(request: Request, principal: Principal) -> Response:
+    """Remove a loading or failed batch (an import that died); 404 unknown, 409 in effect."""
+    ctx = ctx_of(request)
+    batch_id = request.path_params["batch_id"]
+    if not await ctx.store.fetch("SELECT id FROM import_batches WHERE id = ?", (batch_id,)):
+        raise ApiError(404, "not_found", f"no import batch {batch_id!r}")
+    try:
+        removed = await service.discard_batch(ctx.store, batch_id, principal.actor)
+    except service.DiscardRefused as exc:
+        raise ApiError(409, "refused", str(exc)) from None
+    return JSONResponse({"batch_id": batch_id, "status": "failed", "removed": removed})
+
+
 async def run_import(request: Request, sender: SenderConfig, upload: UploadFile, actor: str,
                      fmt: str | None) -> service.ImportResult:
     """Spool an uploaded file and import it (shared by API and UI)."""
@@ -528,6 +542,7 @@ routes = [
     Route("/api/v1/imports", batches_list, methods=["GET"]),
     Route("/api/v1/imports", batch_import, methods=["POST"]),
     Route("/api/v1/imports/{batch_id}/approve", batch_approve, methods=["POST"]),
+    Route("/api/v1/imports/{batch_id}/discard", batch_discard, methods=["POST"]),
     Route("/api/v1/preflight", preflight, methods=["POST"]),
     Route("/api/v1/audit", audit_list, methods=["GET"]),
     Route("/api/v1/reports/{month}", report, methods=["GET"]),

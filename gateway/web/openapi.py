@@ -122,7 +122,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                         _q("reason", "why (audit trail)")])},
         "/api/v1/imports": {
             "get": _op("Consent import batches", "batches.read", {"200": _ok("batches", obj)},
-                       parameters=[_q("status", "pending | approved | failed")]),
+                       parameters=[_q("status", "pending | approved | failed | loading")]),
             "post": _op("Import a CSV / JSON-lines file of consent records (all-or-nothing)",
                         "batches.import", {"201": _ok("imported", obj), "422": _ERR},
                         requestBody={"required": True, "content": {"multipart/form-data": {
@@ -138,6 +138,11 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
         "/api/v1/imports/{batch_id}/approve": {"post": _op(
             "Approve a pending batch (four eyes: not by its importer)", "batches.approve",
             {"200": _ok("the approved batch", obj), "404": _ERR, "409": _ERR},
+            parameters=[_p("batch_id", "batch id")])},
+        "/api/v1/imports/{batch_id}/discard": {"post": _op(
+            "Remove a loading or failed batch that never took effect (an import that died); "
+            "pending and approved batches are refused", "batches.import",
+            {"200": _ok("the batch id and the rows removed", obj), "404": _ERR, "409": _ERR},
             parameters=[_p("batch_id", "batch id")])},
         "/api/v1/preflight": {"post": _op(
             "Check a draft's display items (特定電子メール法 第4条) without sending", "preflight",

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import create_token, revoke_token
+from gateway.store.consent_rows import consent_row
 from gateway.web.app import create_app
+from tests.integration.store.factories import T0, consent
 from tests.integration.web.support import (
     CSV_GRANTS,
     Env,
@@ -29,6 +31,7 @@ BOUNDARIES = [
     ("GET", "/api/v1/exports/consents/sample", {"auditor", "admin"}),
     ("GET", "/api/v1/imports", {"marketer", "approver", "admin"}),
     ("POST", "/api/v1/imports/nope/approve", {"approver", "admin"}),
+    ("POST", "/api/v1/imports/nope/discard", {"marketer", "admin"}),
     ("POST", "/api/v1/preflight?sender=sample", {"marketer", "admin"}),
     ("GET", "/api/v1/audit", {"auditor", "admin"}),
     ("GET", "/api/v1/reports/2026-05", {"auditor", "admin"}),
@@ -254,6 +257,28 @@ async def test_import_then_four_eyes_approval(env: Env) -> None:
         lookup = (await c.get("/api/v1/consents/sample/jiro@example.com",
                               headers=bearer(marketer))).json()
         assert lookup["status"] == "allowed"
+        # an approved batch is evidence: it cannot be discarded
+        r = await c.post(f"/api/v1/imports/{batch['batch_id']}/discard", headers=bearer(marketer))
+        assert r.status_code == 409 and "approved" in r.json()["detail"]
+        assert (await c.post("/api/v1/imports/b-nope/discard",
+                             headers=bearer(marketer))).status_code == 404
+
+
+async def test_discard_removes_an_import_that_died_and_is_audited(env: Env) -> None:
+    await env.store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
+        "optouts, status) VALUES ('b-dead', 'sample', 0, 'mk-sato', 'x.csv', 0, 0, 'loading')")
+    row = consent_row(consent("dead@example.com"), "dead@example.com", T0, False)
+    await env.store.insert_consent_rows([(*row[:-2], "b-dead", 0)])
+    marketer = await env.token("marketer", "mk-sato")
+    async with env.client() as c:
+        r = await c.post("/api/v1/imports/b-dead/discard", headers=bearer(marketer))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"batch_id": "b-dead", "status": "failed", "removed": 1}
+    assert await env.store.fetch("SELECT id FROM consent_events WHERE batch_id = 'b-dead'") == []
+    [entry] = await env.store.fetch("SELECT actor, subject FROM audit_log "
+                                    "WHERE action = 'consent.discard'")
+    assert entry["subject"] == "b-dead" and "mk-sato" in entry["actor"]
 
 
 async def test_consent_export_auditor_only_and_audited(env: Env) -> None:
