@@ -341,17 +341,21 @@ async def batch_approve(request: Request, principal: Principal) -> Response:
     return JSONResponse(batch)
 
 
-@api(Permission.BATCHES_IMPORT)
-async def batch_discard(request: Request, principal: Principal) -> Response:
-    """Remove a loading or failed batch (an import that died); 404 unknown, 409 in effect."""
-    ctx = ctx_of(request)
-    batch_id = request.path_params["batch_id"]
-    if not await ctx.store.fetch("SELECT id FROM import_batches WHERE id = ?", (batch_id,)):
+async def discard(request: Request, batch_id: str, actor: str) -> int:
+    """Remove a batch that never took effect, shared by API and UI: ApiError 404 / 409."""
+    store = ctx_of(request).store
+    if not await store.fetch("SELECT id FROM import_batches WHERE id = ?", (batch_id,)):
         raise ApiError(404, "not_found", f"no import batch {batch_id!r}")
     try:
-        removed = await service.discard_batch(ctx.store, batch_id, principal.actor)
+        return await service.discard_batch(store, batch_id, actor)
     except service.DiscardRefused as exc:
         raise ApiError(409, "refused", str(exc)) from None
+
+
+@api(Permission.BATCHES_IMPORT)
+async def batch_discard(request: Request, principal: Principal) -> Response:
+    batch_id = request.path_params["batch_id"]
+    removed = await discard(request, batch_id, principal.actor)
     return JSONResponse({"batch_id": batch_id, "status": "failed", "removed": removed})
 
 

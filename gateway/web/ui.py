@@ -284,6 +284,17 @@ async def batch_approve(request: Request, session: Session) -> Response:
 
 
 @ui(Permission.BATCHES_IMPORT)
+async def batch_discard(request: Request, session: Session) -> Response:
+    batch_id = request.path_params["batch_id"]
+    try:
+        removed = await api.discard(request, batch_id, session.principal.actor)
+    except ApiError as exc:
+        return await _batches(request, session, error=exc.detail, status=exc.status)
+    return await _batches(request, session, message=f"破棄しました / Discarded: {batch_id} "
+                                                    f"({removed} 行 / rows)")
+
+
+@ui(Permission.BATCHES_IMPORT)
 async def batch_import(request: Request, session: Session) -> Response:
     ctx = ctx_of(request)
     form = await request.form(max_files=1)
@@ -389,6 +400,7 @@ routes = [
     Route("/ui/batches", batches_page, methods=["GET"]),
     Route("/ui/batches/import", batch_import, methods=["POST"]),
     Route("/ui/batches/{batch_id}/approve", batch_approve, methods=["POST"]),
+    Route("/ui/batches/{batch_id}/discard", batch_discard, methods=["POST"]),
     Route("/ui/preflight", preflight_form, methods=["GET"]),
     Route("/ui/preflight", preflight_run, methods=["POST"]),
     Route("/ui/report", report_page, methods=["GET"]),

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from gateway.consent import service
+from gateway.store.consent_rows import consent_row
 from gateway.web import HttpServer
+from tests.integration.store.factories import consent
 from tests.integration.web.support import CSV_GRANTS, Env, add_event, make_env
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -177,3 +179,23 @@ async def test_other_pages_screenshots(served: tuple[Env, str], browser: Any) ->
     assert "配信を停止しました" in await unsub.content()
     rows = await env.store.fetch("SELECT method FROM consent_events WHERE status = 'opted_out'")
     assert rows == [{"method": "unsubscribe_page"}]
+
+
+async def test_marketer_discards_an_import_that_died(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    await env.store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
+        "optouts, status) VALUES ('b-dead', 'sample', ?, 'mk-ito', 'big.csv', 0, 0, 'loading')",
+        (time.time(),))
+    row = consent_row(consent("dead@example.com"), "dead@example.com", time.time(), False)
+    await env.store.insert_consent_rows([(*row[:-2], "b-dead", 0)])
+    page = await _login(browser, url, await env.token("marketer", "mk-ito"))
+    await page.goto(f"{url}/ui/batches")
+    assert await page.locator("button.discard").count() == 1  # only the loading batch
+    await page.locator("#batch-b-dead button.discard").click()
+    await page.wait_for_load_state("networkidle")
+    assert "破棄しました / Discarded: b-dead (1 行 / rows)" in await page.content()
+    assert await page.locator("button.discard").count() == 0
+    assert await env.store.fetch("SELECT id FROM consent_events WHERE batch_id = 'b-dead'") == []
+    [batch] = await env.store.fetch("SELECT status FROM import_batches WHERE id = 'b-dead'")
+    assert batch["status"] == "failed"
