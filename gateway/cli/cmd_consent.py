@@ -168,6 +168,7 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
                     "errors": [str(e) for e in report.errors],
                     "warnings": [str(w) for w in report.warnings],
                     "fatal": None if report.fatal is None else str(report.fatal),
+                    "cleaned_batches": result.cleaned,
                     "seconds": round(seconds, 3),
                 },
                 ensure_ascii=False,
@@ -180,6 +181,8 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
             print(f"error: {error}", file=sys.stderr)
         if len(report.errors) > 200:
             print(f"... and {report.error_count - 200} more errors", file=sys.stderr)
+        for batch_id in result.cleaned:
+            print(f"removed the rows left of failed batch {batch_id} (never in effect)")
         print(report.summary())
         if result.state == "failed" and report.error_count:
             print("nothing was imported: fix the rows above, or use --skip-invalid")

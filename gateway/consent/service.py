@@ -47,6 +47,8 @@ class ImportResult:
     optouts: int = 0
     state: str = ""  # approved | pending | failed
     skipped: list[int] = field(default_factory=list)
+    # failed batches whose leftover rows this import removed first (finish_discards)
+    cleaned: list[str] = field(default_factory=list)
 
 
 def new_batch_id() -> str:
@@ -229,7 +231,7 @@ async def import_file(
     batch_id = new_batch_id()
     skip: list[int] = []
     options: dict[str, Any] = {"format": fmt, "encoding": encoding}
-    await finish_discards(store)
+    cleaned = await finish_discards(store)
     if skip_invalid:
         # Conflicts are found on their second line, so the lines to skip are known
         # only after a full pass.
@@ -246,7 +248,7 @@ async def import_file(
     job = _ParseJob(
         str(path), options, skip, sender.id, batch_id, recorded_by, now, not skip_invalid
     )
-    result = ImportResult(batch_id, ImportReport(), skipped=skip)
+    result = ImportResult(batch_id, ImportReport(), skipped=skip, cleaned=cleaned)
     size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
     try:
         async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):

@@ -316,6 +316,7 @@ def test_killed_import_is_discarded_by_hand_and_a_cut_short_clean_up_by_the_next
         {"email": "next@example.com", "status": "opted_out", "method": "web_form"},
     ], name="next.csv")
     assert code == 0, out
+    assert f"removed the rows left of failed batch {cut}" in out
     assert db.execute(rows_of, (cut,)).fetchone()[0] == 0
     db.close()
 
