@@ -42,10 +42,6 @@ def wire_problems(raw: bytes) -> list[str]:
     return problems
 
 
-def parse(raw: bytes) -> Message:
-    return _PARSER.parsebytes(raw)
-
-
 def parse_header_section(raw: bytes) -> Message:
     """The header fields of `raw`, parsed from the header section alone."""
     end = _HEADER_END.search(raw)
