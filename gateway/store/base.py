@@ -40,8 +40,14 @@ class Store(Protocol):
     """What the gateway needs from persistence; every method may raise StoreUnavailable."""
 
     applied: list[str]  # migrations applied by open()
-    commits: int  # group commits so far, and the seconds they took (for /metrics)
-    commit_seconds: float
+
+    @property
+    def commits(self) -> int:
+        """Group commits so far (for /metrics)."""
+
+    @property
+    def commit_seconds(self) -> float:
+        """Seconds those commits took."""
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""
