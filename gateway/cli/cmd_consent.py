@@ -78,9 +78,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="remove a batch that never took effect (an import that died while loading)",
         description="Remove the rows of a loading or failed import batch and mark it failed. "
         "Pending and approved batches are refused: their opt-outs are in effect. A loading "
-        "batch of an import that is still running makes that import fail at its end.",
+        "batch whose import is still running (it refreshes a heartbeat every "
+        f"{service.HEARTBEAT_SECONDS:.0f} s) is refused unless --force, which makes that "
+        "import fail at its end. Every import first discards the batches of imports that "
+        f"died (no heartbeat for {service.ABANDONED_AFTER:.0f} s) by itself.",
     )
     discard.add_argument("batch")
+    discard.add_argument(
+        "--force", action="store_true",
+        help="discard even a batch whose import is still running (that import fails)",
+    )
     discard.set_defaults(func=run_discard)
 
     export = actions.add_parser("export", parents=[common, actor], help="export for an audit")
@@ -169,6 +176,7 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
                     "warnings": [str(w) for w in report.warnings],
                     "fatal": None if report.fatal is None else str(report.fatal),
                     "cleaned_batches": result.cleaned,
+                    "abandoned_batches": result.abandoned,
                     "seconds": round(seconds, 3),
                 },
                 ensure_ascii=False,
@@ -181,6 +189,11 @@ def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -
             print(f"error: {error}", file=sys.stderr)
         if len(report.errors) > 200:
             print(f"... and {report.error_count - 200} more errors", file=sys.stderr)
+        for batch_id in result.abandoned:
+            print(
+                f"discarded batch {batch_id}: its import died while loading (no heartbeat for "
+                f"{service.ABANDONED_AFTER:.0f} s); its rows were never in effect"
+            )
         for batch_id in result.cleaned:
             print(f"removed the rows left of failed batch {batch_id} (never in effect)")
         print(report.summary())
@@ -268,7 +281,7 @@ def run_batches(args: argparse.Namespace) -> int:
             [
                 r["id"],
                 r["sender_id"],
-                r["status"],
+                r["status"] + (" (import died)" if r["abandoned"] else ""),
                 str(r["grants"]),
                 str(r["optouts"]),
                 r["created_by"],
@@ -304,7 +317,9 @@ def run_discard(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         try:
-            removed = await service.discard_batch(store, args.batch, _actor(args))
+            removed = await service.discard_batch(
+                store, args.batch, _actor(args), force=args.force
+            )
         except service.DiscardRefused as exc:
             print(f"tokuden consent discard: refused: {exc}", file=sys.stderr)
             return 1

@@ -36,6 +36,11 @@ from gateway.store.base import Store
 from gateway.store.consent_rows import SELECT_CONSENT, row_event
 
 CHUNK = 20_000
+# A running import refreshes its batch's heartbeat this often; a `loading` batch silent for
+# ABANDONED_AFTER belongs to an import that died (15 missed beats: a busy store or a slow
+# chunk delays a beat, it does not stop it).
+HEARTBEAT_SECONDS = 2.0
+ABANDONED_AFTER = 30.0
 
 
 @dataclass(slots=True)
@@ -49,6 +54,8 @@ class ImportResult:
     skipped: list[int] = field(default_factory=list)
     # failed batches whose leftover rows this import removed first (finish_discards)
     cleaned: list[str] = field(default_factory=list)
+    # loading batches of imports that died, discarded first (sweep_abandoned)
+    abandoned: list[str] = field(default_factory=list)
 
 
 def new_batch_id() -> str:
@@ -231,6 +238,7 @@ async def import_file(
     batch_id = new_batch_id()
     skip: list[int] = []
     options: dict[str, Any] = {"format": fmt, "encoding": encoding}
+    abandoned = await sweep_abandoned(store, recorded_by)
     cleaned = await finish_discards(store)
     if skip_invalid:
         # Conflicts are found on their second line, so the lines to skip are known
@@ -242,14 +250,17 @@ async def import_file(
     now = time.time()
     await store.execute(
         "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
-        "optouts, status) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading')",
-        (batch_id, sender.id, now, recorded_by, path.name),
+        "optouts, status, heartbeat_at) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading', ?)",
+        (batch_id, sender.id, now, recorded_by, path.name, now),
     )
     job = _ParseJob(
         str(path), options, skip, sender.id, batch_id, recorded_by, now, not skip_invalid
     )
-    result = ImportResult(batch_id, ImportReport(), skipped=skip, cleaned=cleaned)
+    result = ImportResult(
+        batch_id, ImportReport(), skipped=skip, cleaned=cleaned, abandoned=abandoned
+    )
     size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
+    beat = asyncio.create_task(_heartbeat(store, batch_id), name=f"heartbeat {batch_id}")
     try:
         async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
             if isinstance(message, _Chunk):
@@ -269,6 +280,10 @@ async def import_file(
         with contextlib.suppress(StoreUnavailable):
             await _discard(store, batch_id)
         raise
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
     report = result.report
     if report.fatal is not None or (not report.ok and not skip_invalid):
         await _discard(store, batch_id)
@@ -290,6 +305,26 @@ async def import_file(
     return result
 
 
+async def _heartbeat(store: Store, batch_id: str) -> None:
+    """Tell other imports and `consent discard` that this batch's import is alive."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        with contextlib.suppress(StoreUnavailable):  # a missed beat; the next may pass
+            await store.execute(
+                "UPDATE import_batches SET heartbeat_at = ? WHERE id = ? AND status = 'loading'",
+                (time.time(), batch_id),
+            )
+
+
+def is_abandoned(batch: dict[str, Any], now: float | None = None) -> bool:
+    """A `loading` batch whose import stopped beating (batches from before the heartbeat
+    count from their creation)."""
+    if batch.get("status") != "loading":
+        return False
+    beat = batch.get("heartbeat_at") or batch.get("created_at") or 0.0
+    return float(beat) < (time.time() if now is None else now) - ABANDONED_AFTER
+
+
 async def _discard(store: Store, batch_id: str) -> int:
     """Mark the batch failed, then delete its rows CHUNK at a time: they were never in
     effect, and one statement for a million rows would hold the write lock for seconds.
@@ -309,15 +344,17 @@ class DiscardRefused(Exception):
     """The batch cannot be discarded: unknown, or its records are in effect or awaiting approval."""
 
 
-async def discard_batch(store: Store, batch_id: str, actor: str) -> int:
+async def discard_batch(store: Store, batch_id: str, actor: str, *, force: bool = False) -> int:
     """Remove a batch that never took effect: an import that died while loading (killed, the
     machine lost) or a failed one whose clean-up was cut short. Returns the rows removed.
 
     Pending and approved batches are refused: their opt-outs are in effect and their rows
-    are consent evidence. A `loading` batch may belong to an import still running; that
-    import then fails at its end instead of finishing (see import_file).
+    are consent evidence. A `loading` batch whose import is still beating is refused unless
+    `force`: that import then fails at its end instead of finishing (see import_file).
     """
-    rows = await store.fetch("SELECT status FROM import_batches WHERE id = ?", (batch_id,))
+    rows = await store.fetch(
+        "SELECT status, created_at, heartbeat_at FROM import_batches WHERE id = ?", (batch_id,)
+    )
     if not rows:
         raise DiscardRefused(f"no import batch {batch_id!r}")
     status = rows[0]["status"]
@@ -325,6 +362,12 @@ async def discard_batch(store: Store, batch_id: str, actor: str) -> int:
         raise DiscardRefused(
             f"batch {batch_id} is {status}: its records are consent evidence "
             "(opt-outs in effect); only a loading or failed batch can be discarded")
+    if status == "loading" and not force and not is_abandoned(rows[0]):
+        beat = rows[0]["heartbeat_at"] or rows[0]["created_at"]
+        raise DiscardRefused(
+            f"batch {batch_id} belongs to an import that is still running (last heartbeat "
+            f"{max(0.0, time.time() - float(beat)):.0f} s ago); wait for it to finish or fail, "
+            "or force the discard (the import then fails)")
     changed = await store.execute(
         "UPDATE import_batches SET status = 'failed' WHERE id = ? "
         "AND status IN ('loading', 'failed')", (batch_id,))
@@ -333,6 +376,28 @@ async def discard_batch(store: Store, batch_id: str, actor: str) -> int:
     removed = await _discard(store, batch_id)
     await audit(store, actor, "consent.discard", batch_id, f"{removed} rows removed")
     return removed
+
+
+async def sweep_abandoned(store: Store, actor: str) -> list[str]:
+    """Discard the batches of imports that died while loading (no heartbeat for
+    ABANDONED_AFTER seconds); each import starts by doing this. Audited as `actor`'s."""
+    cutoff = time.time() - ABANDONED_AFTER
+    stale = await store.fetch(
+        "SELECT id FROM import_batches WHERE status = 'loading' "
+        "AND COALESCE(heartbeat_at, created_at) < ?", (cutoff,))
+    swept: list[str] = []
+    for row in stale:
+        # Guarded by the same test: an import that beat meanwhile keeps its batch.
+        if not await store.execute(
+            "UPDATE import_batches SET status = 'failed' WHERE id = ? AND status = 'loading' "
+            "AND COALESCE(heartbeat_at, created_at) < ?", (row["id"], cutoff)):
+            continue
+        removed = await _discard(store, row["id"])
+        await audit(store, actor, "consent.discard", row["id"],
+                    f"abandoned import (no heartbeat for {ABANDONED_AFTER:.0f} s): "
+                    f"{removed} rows removed")
+        swept.append(row["id"])
+    return swept
 
 
 async def finish_discards(store: Store) -> list[str]:
@@ -347,12 +412,17 @@ async def finish_discards(store: Store) -> list[str]:
 
 
 async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:
+    """Batches newest first, each with `abandoned` (its import died while loading)."""
     sql = "SELECT * FROM import_batches"
     params: tuple[Any, ...] = ()
     if status:
         sql += " WHERE status = ?"
         params = (status,)
-    return await store.fetch(sql + " ORDER BY created_at DESC", params)
+    rows = await store.fetch(sql + " ORDER BY created_at DESC", params)
+    now = time.time()
+    for row in rows:
+        row["abandoned"] = is_abandoned(row, now)
+    return rows
 
 
 class ApprovalRefused(Exception):

@@ -341,13 +341,13 @@ async def batch_approve(request: Request, principal: Principal) -> Response:
     return JSONResponse(batch)
 
 
-async def discard(request: Request, batch_id: str, actor: str) -> int:
+async def discard(request: Request, batch_id: str, actor: str, *, force: bool = False) -> int:
     """Remove a batch that never took effect, shared by API and UI: ApiError 404 / 409."""
     store = ctx_of(request).store
     if not await store.fetch("SELECT id FROM import_batches WHERE id = ?", (batch_id,)):
         raise ApiError(404, "not_found", f"no import batch {batch_id!r}")
     try:
-        return await service.discard_batch(store, batch_id, actor)
+        return await service.discard_batch(store, batch_id, actor, force=force)
     except service.DiscardRefused as exc:
         raise ApiError(409, "refused", str(exc)) from None
 
@@ -355,7 +355,10 @@ async def discard(request: Request, batch_id: str, actor: str) -> int:
 @api(Permission.BATCHES_IMPORT)
 async def batch_discard(request: Request, principal: Principal) -> Response:
     batch_id = request.path_params["batch_id"]
-    removed = await discard(request, batch_id, principal.actor)
+    force = request.query_params.get("force", "").lower()
+    if force not in ("", "true", "false"):
+        raise ApiError(400, "bad_request", "force must be true or false")
+    removed = await discard(request, batch_id, principal.actor, force=force == "true")
     return JSONResponse({"batch_id": batch_id, "status": "failed", "removed": removed})
 
 

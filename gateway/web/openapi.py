@@ -141,9 +141,12 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             parameters=[_p("batch_id", "batch id")])},
         "/api/v1/imports/{batch_id}/discard": {"post": _op(
             "Remove a loading or failed batch that never took effect (an import that died); "
-            "pending and approved batches are refused", "batches.import",
-            {"200": _ok("the batch id and the rows removed", obj), "404": _ERR, "409": _ERR},
-            parameters=[_p("batch_id", "batch id")])},
+            "pending and approved batches, and a loading batch whose import is still running "
+            "(unless force=true), are refused", "batches.import",
+            {"200": _ok("the batch id and the rows removed", obj), "400": _ERR, "404": _ERR,
+             "409": _ERR},
+            parameters=[_p("batch_id", "batch id"),
+                        _q("force", "true: discard even a running import's batch (it fails)")])},
         "/api/v1/preflight": {"post": _op(
             "Check a draft's display items (特定電子メール法 第4条) without sending", "preflight",
             {"200": _ok("report", obj), "413": _ERR, "422": _ERR},

@@ -183,15 +183,20 @@ async def test_other_pages_screenshots(served: tuple[Env, str], browser: Any) ->
 
 async def test_marketer_discards_an_import_that_died(served: tuple[Env, str], browser: Any) -> None:
     env, url = served
-    await env.store.execute(
-        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
-        "optouts, status) VALUES ('b-dead', 'sample', ?, 'mk-ito', 'big.csv', 0, 0, 'loading')",
-        (time.time(),))
+    # b-dead's import stopped beating an hour ago; b-live's is running (beat just now)
+    for batch_id, beat in (("b-dead", time.time() - 3600), ("b-live", time.time())):
+        await env.store.execute(
+            "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, "
+            "grants, optouts, status, heartbeat_at) "
+            "VALUES (?, 'sample', ?, 'mk-ito', 'big.csv', 0, 0, 'loading', ?)",
+            (batch_id, beat - 10, beat))
     row = consent_row(consent("dead@example.com"), "dead@example.com", time.time(), False)
     await env.store.insert_consent_rows([(*row[:-2], "b-dead", 0)])
     page = await _login(browser, url, await env.token("marketer", "mk-ito"))
     await page.goto(f"{url}/ui/batches")
-    assert await page.locator("button.discard").count() == 1  # only the loading batch
+    assert await page.locator("button.discard").count() == 1  # only the dead import's batch
+    assert "中断 / died" in await page.locator("#batch-b-dead").inner_text()
+    assert "died" not in await page.locator("#batch-b-live").inner_text()
     await page.locator("#batch-b-dead button.discard").click()
     await page.wait_for_load_state("networkidle")
     assert "破棄しました / Discarded: b-dead (1 行 / rows)" in await page.content()

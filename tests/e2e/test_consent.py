@@ -265,6 +265,15 @@ def _wait_for_rows(db: sqlite3.Connection, prefix: str, proc: subprocess.Popen[s
         time.sleep(0.02)
 
 
+def _killed_import(gw: GatewayProcess, tmp_path: Path, db: sqlite3.Connection, prefix: str) -> str:
+    """SIGKILL an import after its first committed chunk (no clean-up can run); its batch."""
+    proc = _start_import(gw, _big_csv(tmp_path / f"{prefix}.csv", prefix))
+    batch = _wait_for_rows(db, prefix, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return batch
+
+
 def test_interrupted_import_leaves_no_rows(gateway: GatewayProcess, tmp_path: Path) -> None:
     proc = _start_import(gateway, _big_csv(tmp_path / "big.csv", "stop"))
     db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
@@ -287,14 +296,19 @@ def test_killed_import_is_discarded_by_hand_and_a_cut_short_clean_up_by_the_next
     rows_of = "SELECT count(*) FROM consent_events WHERE batch_id = ?"
     status_of = "SELECT status FROM import_batches WHERE id = ?"
     # SIGKILL (no clean-up can run): the batch stays `loading`, its rows out of effect.
-    proc = _start_import(gateway, _big_csv(tmp_path / "killed.csv", "kill"))
-    killed = _wait_for_rows(db, "kill", proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    killed = _killed_import(gateway, tmp_path, db, "kill")
     assert db.execute(status_of, (killed,)).fetchone()[0] == "loading"
     left = db.execute(rows_of, (killed,)).fetchone()[0]
     assert left > 0
     assert send(gateway, "kill0@example.com")[1][:21] == b"5.7.1 [optin.missing]"
+    # Its last heartbeat is fresh: as far as anyone can tell the import is still running.
+    refused = cli("consent", "discard", killed, "--by", "ops-tanaka", config=gateway.config_path)
+    assert refused.returncode == 1 and "still running" in refused.stderr, refused.stderr
+    listed = cli("consent", "batches", config=gateway.config_path)
+    assert "(import died)" not in listed.stdout
+    _silence(tmp_path, killed)
+    listed = cli("consent", "batches", config=gateway.config_path)
+    assert "loading (import died)" in listed.stdout, listed.stdout
 
     gone = cli("consent", "discard", killed, "--by", "ops-tanaka", config=gateway.config_path)
     assert gone.returncode == 0, gone.stderr
@@ -305,10 +319,7 @@ def test_killed_import_is_discarded_by_hand_and_a_cut_short_clean_up_by_the_next
     assert audit.fetchall() == [("ops-tanaka", killed)]
 
     # A failed batch that still has rows (its clean-up was cut short): the next import ends it.
-    proc = _start_import(gateway, _big_csv(tmp_path / "cut.csv", "cut"))
-    cut = _wait_for_rows(db, "cut", proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    cut = _killed_import(gateway, tmp_path, db, "cut")
     with sqlite3.connect(tmp_path / "gateway.sqlite3") as rw:
         rw.execute("UPDATE import_batches SET status = 'failed' WHERE id = ?", (cut,))
     assert db.execute(rows_of, (cut,)).fetchone()[0] > 0
@@ -318,6 +329,42 @@ def test_killed_import_is_discarded_by_hand_and_a_cut_short_clean_up_by_the_next
     assert code == 0, out
     assert f"removed the rows left of failed batch {cut}" in out
     assert db.execute(rows_of, (cut,)).fetchone()[0] == 0
+    db.close()
+
+
+def _silence(tmp_path: Path, batch: str) -> None:
+    """Move a batch's last heartbeat back past ABANDONED_AFTER: what waiting that long does."""
+    from gateway.consent.service import ABANDONED_AFTER
+
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as rw:
+        rw.execute("UPDATE import_batches SET heartbeat_at = heartbeat_at - ? WHERE id = ?",
+                   (ABANDONED_AFTER + 1, batch))
+
+
+def test_the_next_import_discards_the_batch_of_an_import_that_died(
+    gateway: GatewayProcess, tmp_path: Path
+) -> None:
+    db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
+    died = _killed_import(gateway, tmp_path, db, "died")
+    # A second import while the first one's heartbeat is fresh leaves its batch alone.
+    code, _, out = import_rows(gateway.config_path, "sample", [
+        {"email": "early@example.com", "status": "opted_out", "method": "web_form"},
+    ], name="early.csv")
+    assert code == 0 and "died while loading" not in out, out
+    assert db.execute("SELECT status FROM import_batches WHERE id = ?", (died,)).fetchone() == (
+        "loading",)
+    _silence(tmp_path, died)
+    proc = _start_import(gateway, gateway.config_path.parent / "early.csv")
+    out, err = proc.communicate(timeout=120)
+    report = json.loads(out)
+    assert proc.returncode == 0 and report["abandoned_batches"] == [died], err
+    assert db.execute("SELECT status FROM import_batches WHERE id = ?", (died,)).fetchone() == (
+        "failed",)
+    assert db.execute("SELECT count(*) FROM consent_events WHERE batch_id = ?",
+                      (died,)).fetchone()[0] == 0
+    audit = db.execute("SELECT actor, reason FROM audit_log WHERE action = 'consent.discard' "
+                       "AND subject = ?", (died,)).fetchall()
+    assert len(audit) == 1 and audit[0][0] == "importer" and "abandoned import" in audit[0][1]
     db.close()
 
 
@@ -343,7 +390,7 @@ def test_import_discarded_while_loading_fails_instead_of_finishing(
     db = sqlite3.connect(f"file:{tmp_path / 'gateway.sqlite3'}?mode=ro", uri=True)
     proc = _start_import(gateway, _big_csv(tmp_path / "raced.csv", "race"))
     batch = _wait_for_rows(db, "race", proc)
-    gone = cli("consent", "discard", batch, config=gateway.config_path)
+    gone = cli("consent", "discard", batch, "--force", config=gateway.config_path)
     assert gone.returncode == 0, gone.stderr
     out, err = proc.communicate(timeout=120)
     report = json.loads(out)

@@ -386,6 +386,47 @@ async def test_discard_and_finishing_cut_short_discards_on_both_backends(
         await service.discard_batch(store, done.batch_id, "ops")
 
 
+async def test_an_import_that_died_is_swept_and_a_running_one_is_left_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    beats = {"dead": now - service.ABANDONED_AFTER - 5, "alive": now - 1}
+    for batch_id, beat in beats.items():
+        await store.execute(
+            "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, "
+            "grants, optouts, status, heartbeat_at) VALUES (?, 'sample', ?, 'alice', 'x.csv', "
+            "0, 0, 'loading', ?)", (batch_id, beat - 60, beat))
+        row = consent_row(consent(f"{batch_id}@example.com"), f"{batch_id}@example.com", T0, False)
+        await store.insert_consent_rows([(*row[:-2], batch_id, 0)])
+    listed = {b["id"]: b["abandoned"] for b in await service.list_batches(store)}
+    assert listed == {"dead": True, "alive": False}
+    with pytest.raises(service.DiscardRefused, match="still running"):
+        await service.discard_batch(store, "alive", "ops")
+    assert await service.sweep_abandoned(store, "bob") == ["dead"]
+    left = await store.fetch("SELECT batch_id FROM consent_events")
+    assert [r["batch_id"] for r in left] == ["alive"]
+    [entry] = await store.fetch("SELECT actor, subject, reason FROM audit_log "
+                                "WHERE action = 'consent.discard'")
+    assert (entry["actor"], entry["subject"]) == ("bob", "dead")
+    assert "abandoned import" in entry["reason"] and "1 rows removed" in entry["reason"]
+
+    # The running import's heartbeat keeps its batch out of reach; a finished batch is not
+    # touched by a late beat.
+    monkeypatch.setattr(service, "HEARTBEAT_SECONDS", 0.05)
+    await store.execute("UPDATE import_batches SET heartbeat_at = 0 WHERE id = 'alive'")
+    beat = asyncio.create_task(service._heartbeat(store, "alive"))
+    late = asyncio.create_task(service._heartbeat(store, "dead"))
+    await asyncio.sleep(0.3)
+    beat.cancel()
+    late.cancel()
+    [alive] = await store.fetch("SELECT heartbeat_at FROM import_batches WHERE id = 'alive'")
+    assert alive["heartbeat_at"] > now - 1
+    assert await service.sweep_abandoned(store, "bob") == []
+    [dead] = await store.fetch("SELECT status, heartbeat_at FROM import_batches WHERE id = 'dead'")
+    assert dead["status"] == "failed" and dead["heartbeat_at"] == beats["dead"]
+    assert await service.discard_batch(store, "alive", "ops", force=True) == 1
+
+
 # -- the store going away -----------------------------------------------------------------------
 
 

@@ -281,6 +281,21 @@ async def test_discard_removes_an_import_that_died_and_is_audited(env: Env) -> N
     assert entry["subject"] == "b-dead" and "mk-sato" in entry["actor"]
 
 
+async def test_discarding_a_running_import_needs_force(env: Env) -> None:
+    await env.store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
+        "optouts, status, heartbeat_at) VALUES ('b-live', 'sample', ?, 'mk-sato', 'x.csv', 0, 0, "
+        "'loading', ?)", (time.time(), time.time()))
+    marketer = await env.token("marketer", "mk-sato")
+    async with env.client(headers=bearer(marketer)) as c:
+        r = await c.post("/api/v1/imports/b-live/discard")
+        assert r.status_code == 409 and "still running" in r.json()["detail"]
+        r = await c.post("/api/v1/imports/b-live/discard", params={"force": "yes"})
+        assert r.status_code == 400 and "force" in r.json()["detail"]
+        r = await c.post("/api/v1/imports/b-live/discard", params={"force": "true"})
+        assert r.status_code == 200 and r.json()["status"] == "failed"
+
+
 async def test_consent_export_auditor_only_and_audited(env: Env) -> None:
     async with env.client(headers=bearer(await env.token("marketer"))) as c:
         await c.post("/api/v1/consents", json=GOOD_CONSENT)
