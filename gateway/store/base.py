@@ -40,14 +40,8 @@ class Store(Protocol):
     """What the gateway needs from persistence; every method may raise StoreUnavailable."""
 
     applied: list[str]  # migrations applied by open()
-
-    @property
-    def commits(self) -> int:
-        """Group commits so far (for /metrics)."""
-
-    @property
-    def commit_seconds(self) -> float:
-        """Seconds those commits took."""
+    commits: int  # group commits so far, and the seconds they took (for /metrics)
+    commit_seconds: float
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""

@@ -1,14 +1,15 @@
 """SQLite store (embedded default): WAL, one writer with group commit, aiosqlite for async I/O.
 
 Writes never sit on the request path one by one: callers enqueue a write and
-await its commit; a writer thread of its own drains everything that queued up while
-the previous commit ran and commits it as one transaction (group commit, see
-groupcommit.py), so concurrent sessions share fsyncs. Other writes (imports,
-approvals) run on aiosqlite's connection; the write lock keeps the two apart.
+await its commit; a single writer task drains everything that queued up while
+the previous commit ran and commits it as one transaction (group commit), so
+concurrent sessions share fsyncs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -24,7 +25,6 @@ from gateway.model import Event
 from gateway.store.base import EventFilter, PendingWrite
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
-from gateway.store.groupcommit import GroupCommitter
 from gateway.store.migrations import migrations
 from gateway.store.writelock import WriteLock
 
@@ -68,7 +68,10 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._write_lock = WriteLock(path)
         self._reader: sqlite3.Connection | None = None
-        self._committer: GroupCommitter | None = None
+        self._queue: asyncio.Queue[PendingWrite | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.commit_seconds = 0.0
         self.applied: list[str] = []  # migrations applied by open()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -95,21 +98,18 @@ class SqliteStore:
             self._reader.execute("PRAGMA query_only=1")
             self._reader.execute("PRAGMA mmap_size=1073741824")
             self._reader.execute("PRAGMA busy_timeout=100")
-            committer = GroupCommitter(
-                self._connect_writer, self._write_lock, max_batch=self.commit_max_batch,
-                busy_timeout=BUSY_TIMEOUT,
-            )
-            committer.start()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
-        self._committer = committer
+        self._writer = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
 
     async def close(self) -> None:
-        if self._committer is not None:
-            # A batch being committed finishes and its callers get their answers;
-            # everything submitted before close is committed.
-            await self._committer.stop()
-            self._committer = None
+        if self._writer is not None:
+            # A sentinel, not cancel(): a batch being committed finishes and its
+            # callers get their answers; everything queued before close is committed.
+            await self._queue.put(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -153,30 +153,94 @@ class SqliteStore:
         self, sql: str, params: Sequence[Any], also: tuple[tuple[str, Sequence[Any]], ...] = ()
     ) -> int:
         """Enqueue one write and wait until the batch holding it is committed."""
-        if self._committer is None:
+        if self._writer is None or self._writer.done():
             raise StoreUnavailable("store writer is not running")
         item = PendingWrite(sql, params, also)
-        self._committer.submit(item)
+        await self._queue.put(item)
         return await item.done
 
-    @property
-    def commits(self) -> int:
-        return self._committer.commits if self._committer is not None else 0
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            closing = False
+            while len(batch) < self.commit_max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is None:
+                    closing = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+            if closing:
+                return
 
-    @property
-    def commit_seconds(self) -> float:
-        return self._committer.commit_seconds if self._committer is not None else 0.0
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    async def _commit(self, batch: list[PendingWrite]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error:
-            conn.close()
-            raise
-        return conn
+            ids = await self._run_batch(batch)
+        except sqlite3.IntegrityError:
+            if len(batch) > 1:
+                # One write broke a constraint (e.g. a resent source_ref): commit the
+                # others without it instead of failing every session of the batch.
+                for item in batch:
+                    await self._commit([item])
+                return
+            self._fail(batch, "constraint")
+            return
+        except (sqlite3.Error, ValueError) as exc:
+            log.error("group commit of %d writes failed: %s", len(batch), exc)
+            self._fail(batch, str(exc))
+            return
+        except Exception as exc:
+            # Anything else (a parameter that raises while SQLite binds it) must not end
+            # the writer task: its callers would wait forever and every later write fail.
+            log.exception("group commit of %d writes failed", len(batch))
+            self._fail(batch, str(exc))
+            return
+        self.commits += 1
+        self.commit_seconds += loop.time() - started
+        for item, rowid in zip(batch, ids, strict=True):
+            if not item.done.done():
+                item.done.set_result(rowid)
+
+    @staticmethod
+    def _fail(batch: list[PendingWrite], why: str) -> None:
+        failure = StoreUnavailable(
+            "UNIQUE constraint failed" if why == "constraint" else f"commit failed: {why}"
+        )
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(failure)
+
+    async def _run_batch(self, batch: list[PendingWrite]) -> list[int]:
+        # One thread hop for the whole batch: the statements run back to back on the
+        # writer thread inside one transaction, then one commit (one fsync).
+        def body(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            with self._write_lock.held(BUSY_TIMEOUT):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for item in batch:
+                        cursor = conn.execute(item.sql, item.params)
+                        ids.append(cursor.lastrowid or 0)
+                        for sql, params in item.also:
+                            conn.execute(sql, params)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            return ids
+
+        db = self.db
+        result: list[int] = await db._execute(body, db._conn)  # type: ignore[no-untyped-call]
+        return result
 
     async def run_in_transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run a synchronous function on the writer's connection inside one transaction.

@@ -1,5 +1,5 @@
-"""The SQLite group commit's thread: it answers every caller, survives a bad write, and
-commits everything submitted before close."""
+"""The SQLite group commit: it answers every caller, survives a bad write, and commits
+everything submitted before close."""
 
 from __future__ import annotations
 

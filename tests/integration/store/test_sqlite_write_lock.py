@@ -4,12 +4,10 @@ two processes committing at once into one file lose nothing."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -39,46 +37,6 @@ def test_lock_is_exclusive_and_bounded(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
-
-
-def test_lock_keeps_two_threads_of_one_process_apart(tmp_path: Path) -> None:
-    # flock() by a second thread through the same descriptor would succeed at once.
-    lock = WriteLock(str(tmp_path / "s.sqlite3"))
-    lock.open()
-    spans: list[tuple[float, float]] = []
-
-    def writer() -> None:
-        for _ in range(20):
-            with lock.held(5.0):
-                entered = time.monotonic()
-                time.sleep(0.002)
-                spans.append((entered, time.monotonic()))
-
-    try:
-        threads = [threading.Thread(target=writer) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        spans.sort()
-        assert len(spans) == 40
-        assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), "overlap"
-        with lock.held(1.0):
-            refused: list[BaseException] = []
-
-            def second() -> None:
-                try:
-                    with lock.held(0.05):
-                        pass
-                except sqlite3.OperationalError as exc:
-                    refused.append(exc)
-
-            t = threading.Thread(target=second)
-            t.start()
-            t.join()
-            assert refused and "this process kept writing" in str(refused[0])
-    finally:
-        lock.close()
 
 
 _WRITER = textwrap.dedent("""
