@@ -43,6 +43,15 @@ HEARTBEAT_SECONDS = 2.0
 ABANDONED_AFTER = 30.0
 
 
+def _db_now(store: Store) -> str:
+    """SQL for the database's clock in epoch seconds. Heartbeats are written and judged by
+    this one clock, so imports run on hosts whose clocks differ (one PostgreSQL, several
+    gateways) still agree on which import died."""
+    if getattr(store, "backend", "") == "postgres":
+        return "EXTRACT(EPOCH FROM clock_timestamp())::double precision"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 @dataclass(slots=True)
 class ImportResult:
     batch_id: str
@@ -250,8 +259,8 @@ async def import_file(
     now = time.time()
     await store.execute(
         "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, grants, "
-        "optouts, status, heartbeat_at) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading', ?)",
-        (batch_id, sender.id, now, recorded_by, path.name, now),
+        f"optouts, status, heartbeat_at) VALUES (?, ?, ?, ?, ?, 0, 0, 'loading', {_db_now(store)})",
+        (batch_id, sender.id, now, recorded_by, path.name),
     )
     job = _ParseJob(
         str(path), options, skip, sender.id, batch_id, recorded_by, now, not skip_invalid
@@ -311,18 +320,21 @@ async def _heartbeat(store: Store, batch_id: str) -> None:
         await asyncio.sleep(HEARTBEAT_SECONDS)
         with contextlib.suppress(StoreUnavailable):  # a missed beat; the next may pass
             await store.execute(
-                "UPDATE import_batches SET heartbeat_at = ? WHERE id = ? AND status = 'loading'",
-                (time.time(), batch_id),
+                f"UPDATE import_batches SET heartbeat_at = {_db_now(store)} "
+                "WHERE id = ? AND status = 'loading'",
+                (batch_id,),
             )
 
 
-def is_abandoned(batch: dict[str, Any], now: float | None = None) -> bool:
-    """A `loading` batch whose import stopped beating (batches from before the heartbeat
-    count from their creation)."""
-    if batch.get("status") != "loading":
-        return False
+def _silent_for(batch: dict[str, Any], db_now: float) -> float:
+    """Seconds since the batch's last heartbeat (batches from before the heartbeat count
+    from their creation)."""
     beat = batch.get("heartbeat_at") or batch.get("created_at") or 0.0
-    return float(beat) < (time.time() if now is None else now) - ABANDONED_AFTER
+    return db_now - float(beat)
+
+
+def _abandoned(batch: dict[str, Any], db_now: float) -> bool:
+    return batch.get("status") == "loading" and _silent_for(batch, db_now) > ABANDONED_AFTER
 
 
 async def _discard(store: Store, batch_id: str) -> int:
@@ -353,7 +365,8 @@ async def discard_batch(store: Store, batch_id: str, actor: str, *, force: bool 
     `force`: that import then fails at its end instead of finishing (see import_file).
     """
     rows = await store.fetch(
-        "SELECT status, created_at, heartbeat_at FROM import_batches WHERE id = ?", (batch_id,)
+        f"SELECT status, created_at, heartbeat_at, {_db_now(store)} AS db_now "
+        "FROM import_batches WHERE id = ?", (batch_id,)
     )
     if not rows:
         raise DiscardRefused(f"no import batch {batch_id!r}")
@@ -362,11 +375,11 @@ async def discard_batch(store: Store, batch_id: str, actor: str, *, force: bool 
         raise DiscardRefused(
             f"batch {batch_id} is {status}: its records are consent evidence "
             "(opt-outs in effect); only a loading or failed batch can be discarded")
-    if status == "loading" and not force and not is_abandoned(rows[0]):
-        beat = rows[0]["heartbeat_at"] or rows[0]["created_at"]
+    if status == "loading" and not force and not _abandoned(rows[0], rows[0]["db_now"]):
+        silent = max(0.0, _silent_for(rows[0], rows[0]["db_now"]))
         raise DiscardRefused(
             f"batch {batch_id} belongs to an import that is still running (last heartbeat "
-            f"{max(0.0, time.time() - float(beat)):.0f} s ago); wait for it to finish or fail, "
+            f"{silent:.0f} s ago); wait for it to finish or fail, "
             "or force the discard (the import then fails)")
     changed = await store.execute(
         "UPDATE import_batches SET status = 'failed' WHERE id = ? "
@@ -381,16 +394,16 @@ async def discard_batch(store: Store, batch_id: str, actor: str, *, force: bool 
 async def sweep_abandoned(store: Store, actor: str) -> list[str]:
     """Discard the batches of imports that died while loading (no heartbeat for
     ABANDONED_AFTER seconds); each import starts by doing this. Audited as `actor`'s."""
-    cutoff = time.time() - ABANDONED_AFTER
+    silent = f"COALESCE(heartbeat_at, created_at) < {_db_now(store)} - ?"
     stale = await store.fetch(
-        "SELECT id FROM import_batches WHERE status = 'loading' "
-        "AND COALESCE(heartbeat_at, created_at) < ?", (cutoff,))
+        f"SELECT id FROM import_batches WHERE status = 'loading' AND {silent}",
+        (ABANDONED_AFTER,))
     swept: list[str] = []
     for row in stale:
         # Guarded by the same test: an import that beat meanwhile keeps its batch.
         if not await store.execute(
             "UPDATE import_batches SET status = 'failed' WHERE id = ? AND status = 'loading' "
-            "AND COALESCE(heartbeat_at, created_at) < ?", (row["id"], cutoff)):
+            f"AND {silent}", (row["id"], ABANDONED_AFTER)):
             continue
         removed = await _discard(store, row["id"])
         await audit(store, actor, "consent.discard", row["id"],
@@ -413,15 +426,14 @@ async def finish_discards(store: Store) -> list[str]:
 
 async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:
     """Batches newest first, each with `abandoned` (its import died while loading)."""
-    sql = "SELECT * FROM import_batches"
+    sql = f"SELECT *, {_db_now(store)} AS db_now FROM import_batches"
     params: tuple[Any, ...] = ()
     if status:
         sql += " WHERE status = ?"
         params = (status,)
     rows = await store.fetch(sql + " ORDER BY created_at DESC", params)
-    now = time.time()
     for row in rows:
-        row["abandoned"] = is_abandoned(row, now)
+        row["abandoned"] = _abandoned(row, row.pop("db_now"))
     return rows
 
 

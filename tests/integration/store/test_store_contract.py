@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -425,6 +426,24 @@ async def test_an_import_that_died_is_swept_and_a_running_one_is_left_alone(
     [dead] = await store.fetch("SELECT status, heartbeat_at FROM import_batches WHERE id = 'dead'")
     assert dead["status"] == "failed" and dead["heartbeat_at"] == beats["dead"]
     assert await service.discard_batch(store, "alive", "ops", force=True) == 1
+
+
+async def test_heartbeats_are_judged_by_the_database_clock(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An import run on a host whose clock is an hour ahead must not take a running import
+    # (elsewhere) for a dead one: beats are written and compared on the database's clock.
+    await store.execute(
+        "INSERT INTO import_batches (id, sender_id, created_at, created_by, source_name, "
+        "grants, optouts, status, heartbeat_at) VALUES ('alive', 'sample', ?, 'alice', "
+        "'x.csv', 0, 0, 'loading', ?)", (time.time(), time.time()))
+    ahead = types.SimpleNamespace(time=lambda: time.time() + 3600, gmtime=time.gmtime,
+                                  strftime=time.strftime)
+    monkeypatch.setattr(service, "time", ahead)
+    assert await service.sweep_abandoned(store, "bob") == []
+    with pytest.raises(service.DiscardRefused, match="still running"):
+        await service.discard_batch(store, "alive", "ops")
+    assert [b["abandoned"] for b in await service.list_batches(store)] == [False]
 
 
 # -- the store going away -----------------------------------------------------------------------
