@@ -52,7 +52,7 @@ async def test_close_commits_what_was_submitted_and_later_writes_are_refused(
     store = SqliteStore(str(path))
     await store.open()
     tasks = [asyncio.create_task(store.record_event(event(n))) for n in range(200)]
-    await asyncio.sleep(0)  # every task has submitted its write; none is committed yet
+    await asyncio.sleep(0)  # every task has queued its write; close() must commit them all
     await store.close()
     ids = [task.result() for task in tasks]  # all answered by the time close() returns
     assert len(set(ids)) == 200

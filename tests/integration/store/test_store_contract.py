@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import types
 from collections.abc import Sequence
@@ -418,8 +419,10 @@ async def test_an_import_that_died_is_swept_and_a_running_one_is_left_alone(
     beat = asyncio.create_task(service._heartbeat(store, "alive"))
     late = asyncio.create_task(service._heartbeat(store, "dead"))
     await asyncio.sleep(0.3)
-    beat.cancel()
-    late.cancel()
+    for task in (beat, late):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     [alive] = await store.fetch("SELECT heartbeat_at FROM import_batches WHERE id = 'alive'")
     assert alive["heartbeat_at"] > now - 1
     assert await service.sweep_abandoned(store, "bob") == []
