@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= deploy/example.toml
 
-.PHONY: run serve test lint unit demo bench screenshots deps clean
+.PHONY: run serve test lint unit demo bench fuzz screenshots deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ screenshots: $(STAMP) deps
 
 bench: $(STAMP) deps
 	$(BIN)/python -m bench
+
+# Coverage-guided fuzzing (atheris) of every target in tests/fuzz/targets.py, FUZZ_SECONDS each.
+# A failing input is left in var/fuzz/<target>/crash-*: add it to tests/fuzz/regressions/<target>/.
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP)
+	for t in mime html insert dkim csv address; do \
+	  $(BIN)/python -m tests.fuzz $$t --seconds $(FUZZ_SECONDS) --work var/fuzz/$$t || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -425,9 +425,18 @@ def split_message(message: bytes) -> tuple[list[Any], bytes]:
         if head.count(b"\n") == head.count(b"\r\n") and body.count(b"\n") == body.count(
             b"\r\n"
         ):
-            headers, _ = dkim.rfc822_parse(head)
+            headers, _ = _rfc822_parse(head)
             return headers, body
-    headers, body = dkim.rfc822_parse(message)
+    return _rfc822_parse(message)
+
+
+def _rfc822_parse(message: bytes) -> tuple[list[Any], bytes]:
+    """dkim.rfc822_parse, with its IndexError for a leading continuation line turned into the
+    MessageFormatError it raises for every other unparseable header section."""
+    try:
+        headers, body = dkim.rfc822_parse(message)
+    except IndexError as exc:
+        raise dkim.MessageFormatError("the header section starts with a continuation line") from exc
     return headers, body
 
 
@@ -594,7 +603,7 @@ async def verify_existing(cache: DnsCache, message: bytes) -> list[DkimVerificat
     dnsfunc that only reads what was fetched, so its own resolver is never used.
     """
     try:
-        headers, _body = dkim.rfc822_parse(message)
+        headers, _body = _rfc822_parse(message)
     except dkim.MessageFormatError as exc:
         raise DkimMessageError(f"cannot parse the header section: {exc}") from exc
     sigs = [value for name, value in headers if name.lower() == b"dkim-signature"]

@@ -404,8 +404,7 @@ def _render_serialized(markup: str) -> HtmlText | None:
         # _walk appends links as they close and stable-sorts by (hidden, start).
         found.append(((is_hidden, start, e_ord), Link(href, link_text, start, end, is_hidden)))
     found.sort(key=lambda item: item[0])
-    return HtmlText(vis_text.rstrip(), hid_text.rstrip(), tuple(lk for _k, lk in found),
-                    tuple(reasons))
+    return _result(vis_text, hid_text, [lk for _k, lk in found], tuple(reasons))
 
 
 _LINK_MARK = re.compile("[\ufdd2\ufdd3]")
@@ -536,9 +535,17 @@ def _walk(root: LexborNode) -> HtmlText:
         for child in reversed(children):
             stack.append((child, cur, None))
     links.sort(key=lambda lk: (lk.hidden, lk.start))
-    return HtmlText(_finish(visible), _finish(hidden), tuple(links), tuple(reasons))
+    return _result("".join(visible.parts), "".join(hidden.parts), links, tuple(reasons))
 
 
-def _finish(buf: _Buffer) -> str:
-    # Keep offsets valid for links: only strip at the end, never at the start.
-    return "".join(buf.parts).rstrip()
+def _result(visible: str, hidden: str, links: list[Link], reasons: tuple[str, ...]) -> HtmlText:
+    # Only the end is stripped, so link offsets stay valid; a link that ran into the stripped
+    # whitespace ends where the text now ends.
+    visible, hidden = visible.rstrip(), hidden.rstrip()
+    sizes = (len(visible), len(hidden))
+    kept = tuple(
+        lk if lk.end <= sizes[lk.hidden]
+        else Link(lk.href, lk.text, min(lk.start, sizes[lk.hidden]), sizes[lk.hidden], lk.hidden)
+        for lk in links
+    )
+    return HtmlText(visible, hidden, kept, reasons)

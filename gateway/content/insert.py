@@ -68,6 +68,7 @@ class _Leaf:
     header_end: int  # end of the last header line (before the blank line)
     body_start: int
     end: int  # end of the body (before the CRLF that belongs to the next delimiter)
+    blank_line: bool = True  # False: the part is all header section, with no body after it
 
 
 def _header(headers: bytes, name: str) -> str | None:
@@ -89,10 +90,17 @@ def _locate(raw: bytes) -> dict[str, _Leaf]:
         if raw.startswith(b"\r\n", start) or raw.startswith(b"\n", start):
             header_end = start
             body_start = start + (2 if raw.startswith(b"\r\n", start) else 1)
+            blank_line = True
         else:
             m = _HDR_END.search(raw, start, end)
+            blank_line = m is not None
             if m is None:
                 header_end = body_start = end
+                # Like the matched case, the header section ends before its last line break.
+                for brk in (b"\r\n", b"\n"):
+                    if raw.endswith(brk, start, end):
+                        header_end = end - len(brk)
+                        break
             else:
                 header_end = m.start()
                 body_start = m.end()
@@ -107,7 +115,7 @@ def _locate(raw: bytes) -> dict[str, _Leaf]:
             for i, (cs, ce) in enumerate(children):
                 stack.append((cs, ce, f"{prefix}{i + 1}", depth + 1))
         else:
-            leaves[path or "1"] = _Leaf(start, header_end, body_start, end)
+            leaves[path or "1"] = _Leaf(start, header_end, body_start, end, blank_line)
     return leaves
 
 
@@ -176,6 +184,11 @@ def _transfer_encode(data: bytes, cte: str, eol: bytes) -> tuple[bytes, str]:
         enc = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True)
         return enc.replace(b"\n", eol) + (b"" if enc.endswith(b"\n") else eol), "quoted-printable"
     return data, cte
+
+
+def _quoted(value: str) -> str:
+    """A parameter value's text inside double quotes (RFC 2045 quoted-string)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _set_header(headers: bytes, name: str, value: str, eol: bytes) -> bytes:
@@ -251,13 +264,24 @@ def insert_footer(raw: bytes, spec: FooterSpec, report: FooterReport, template: 
             else:
                 text = text.rstrip("\r\n") + "\n" + footer
             new_data = text.replace("\r\n", "\n").replace("\n", body_eol.decode()).encode()
-            extra = "".join(f'; {k}="{v}"' for k, v in params.items() if k != "charset")
+            extra = "".join(f'; {k}="{_quoted(v)}"' for k, v in params.items() if k != "charset")
+            if not extra.isascii():
+                # The rebuilt field would need the 8-bit bytes back, and they were decoded
+                # with replacement: leave the part as it is (the check then reports it).
+                raise InsertError(f"part {path}: its Content-Type has non-ASCII parameters")
             new_headers = _set_header(new_headers, "Content-Type",
                                       f'{ctype}; charset="UTF-8"{extra}', eol)
         body, new_cte = _transfer_encode(new_data, cte, eol)
         if new_cte != cte:
             new_headers = _set_header(new_headers, "Content-Transfer-Encoding", new_cte, eol)
-        edits.append((leaf, new_headers + raw[leaf.header_end:leaf.body_start] + body))
+        separator = raw[leaf.header_end:leaf.body_start]
+        if not leaf.blank_line:
+            # A part that is all header section (or empty) gets the blank line its new body
+            # needs; without it the body would read as more header fields.
+            separator = eol + eol if new_headers else eol
+        elif new_headers and not headers:
+            separator = eol + separator  # the first header field needs its own line end
+        edits.append((leaf, new_headers + separator + body))
     out = raw
     for leaf, replacement in sorted(edits, key=lambda e: e[0].start, reverse=True):
         out = out[:leaf.start] + replacement + out[leaf.end:]

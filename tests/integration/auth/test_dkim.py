@@ -289,6 +289,9 @@ async def test_verify_existing_per_signature(
         ("mk2026e", DkimVerifyStatus.PASS),
     ]
 
+    with pytest.raises(DkimMessageError, match="continuation line"):
+        await verify_existing(cache, b" folded\r\n" + message)
+
     tampered = message.replace("本日".encode(), "明日".encode())
     statuses = [r.status for r in await verify_existing(cache, tampered)]
     assert statuses[0] is DkimVerifyStatus.FAIL and statuses[3] is DkimVerifyStatus.FAIL
@@ -337,6 +340,10 @@ def test_no_key_for_domain_or_unparseable_message(keys: Keys) -> None:
         signer.sign(b"not a header line\r\n\r\nbody", DOMAIN)
     with pytest.raises(DkimMessageError):
         signer.sign(b"To: a@example.test\r\n\r\nno From", DOMAIN)
+    # Found by the fuzzer: dkimpy's parser raised IndexError here (the gateway answered 451).
+    for leading_fold in (b" A\r\nFrom: a@example.test\r\n\r\nbody", b"\tx\nFrom: a@b\n\nbody"):
+        with pytest.raises(DkimMessageError, match="continuation line"):
+            signer.sign(leading_fold, DOMAIN)
 
 
 def test_generate_key_is_private_and_never_overwrites(tmp_path: Path) -> None:

@@ -118,7 +118,18 @@ def test_never_raises(tokens: list[str]) -> None:
     res = html_to_text("".join(tokens))
     for link in res.links:
         text = res.hidden if link.hidden else res.visible
-        assert 0 <= link.start <= link.end <= len(text) + 1
+        assert 0 <= link.start <= link.end <= len(text)
+
+
+def test_a_link_that_runs_into_stripped_whitespace_ends_with_the_text() -> None:
+    # Found by the fuzzer (tests/fuzz): the end of the text is stripped, and a link whose last
+    # characters were spaces kept an end past it.
+    for html in ('<div><a href="mailto:info@example.jp">info@example.jp&nbsp; \u3000</div>',
+                 '<p><a href="x">配信停止&nbsp;</a>&nbsp;&nbsp;</p>'):
+        res = html_to_text(html)
+        (link,) = res.links
+        assert link.end == len(res.visible)
+        assert res.visible[link.start:link.end].strip() == link.text
 
 
 # Markup the fast path (rendering lexbor's serialisation) must handle exactly like the DOM walk:

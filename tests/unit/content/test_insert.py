@@ -8,25 +8,12 @@ from typing import Literal
 
 import pytest
 
-from gateway.content.footer import FooterSpec, check_message, load_footer_words
-from gateway.content.insert import (
-    FooterTemplate,
-    InsertError,
-    insert_footer,
-    load_footer_template,
-)
+from gateway.content.footer import check_message
+from gateway.content.insert import FooterTemplate, InsertError, insert_footer
+from tests.support.footer import SPEC, TEMPLATE, WORDS
 
 ROOT = Path(__file__).resolve().parents[3]
 MAIL = ROOT / "tests" / "data" / "mail"
-WORDS = load_footer_words(ROOT / "rules" / "footer_words.toml")
-TEMPLATE = load_footer_template(ROOT / "rules" / "footer_template.toml")
-SPEC = FooterSpec(
-    name="株式会社サンプル",
-    postal_address="〒100-0005 東京都千代田区丸の内1-1-1",
-    contacts=("03-1234-5678", "info@example.jp"),
-    optout=("https://example.jp/unsubscribe", "https://gw.example.jp/u/", "unsubscribe@example.jp"),
-    info_urls=("https://example.jp/company",),
-)
 FIXABLE = sorted(p.name for p in MAIL.glob("*.eml")
                  if not p.name.startswith(("broken", "deeply", "missing_end", "truncated")))
 
@@ -89,3 +76,30 @@ def test_template_validation() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         FooterTemplate.from_toml('[text]\ntemplate = "{optout_url}{bogus}"\n'
                                  '[html]\ntemplate = "{optout_url}"\n')
+
+
+@pytest.mark.parametrize("raw", [b"", b"Subject: x\r\n", b"Subject: x", b"Subject: x\r\n\r\n",
+                                 b"\r\nbody\r\n", b"\nbody\n"],
+                         ids=["empty", "header-only", "header-no-eol", "empty-body", "no-fields",
+                              "no-fields-lf"])
+def test_insert_into_a_part_without_body_or_fields_keeps_the_blank_line(raw: bytes) -> None:
+    # Found by the fuzzer (tests/fuzz): the new Content-Type ran into the body, or the body
+    # into the header section, and the repaired message was malformed.
+    new = insert_footer(raw, SPEC, check_message(raw, SPEC, WORDS), TEMPLATE,
+                        optout_url="https://gw.example.jp/u/Zx81kQp2")
+    after = check_message(new, SPEC, WORDS)
+    assert not after.malformed, after.problems
+    assert after.missing() == []
+
+
+def test_a_part_rewritten_as_utf8_keeps_its_parameters_or_is_refused() -> None:
+    # Found by the fuzzer: an 8-bit byte in a Content-Type parameter raised UnicodeEncodeError
+    # (the gateway answered 451 for a message that can never pass); it is now an InsertError.
+    # Invalid UTF-8 in the body sends the part down the re-encode path, which rebuilds the field.
+    eight_bit = b'Content-Type: text/plain; charset="utf-8"; name="\xff"\r\n\r\nhello \xff\r\n'
+    with pytest.raises(InsertError, match="non-ASCII parameters"):
+        insert_footer(eight_bit, SPEC, check_message(eight_bit, SPEC, WORDS), TEMPLATE)
+    quoted = b'Content-Type: text/plain; charset="utf-8"; name="a\\"b"\r\n\r\nhello \xff\r\n'
+    new = insert_footer(quoted, SPEC, check_message(quoted, SPEC, WORDS), TEMPLATE)
+    assert new.startswith(b'Content-Type: text/plain; charset="UTF-8"; name="a\\"b"\r\n')
+    assert check_message(new, SPEC, WORDS).missing() == []

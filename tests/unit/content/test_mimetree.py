@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.content.mimetree import parse_message, parse_well_formed
 from gateway.content.parts import readable_parts
+from tests.support.footer import tree_shape
 
 TESTS = Path(__file__).resolve().parents[2]
 
@@ -22,23 +23,12 @@ def _stdlib(raw: bytes) -> Message:
     return email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
-def _shape(msg: Message) -> Any:
-    """Everything of a tree that readable_parts() and the footer check can read."""
-    payload = msg.get_payload()
-    return (
-        list(msg.raw_items()),
-        msg.get_default_type(),
-        [type(d).__name__ for d in msg.defects],
-        [_shape(p) for p in payload] if msg.is_multipart() else payload,
-    )
-
-
 def _assert_same_or_declined(raw: bytes) -> bool:
     fast = parse_well_formed(raw)
     if fast is None:
         return False
     slow = _stdlib(raw)
-    assert _shape(fast) == _shape(slow)
+    assert tree_shape(fast) == tree_shape(slow)
     assert readable_parts(fast) == readable_parts(slow)
     return True
 
@@ -176,7 +166,7 @@ def test_malformed_structure_goes_to_the_stdlib_and_keeps_its_defects() -> None:
     }
     for what, raw in cases.items():
         assert parse_well_formed(raw) is None, what
-        assert _shape(parse_message(raw)) == _shape(_stdlib(raw)), what
+        assert tree_shape(parse_message(raw)) == tree_shape(_stdlib(raw)), what
 
 
 def test_the_crlf_before_a_delimiter_belongs_to_it() -> None:
