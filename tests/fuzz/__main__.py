@@ -30,7 +30,11 @@ SEEDS: dict[str, list[Path]] = {
     "dkim": [DATA / "mail"],
     "csv": [DATA / "consent"],
     "address": [HERE / "seeds" / "address"],
+    "config": [ROOT / "deploy"],
+    "dmarc": [HERE / "seeds" / "dmarc"],
+    "token": [HERE / "seeds" / "token"],
 }
+NOT_INPUTS = ("cases.toml",)  # the corpus's own index, beside the mail it describes
 
 
 def seed_dirs(target: str) -> list[Path]:
@@ -40,7 +44,7 @@ def seed_dirs(target: str) -> list[Path]:
 
 def seed_files(target: str) -> list[Path]:
     return sorted(p for d in seed_dirs(target) for p in d.iterdir()
-                  if p.is_file() and not p.name.endswith((".py", ".toml", ".md")))
+                  if p.is_file() and not p.name.endswith(".py") and p.name not in NOT_INPUTS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,15 @@ import dataclasses
 import email
 import email.policy
 import io
+import tomllib
 from collections.abc import Callable
 
 import dkim
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway import config
 from gateway.auth.dkim_sign import DkimMessageError, DkimSigner, make_key, public_key_record
+from gateway.auth.dmarc import DmarcRecordError, parse_dmarc_record
 from gateway.consent.address import InvalidAddress, normalize_address
 from gateway.consent.importer import ImportFormat, validate_file
 from gateway.content.footer import check_message
@@ -25,7 +28,9 @@ from gateway.content.html import html_to_text
 from gateway.content.insert import InsertError, insert_footer
 from gateway.content.mimetree import parse_well_formed
 from gateway.content.parts import readable_parts
-from tests.support.footer import SPEC, TEMPLATE, WORDS, tree_shape
+from gateway.errors import ConfigError
+from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
+from tests.support.footer import ROOT, SPEC, TEMPLATE, WORDS, tree_shape
 
 TOKUSHO = dataclasses.replace(SPEC, law="tokusho")
 OPTOUT_URL = "https://gw.example.jp/u/Zx81kQp2"
@@ -101,6 +106,41 @@ def address(data: bytes) -> None:
     assert normalize_address(addr.address) == addr, addr
 
 
+def config_file(data: bytes) -> None:
+    """Any TOML document is a config or a ConfigError naming what is wrong, never a traceback."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # config.load reports these itself, before building anything
+    try:
+        config.from_dict(raw, base_dir=ROOT / "deploy", path="fuzz.toml")
+    except ConfigError as exc:
+        assert str(exc), "a ConfigError without a message"
+
+
+def dmarc_record(data: bytes) -> None:
+    """A TXT record is a DMARC policy or a DmarcRecordError."""
+    try:
+        parse_dmarc_record(data.decode("utf-8", "replace"))
+    except DmarcRecordError:
+        pass
+
+
+# A fixed key, so that the seed holds a token this codec really sealed (tests/fuzz/seeds/token).
+_CODEC = TokenCodec([(b"\x00\x01", bytes(range(32)))])
+SEALED = ("sample", "hs1:4f2c9d")
+
+
+def unsubscribe_token(data: bytes) -> None:
+    """Only a token we sealed opens, to what we sealed; every other text is InvalidToken."""
+    text = data.decode("utf-8", "replace")
+    try:
+        opened = _CODEC.decode(text)
+    except InvalidToken:
+        return
+    assert opened == SEALED, (text, opened)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "mime": mime,
     "html": html,
@@ -108,4 +148,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "dkim": dkim_sign,
     "csv": csv_import,
     "address": address,
+    "config": config_file,
+    "dmarc": dmarc_record,
+    "token": unsubscribe_token,
 }
