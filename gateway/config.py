@@ -121,6 +121,8 @@ class DnsConfig:
 class HttpConfig:
     listen: str = "127.0.0.1:8025"
     public_url: str = "http://127.0.0.1:8025"
+    auth_failure_limit: int = 10  # wrong tokens per client address before it gets 429
+    auth_failure_window: Seconds = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -400,6 +402,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("must not be negative (0 turns the cache off)", "server.body_cache")
     if config.server.workers < 1:
         raise ConfigError("must be at least 1", "server.workers")
+    throttles = {"server.auth_failure_limit": config.server.auth_failure_limit,
+                 "http.auth_failure_limit": config.http.auth_failure_limit}
+    for name, limit in throttles.items():
+        if limit < 0:
+            raise ConfigError("must not be negative (0 turns the throttle off)", name)
     for key in ("max_connections", "max_connections_per_ip", "max_messages_per_minute_per_ip"):
         if getattr(config.server, key) < 0:
             raise ConfigError("must not be negative (0 means no limit)", f"server.{key}")

@@ -30,10 +30,11 @@ from gateway.consent.importer import export_rows
 from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
 from gateway.store.base import EventFilter
 from gateway.store.events import row_dict
-from gateway.web.auth import ApiError, api
+from gateway.web.auth import ApiError, Endpoint, api
 from gateway.web.context import ctx_of
 from gateway.web.openapi import openapi_document
 
+BATCH_STATES = ("loading", "pending", "approved", "failed")
 EVENT_CSV_COLUMNS = ("id", "event_id", "created_at", "verdict", "phase", "client", "client_ip",
                      "sender_id", "mail_from", "recipient", "header_from", "message_id", "size",
                      "rule_ids", "monitored", "reply", "upstream_reply")
@@ -315,6 +316,9 @@ async def consent_export(request: Request, principal: Principal) -> Response:
 @api(Permission.BATCHES_READ)
 async def batches_list(request: Request, principal: Principal) -> Response:
     status = request.query_params.get("status") or None
+    if status not in (None, *BATCH_STATES):
+        raise ApiError(422, "invalid", f"status is one of {', '.join(BATCH_STATES)}",
+                       field="status")
     rows = await service.list_batches(ctx_of(request).store, status)
     return JSONResponse({"batches": rows})
 
@@ -480,11 +484,14 @@ async def audit_list(request: Request, principal: Principal) -> Response:
 @api(Permission.REPORT_READ)
 async def report(request: Request, principal: Principal) -> Response:
     month = request.path_params["month"]
+    fmt = request.query_params.get("format") or "json"
+    if fmt not in ("json", "csv"):
+        raise ApiError(422, "invalid", "format is json or csv", field="format")
     try:
         figures = await compliance_report(ctx_of(request).store, month)
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc), field="month") from None
-    if request.query_params.get("format") == "csv":
+    if fmt == "csv":
         return Response(report_csv(figures).encode("utf-8"), media_type="text/csv",
                         headers={"Content-Disposition":
                                  f'attachment; filename="compliance-{month}.csv"'})
@@ -538,6 +545,16 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(ctx_of(request).config.http.public_url))
 
 
+def _by_method(**handlers: Endpoint) -> Endpoint:
+    """One route for a path served by several handlers, so that a 405 lists all its methods."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
+
+
 routes = [
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     Route("/api/v1/me", me, methods=["GET"]),
@@ -546,14 +563,14 @@ routes = [
     Route("/api/v1/consents", consent_ingest, methods=["POST"]),
     Route("/api/v1/consents/{sender}/{address}", consent_lookup, methods=["GET"]),
     Route("/api/v1/exports/consents/{sender}", consent_export, methods=["GET"]),
-    Route("/api/v1/imports", batches_list, methods=["GET"]),
-    Route("/api/v1/imports", batch_import, methods=["POST"]),
+    Route("/api/v1/imports", _by_method(GET=batches_list, POST=batch_import),
+          methods=["GET", "POST"]),
     Route("/api/v1/imports/{batch_id}/approve", batch_approve, methods=["POST"]),
     Route("/api/v1/imports/{batch_id}/discard", batch_discard, methods=["POST"]),
     Route("/api/v1/preflight", preflight, methods=["POST"]),
     Route("/api/v1/audit", audit_list, methods=["GET"]),
     Route("/api/v1/reports/{month}", report, methods=["GET"]),
-    Route("/api/v1/tokens", tokens_list, methods=["GET"]),
-    Route("/api/v1/tokens", tokens_create, methods=["POST"]),
+    Route("/api/v1/tokens", _by_method(GET=tokens_list, POST=tokens_create),
+          methods=["GET", "POST"]),
     Route("/api/v1/tokens/{token_id}", tokens_revoke, methods=["DELETE"]),
 ]

@@ -106,8 +106,13 @@ async def _ui_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if _wants_html(request):
-        return _error_page(request, exc.status_code, "エラー", str(exc.detail))
-    return JSONResponse({"error": "http", "detail": str(exc.detail)}, status_code=exc.status_code)
+        page = _error_page(request, exc.status_code, "エラー", str(exc.detail))
+    else:
+        page = JSONResponse({"error": "http", "detail": str(exc.detail)},
+                            status_code=exc.status_code)
+    # The exception's own headers, e.g. the Allow of a 405 (RFC 9110 15.5.6 requires it).
+    page.headers.update(exc.headers or {})
+    return page
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
@@ -151,7 +156,8 @@ def create_app(
         metrics=metrics_ if metrics_ is not None else getattr(gateway, "metrics", None)
         or Metrics(),
         codec=codec if codec is not None else load_codec(gateway),
-        throttle=throttle or FailureThrottle(),
+        throttle=throttle or FailureThrottle(limit=gateway.config.http.auth_failure_limit,
+                                             window=gateway.config.http.auth_failure_window),
         templates=make_templates(),
         preflight_fn=preflight,
     )

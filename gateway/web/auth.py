@@ -14,6 +14,7 @@ from gateway.access.roles import Permission, Principal
 from gateway.access.sessions import SESSION_COOKIE, Session, csrf_ok, load_session
 from gateway.access.tokens import authenticate
 from gateway.web.context import client_ip, ctx_of
+from gateway.web.openapi import query_names
 
 ApiHandler = Callable[[Request, Principal], Awaitable[Response]]
 UiHandler = Callable[[Request, Session], Awaitable[Response]]
@@ -88,11 +89,33 @@ def api(permission: Permission | None) -> Callable[[ApiHandler], Endpoint]:
             if permission is not None and not principal.can(permission):
                 raise ApiError(403, "forbidden",
                                f"role {principal.role.value} lacks permission {permission.value}")
+            _refuse_unknown_query(request)
             return await handler(request, principal)
 
         return endpoint
 
     return wrap
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    # A misspelt filter (?verdcit=rejected) would otherwise be ignored and the answer look
+    # like a result for the filter: refuse what the operation does not take, naming it.
+    route = request.scope.get("route")
+    method = "GET" if request.method == "HEAD" else request.method
+    known = query_names(route.path, method) if route is not None else None
+    if known is None:
+        return
+    given = request.query_params
+    unknown = sorted(set(given) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(422, "invalid",
+                       f"unknown query parameter {unknown[0]!r} (this operation takes: {takes})",
+                       field=unknown[0])
+    repeated = sorted(name for name in given if len(given.getlist(name)) > 1)
+    if repeated:  # which of the values would count is a guess the caller should not rely on
+        raise ApiError(422, "invalid", f"query parameter {repeated[0]!r} is given more than once",
+                       field=repeated[0])
 
 
 def ui(permission: Permission | None, *, csrf: bool = True) -> Callable[[UiHandler], Endpoint]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway import __version__
@@ -10,7 +11,12 @@ _ERR = {"$ref": "#/components/responses/Error"}
 
 
 def _q(name: str, desc: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": desc,
+    # Every query parameter is optional, and an empty value counts as leaving it out (what an
+    # HTML form sends for "any"); say so where the schema would otherwise refuse "".
+    if schema is not None:
+        schema = {"anyOf": [schema, {"const": ""}]}
+    return {"name": name, "in": "query", "required": False,
+            "description": desc + " (empty: as if left out)",
             "schema": schema or {"type": "string"}}
 
 
@@ -30,9 +36,18 @@ def _ok(desc: str, schema: dict[str, Any] | None = None, media: str = "applicati
 def _op(summary: str, permission: str | None, responses: dict[str, Any], **extra: Any
         ) -> dict[str, Any]:
     desc = f"Permission: `{permission}`." if permission else "Any valid token."
+    refusals = {"401": _ERR, "403": _ERR, "429": _ERR}
+    if "parameters" in extra or "requestBody" in extra:
+        refusals["422"] = _ERR  # a value the operation cannot use, with the field named
+    if "requestBody" in extra:
+        refusals["400"] = _ERR  # a body that does not parse (JSON, multipart)
     return {"summary": summary, "description": extra.pop("description", "") + " " + desc,
-            "responses": {**responses, "401": _ERR, "403": _ERR, "429": _ERR}, **extra}
+            "responses": {**responses, **refusals}, **extra}
 
+
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+_ROW_ID = {"type": "integer", "minimum": 0, "maximum": 2**62}
+_NAME = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not blank
 
 _REVEAL = [_q("reveal", "1 to show recipient addresses unmasked (events.reveal; audited)"),
            _q("reason", "why (required with reveal=1; kept in the audit trail)")]
@@ -45,8 +60,8 @@ _EVENT_FILTERS = [
     _q("client", "MA tool user name"),
     _q("sender", "sender identity id"),
     _q("recipient", "exact recipient address (audited as a search)"),
-    _q("limit", "page size, 1-1000 (default 100)", {"type": "integer"}),
-    _q("before_id", "cursor: events with a smaller id (use next_before_id)", {"type": "integer"}),
+    _q("limit", "page size, 1-1000 (default 100)", _LIMIT),
+    _q("before_id", "cursor: events with a smaller id (use next_before_id)", _ROW_ID),
     _q("format", "json (default) or csv (all matching events, streamed; audited)",
        {"type": "string", "enum": ["json", "csv"]}),
 ]
@@ -57,7 +72,8 @@ CONSENT_EVENT_SCHEMA: dict[str, Any] = {
     "required": ["sender", "address", "status", "method", "occurred_at", "source_system",
                  "source_ref"],
     "properties": {
-        "sender": {"type": "string", "description": "sender identity id ([[senders]] id)"},
+        "sender": {"type": "string", "minLength": 1,
+                   "description": "sender identity id ([[senders]] id)"},
         "address": {"type": "string", "format": "email"},
         "status": {"type": "string", "enum": ["opted_in", "opted_out", "exempt"]},
         "method": {"type": "string", "enum": [
@@ -98,7 +114,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
         "/api/v1/events/{event_id}": {"get": _op(
             "One event with every rule result and the exact SMTP reply", "events.read",
             {"200": _ok("event", obj), "404": _ERR},
-            parameters=[_p("event_id", "event row id", {"type": "integer"}), *_REVEAL])},
+            parameters=[_p("event_id", "event row id", _ROW_ID), *_REVEAL])},
         "/api/v1/consents": {"post": _op(
             "Record one consent event from a CMP or a form", "consent.ingest",
             {"201": _ok("recorded", obj), "200": _ok("already recorded (idempotent)", obj),
@@ -122,13 +138,14 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                         _q("reason", "why (audit trail)")])},
         "/api/v1/imports": {
             "get": _op("Consent import batches", "batches.read", {"200": _ok("batches", obj)},
-                       parameters=[_q("status", "pending | approved | failed | loading")]),
+                       parameters=[_q("status", "batch state", {"type": "string", "enum": [
+                           "loading", "pending", "approved", "failed"]})]),
             "post": _op("Import a CSV / JSON-lines file of consent records (all-or-nothing)",
                         "batches.import", {"201": _ok("imported", obj), "422": _ERR},
                         requestBody={"required": True, "content": {"multipart/form-data": {
                             "schema": {"type": "object", "required": ["sender", "file"],
                                        "properties": {
-                                           "sender": {"type": "string"},
+                                           "sender": _NAME,
                                            "format": {"type": "string",
                                                       "enum": ["csv", "jsonl"]},
                                            "file": {"type": "string",
@@ -146,7 +163,8 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"200": _ok("the batch id and the rows removed", obj), "400": _ERR, "404": _ERR,
              "409": _ERR},
             parameters=[_p("batch_id", "batch id"),
-                        _q("force", "true: discard even a running import's batch (it fails)")])},
+                        _q("force", "true: discard even a running import's batch (it fails)",
+                           {"type": "string", "enum": ["true", "false"]})])},
         "/api/v1/preflight": {"post": _op(
             "Check a draft's display items (特定電子メール法 第4条) without sending", "preflight",
             {"200": _ok("report", obj), "413": _ERR, "422": _ERR},
@@ -164,14 +182,16 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"200": _ok("entries", obj)},
             parameters=[_q("since", "from"), _q("until", "before"), _q("actor", "who"),
                         _q("action", "e.g. consent.lookup, events.reveal, consent.export"),
-                        _q("before_id", "cursor", {"type": "integer"}),
-                        _q("limit", "1-1000", {"type": "integer"})])},
+                        _q("before_id", "cursor", _ROW_ID),
+                        _q("limit", "1-1000", _LIMIT)])},
         "/api/v1/reports/{month}": {"get": _op(
             "Monthly compliance report (month in Japan time)", "report.read",
             {"200": {"description": "figures", "content": {
                 "application/json": {"schema": obj}, "text/csv": {"schema": {"type": "string"}}}},
              "422": _ERR},
-            parameters=[_p("month", "YYYY-MM"), _q("format", "json or csv")])},
+            parameters=[_p("month", "YYYY-MM", {"type": "string",
+                                                "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}),
+                        _q("format", "json or csv", {"type": "string", "enum": ["json", "csv"]})])},
         "/api/v1/tokens": {
             "get": _op("API tokens (never their secrets)", "tokens.manage",
                        {"200": _ok("tokens", obj)}),
@@ -183,8 +203,8 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                                            "role": {"type": "string", "enum": [
                                                "marketer", "ops", "approver", "auditor",
                                                "admin"]},
-                                           "name": {"type": "string"},
-                                           "expires": {"type": "string",
+                                           "name": _NAME,
+                                           "expires": {"type": ["string", "null"],
                                                        "description": "e.g. 30d, 12h"}}}}}}),
         },
         "/api/v1/tokens/{token_id}": {"delete": _op(
@@ -218,3 +238,20 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                 "schema": {"$ref": "#/components/schemas/Error"}}}}},
         },
     }
+
+
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+_query_names: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def query_names(route_path: str, method: str) -> frozenset[str] | None:
+    """The query parameters the document lists for an operation (None: not in the document).
+
+    `route_path` is the Starlette route's path ("{event_id:int}" style is accepted).
+    """
+    if not _query_names:
+        for path, item in openapi_document()["paths"].items():
+            for verb, op in item.items():
+                names = frozenset(p["name"] for p in op.get("parameters", []) if p["in"] == "query")
+                _query_names[(path, verb.upper())] = names
+    return _query_names.get((_CONVERTOR.sub(r"{\1}", route_path), method))

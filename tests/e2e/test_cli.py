@@ -59,6 +59,14 @@ BAD_CONFIGS = {
         lambda c: c["server"].update(body_cache=-1),
         "server.body_cache: must not be negative (0 turns the cache off)",
     ),
+    "negative AUTH throttle": (
+        lambda c: c["server"].update(auth_failure_limit=-1),
+        "server.auth_failure_limit: must not be negative (0 turns the throttle off)",
+    ),
+    "negative API throttle": (
+        lambda c: c["http"].update(auth_failure_limit=-5),
+        "http.auth_failure_limit: must not be negative (0 turns the throttle off)",
+    ),
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
     ),
