@@ -8,6 +8,7 @@ is relayed, so this is no open relay. The opt-out token travels in the Subject
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import email.parser
 import email.policy
@@ -54,7 +55,9 @@ class MailtoOptOut:
         subject = headers.get("Subject", "")
         try:
             decoded = str(email.header.make_header(email.header.decode_header(str(subject))))
-        except (ValueError, LookupError):
+        except (ValueError, LookupError, email.errors.MessageError):
+            # e.g. an encoded-word naming a charset that is no charset (CharsetError): the
+            # token is ASCII, so the raw Subject still shows it
             decoded = str(subject)
         found.extend(_TOKEN.findall(decoded))
         return found

@@ -109,6 +109,29 @@ def test_mailto_optout_without_auth(gateway: GatewayProcess, sink: RecordingSink
     assert all("victim" not in " ".join(m.rcpt_tos) for m in sink.received)
 
 
+def test_mailto_optout_with_a_garbled_subject_is_still_recorded(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    # Found by the fuzzer (tests/fuzz, target mailto): an encoded-word naming a charset that is
+    # no charset raised CharsetError, and the recipient's opt-out got 451 for ever.
+    assert send(gateway, "hanako@example.com")[0] == 250
+    header = sink.received[-1].data.split(b"\r\n\r\n", 1)[0].decode()
+    mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", header)
+    assert mailto, header
+    from urllib.parse import unquote
+
+    address, subject = mailto.group(1), unquote(mailto.group(2))
+    raw = (b"From: hanako@example.com\r\nTo: " + address.encode() + b"\r\nSubject: =?\xff\xfe?Q?x?= "
+           + subject.encode() + b"\r\n\r\nplease stop\r\n")
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("mua.example.com")
+        client.mail("hanako@example.com")
+        assert client.rcpt(address)[0] == 250
+        code, text = client.data(raw)
+    assert code == 250 and b"Opt-out recorded" in text, (code, text)
+    assert send(gateway, "hanako@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
+
+
 def test_mailto_without_a_token_is_answered_clearly(gateway: GatewayProcess) -> None:
     with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
         client.ehlo("mua.example.com")

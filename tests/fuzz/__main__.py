@@ -33,6 +33,8 @@ SEEDS: dict[str, list[Path]] = {
     "config": [ROOT / "deploy"],
     "dmarc": [HERE / "seeds" / "dmarc"],
     "token": [HERE / "seeds" / "token"],
+    "headers": [DATA / "mail"],
+    "mailto": [HERE / "seeds" / "token", DATA / "mail"],
 }
 NOT_INPUTS = ("cases.toml",)  # the corpus's own index, beside the mail it describes
 

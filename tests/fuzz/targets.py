@@ -28,7 +28,9 @@ from gateway.content.html import html_to_text
 from gateway.content.insert import InsertError, insert_footer
 from gateway.content.mimetree import parse_well_formed
 from gateway.content.parts import readable_parts
+from gateway.delivery import headers
 from gateway.errors import ConfigError
+from gateway.smtp.mailto import MailtoOptOut
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
 from tests.support.footer import ROOT, SPEC, TEMPLATE, WORDS, tree_shape
 
@@ -141,6 +143,32 @@ def unsubscribe_token(data: bytes) -> None:
     assert opened == SEALED, (text, opened)
 
 
+def header_edit(data: bytes) -> None:
+    """Dropping a field leaves no field of that name, the body and every other line as sent."""
+    edited = headers.remove_header(data, "List-Unsubscribe")
+    head, body = headers.split(edited)
+    assert body == headers.split(data)[1], "the body changed"
+    lines = head.split(b"\r\n")
+    assert not any(line.lower().startswith(b"list-unsubscribe:") for line in lines)
+    assert set(lines) <= set(headers.split(data)[0].split(b"\r\n")), "a line was added"
+    if data[:1] in (b" ", b"\t"):
+        return  # a leading continuation line would join the prepended field; such a header
+        # section is refused as malformed before anything is prepended (test_bad_input.py)
+    with_field = headers.prepend(edited, [("List-Unsubscribe", "<https://gw.example.jp/u/x>")])
+    again = headers.split(headers.remove_header(with_field, "List-Unsubscribe"))[0]
+    assert again == head, "a prepended field was not removed whole"
+
+
+_MAILTO = MailtoOptOut("unsubscribe@gw.example.jp", _CODEC, store=None)  # type: ignore[arg-type]
+
+
+def mailto(data: bytes) -> None:
+    """Any mail to the opt-out box yields candidate tokens (strings), never an exception."""
+    recipient = "unsubscribe+" + data[:60].decode("ascii", "replace") + "@gw.example.jp"
+    found = _MAILTO._candidates([recipient, "unsubscribe@gw.example.jp"], data)
+    assert all(isinstance(token, str) for token in found)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "mime": mime,
     "html": html,
@@ -151,4 +179,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "config": config_file,
     "dmarc": dmarc_record,
     "token": unsubscribe_token,
+    "headers": header_edit,
+    "mailto": mailto,
 }
