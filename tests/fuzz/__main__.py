@@ -35,6 +35,7 @@ SEEDS: dict[str, list[Path]] = {
     "token": [HERE / "seeds" / "token"],
     "headers": [DATA / "mail"],
     "mailto": [HERE / "seeds" / "token", DATA / "mail"],
+    "data": [DATA / "mail"],
 }
 NOT_INPUTS = ("cases.toml",)  # the corpus's own index, beside the mail it describes
 

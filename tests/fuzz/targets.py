@@ -23,14 +23,15 @@ from gateway.auth.dkim_sign import DkimMessageError, DkimSigner, make_key, publi
 from gateway.auth.dmarc import DmarcRecordError, parse_dmarc_record
 from gateway.consent.address import InvalidAddress, normalize_address
 from gateway.consent.importer import ImportFormat, validate_file
-from gateway.content.footer import check_message
+from gateway.content.footer import check_message, check_parts
 from gateway.content.html import html_to_text
 from gateway.content.insert import InsertError, insert_footer
-from gateway.content.mimetree import parse_well_formed
+from gateway.content.mimetree import parse_message, parse_well_formed
 from gateway.content.parts import readable_parts
 from gateway.delivery import headers
 from gateway.errors import ConfigError
 from gateway.smtp.mailto import MailtoOptOut
+from gateway.smtp.message import wire_problems
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
 from tests.support.footer import ROOT, SPEC, TEMPLATE, WORDS, tree_shape
 
@@ -169,6 +170,25 @@ def mailto(data: bytes) -> None:
     assert all(isinstance(token, str) for token in found)
 
 
+def data_phase(data: bytes) -> None:
+    """A message that passes the wire checks goes through the DATA path's steps without an
+    exception: the footer report (FooterPolicy.report_for has no try/except of its own),
+    insert mode, the report of the repaired message, and DKIM signing that dkimpy verifies."""
+    raw = data.replace(b"\0", b"").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    raw = raw.replace(b"\n", b"\r\n")
+    if wire_problems(raw):
+        return  # refused as malformed before any of this runs
+    report = check_parts(readable_parts(parse_message(raw)), SPEC, WORDS)
+    if not report.ok and not report.malformed:
+        try:
+            raw = insert_footer(raw, SPEC, report, TEMPLATE, optout_url=OPTOUT_URL)
+        except InsertError:
+            pass
+        else:
+            check_parts(readable_parts(parse_message(raw)), SPEC, WORDS)
+    dkim_sign(raw)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "mime": mime,
     "html": html,
@@ -181,4 +201,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "token": unsubscribe_token,
     "headers": header_edit,
     "mailto": mailto,
+    "data": data_phase,
 }

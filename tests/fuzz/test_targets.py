@@ -17,7 +17,8 @@ from tests.fuzz.targets import TARGETS
 
 # Inputs per target in the fixed run: a few seconds each (the targets differ ~10x in speed).
 RUNS = {"mime": 1500, "html": 3000, "insert": 1000, "dkim": 1500, "csv": 1500, "address": 20000,
-        "config": 3000, "dmarc": 20000, "token": 20000, "headers": 10000, "mailto": 5000}
+        "config": 3000, "dmarc": 20000, "token": 20000, "headers": 10000, "mailto": 5000,
+        "data": 1000}
 
 
 def test_every_target_has_seeds_and_a_run_size() -> None:
