@@ -48,7 +48,7 @@ bench: $(STAMP) deps
 # A failing input is left in var/fuzz/<target>/crash-*: add it to tests/fuzz/regressions/<target>/.
 FUZZ_SECONDS ?= 120
 fuzz: $(STAMP)
-	for t in mime html insert dkim csv address config dmarc token headers mailto data; do \
+	for t in mime html insert dkim csv address config dmarc token headers mailto data dkim_verify; do \
 	  $(BIN)/python -m tests.fuzz $$t --seconds $(FUZZ_SECONDS) --work var/fuzz/$$t || exit 1; \
 	done
 

@@ -665,6 +665,12 @@ async def _verify_one(
         return result(DkimVerifyStatus.PERMERROR, str(exc))
     except dkim.DKIMException as exc:
         return result(DkimVerifyStatus.PERMERROR, str(exc))
+    except Exception as exc:
+        # dkimpy reads the client's signature with plain library calls that raise their own
+        # errors on hostile values (binascii.Error for a b= that is not base64): a signature
+        # that cannot be processed is a permanent error (RFC 6376 6.1), not our failure.
+        return result(DkimVerifyStatus.PERMERROR,
+                      f"signature cannot be processed: {type(exc).__name__}: {exc}")
     if ok:
         return result(DkimVerifyStatus.PASS, "signature verified")
     return result(DkimVerifyStatus.FAIL, "signature does not verify")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,22 @@ def test_client_signature_is_verified_recorded_and_kept(gateway: GatewayProcess,
     [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
     client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
     assert client_dkim["outcome"] == "pass" and "d=example.jp s=mk2026: pass" in client_dkim["detail"]
+
+
+def test_a_client_signature_that_cannot_be_read_is_a_permerror_not_a_tempfail(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    # Found by the fuzzer (tests/fuzz, target dkim_verify): dkimpy 1.1.8 checks bh= with the
+    # pattern of b= (a slip in validate_signature_fields), so a bh= of the right length that
+    # is not base64 reaches b64decode, whose binascii.Error came through verify_existing: the
+    # message got 451 for ever.
+    env = authenv.shared()
+    signer = DkimSigner([load_key(env.rsa_key, selector="mk2026", domain="example.jp")])
+    signed = signer.sign(marketing(), "example.jp")
+    broken = re.sub(rb"bh=[A-Za-z0-9+/]+=*;", b"bh=AA=A;", signed, count=1)
+    assert broken != signed
+    code, _reply = send(gateway, broken)
+    assert code == 250
+    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
+    client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
+    assert client_dkim["detail"] == "d=example.jp s=mk2026: permerror"

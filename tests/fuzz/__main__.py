@@ -36,6 +36,7 @@ SEEDS: dict[str, list[Path]] = {
     "headers": [DATA / "mail"],
     "mailto": [HERE / "seeds" / "token", DATA / "mail"],
     "data": [DATA / "mail"],
+    "dkim_verify": [HERE / "seeds" / "dkim_verify"],
 }
 NOT_INPUTS = ("cases.toml",)  # the corpus's own index, beside the mail it describes
 
