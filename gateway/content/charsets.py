@@ -207,8 +207,21 @@ def _decode_iso2022jp(data: bytes, label: str) -> Decoded:
     return Decoded(text, "iso2022_jp", True, f"8-bit bytes in a {label} part")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def decode_text(data: bytes, label: str | None) -> Decoded:
     """Decode a text part's bytes for its MIME charset label; never raises on bad bytes."""
+    decoded = _decode(data, label)
+    if decoded.codec == "utf-7" and _LONE_SURROGATE.search(decoded.text):
+        # UTF-7, alone of the codecs we map to, decodes "+3jg-" to a lone surrogate, which no
+        # encoder takes: such a character is as unreadable as a bad byte.
+        text = _LONE_SURROGATE.sub("\ufffd", decoded.text)
+        return Decoded(text, decoded.codec, True, decoded.reason or "UTF-7 with lone surrogates")
+    return decoded
+
+
+def _decode(data: bytes, label: str | None) -> Decoded:
     codec = codec_for_label(label)
     shown = (label or "").strip().strip("\"'").lower()
     if codec == "iso2022_jp":

@@ -63,3 +63,14 @@ def test_never_raises(data: bytes, label: str | None) -> None:
     assert isinstance(res.text, str)
     if "\ufffd" in res.text and "\ufffd".encode() not in data:
         assert res.replaced or res.reason
+
+
+def test_utf7_lone_surrogates_become_replacement_characters() -> None:
+    # Found by the fuzzer (tests/fuzz, target insert): UTF-7 decodes "+3jg-" to a lone
+    # surrogate, and insert mode's UTF-8 re-encoding of the part raised on it.
+    for data in (b"a +3jg- b", b"a +3jg- \xff b"):
+        decoded = decode_text(data, "utf-7")
+        assert "\ude38" not in decoded.text and "\ufffd" in decoded.text
+        assert decoded.replaced and decoded.codec == "utf-7"
+        decoded.text.encode("utf-8")  # every encoder takes it now
+    assert decode_text(b"a +MEIwRA- b", "utf-7").text == "a あい b"  # real UTF-7 untouched

@@ -103,3 +103,11 @@ def test_a_part_rewritten_as_utf8_keeps_its_parameters_or_is_refused() -> None:
     new = insert_footer(quoted, SPEC, check_message(quoted, SPEC, WORDS), TEMPLATE)
     assert new.startswith(b'Content-Type: text/plain; charset="UTF-8"; name="a\\"b"\r\n')
     assert check_message(new, SPEC, WORDS).missing() == []
+
+
+def test_insert_into_utf7_text_with_a_lone_surrogate() -> None:
+    raw = b'Content-Type: text/plain; charset="utf-7"\r\n\r\nhello +3jg-\r\n'
+    new = insert_footer(raw, SPEC, check_message(raw, SPEC, WORDS), TEMPLATE,
+                        optout_url="https://gw.example.jp/u/Zx81kQp2")
+    assert b'charset="UTF-8"' in new
+    assert check_message(new, SPEC, WORDS).missing() == []
