@@ -6,6 +6,7 @@ One gateway serves the whole module (these tests only send, they never change it
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,27 @@ def test_header_section_that_starts_with_a_continuation_line(gw: int, sink: Reco
     code, text = run(_send_in_data(gw, b" folded\r\n" + new_message("fold")))
     assert code == 550 and "5.6.0" in text and "[message.malformed]" in text, text
     assert sink.received == []
+
+
+EIGHT_BIT_HEADERS = {
+    "subject": lambda raw: raw.replace(b"\r\nSubject: ", b"\r\nSubject: \xff\xfe ", 1),
+    "from display name": lambda raw: raw.replace(b"\r\nFrom: ", b"\r\nFrom: \xe3\x81 ", 1),
+    "charset name": lambda raw: re.sub(rb"charset=\"?[\w-]+\"?", b'charset="ut\xf8-8"', raw, 1),
+    "content-type parameter": lambda raw: re.sub(rb"(Content-Type: [^\r;]+)",
+                                                 lambda m: m.group(1) + b"; name=\xff", raw, 1),
+    "unknown field": lambda raw: raw.replace(b"\r\n\r\n", b"\r\nX-Junk: \x80\x81\r\n\r\n", 1),
+}
+
+
+@pytest.mark.parametrize("where", sorted(EIGHT_BIT_HEADERS))
+def test_eight_bit_bytes_in_header_fields_get_a_verdict(gw: int, sink: RecordingSink,
+                                                         where: str) -> None:
+    # Raw 8-bit bytes in header fields (no SMTPUTF8, no encoded-words): a verdict either way,
+    # never a 451 the client would retry for ever.
+    raw = EIGHT_BIT_HEADERS[where](new_message("8bit"))
+    assert raw != new_message("8bit")
+    code, text = run(_send_in_data(gw, raw))
+    assert code == 250 or (code == 550 and "[" in text), (code, text)
 
 
 def test_overlong_header_lines(gw: int, sink: RecordingSink) -> None:
