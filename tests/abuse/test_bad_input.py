@@ -155,9 +155,9 @@ def test_header_section_that_starts_with_a_continuation_line(gw: int, sink: Reco
 EIGHT_BIT_HEADERS = {
     "subject": lambda raw: raw.replace(b"\r\nSubject: ", b"\r\nSubject: \xff\xfe ", 1),
     "from display name": lambda raw: raw.replace(b"\r\nFrom: ", b"\r\nFrom: \xe3\x81 ", 1),
-    "charset name": lambda raw: re.sub(rb"charset=\"?[\w-]+\"?", b'charset="ut\xf8-8"', raw, 1),
+    "charset name": lambda raw: re.sub(rb"charset=\"?[\w-]+\"?", b'charset="ut\xf8-8"', raw, count=1),
     "content-type parameter": lambda raw: re.sub(rb"(Content-Type: [^\r;]+)",
-                                                 lambda m: m.group(1) + b"; name=\xff", raw, 1),
+                                                 lambda m: m.group(1) + b"; name=\xff", raw, count=1),
     "unknown field": lambda raw: raw.replace(b"\r\n\r\n", b"\r\nX-Junk: \x80\x81\r\n\r\n", 1),
 }
 
