@@ -667,8 +667,9 @@ async def _verify_one(
         return result(DkimVerifyStatus.PERMERROR, str(exc))
     except Exception as exc:
         # dkimpy reads the client's signature with plain library calls that raise their own
-        # errors on hostile values (binascii.Error for a b= that is not base64): a signature
-        # that cannot be processed is a permanent error (RFC 6376 6.1), not our failure.
+        # errors on hostile values (binascii.Error for a bh= of the right length that is not
+        # base64: dkimpy 1.1.8 checks bh= with b='s pattern). A signature that cannot be
+        # processed is a permanent error (RFC 6376 6.1), not our failure.
         return result(DkimVerifyStatus.PERMERROR,
                       f"signature cannot be processed: {type(exc).__name__}: {exc}")
     if ok:

@@ -64,7 +64,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     look.set_defaults(func=run_lookup)
 
     batches = actions.add_parser("batches", parents=[common], help="list import batches")
-    batches.add_argument("--status", choices=["pending", "approved", "failed", "loading"])
+    batches.add_argument("--status", choices=service.BATCH_STATES)
     batches.add_argument("--json", action="store_true")
     batches.set_defaults(func=run_batches)
 

@@ -424,6 +424,11 @@ async def finish_discards(store: Store) -> list[str]:
     return [row["id"] for row in left]
 
 
+# The states of import_batches.status: loading (an import running or dead), pending (waiting
+# for approval: only its opt-outs in effect), approved, failed (never took effect).
+BATCH_STATES = ("loading", "pending", "approved", "failed")
+
+
 async def list_batches(store: Store, status: str | None = None) -> list[dict[str, Any]]:
     """Batches newest first, each with `abandoned` (its import died while loading)."""
     sql = f"SELECT *, {_db_now(store)} AS db_now FROM import_batches"

@@ -34,7 +34,6 @@ from gateway.web.auth import ApiError, Endpoint, api
 from gateway.web.context import ctx_of
 from gateway.web.openapi import openapi_document
 
-BATCH_STATES = ("loading", "pending", "approved", "failed")
 EVENT_CSV_COLUMNS = ("id", "event_id", "created_at", "verdict", "phase", "client", "client_ip",
                      "sender_id", "mail_from", "recipient", "header_from", "message_id", "size",
                      "rule_ids", "monitored", "reply", "upstream_reply")
@@ -316,8 +315,8 @@ async def consent_export(request: Request, principal: Principal) -> Response:
 @api(Permission.BATCHES_READ)
 async def batches_list(request: Request, principal: Principal) -> Response:
     status = request.query_params.get("status") or None
-    if status not in (None, *BATCH_STATES):
-        raise ApiError(422, "invalid", f"status is one of {', '.join(BATCH_STATES)}",
+    if status not in (None, *service.BATCH_STATES):
+        raise ApiError(422, "invalid", f"status is one of {', '.join(service.BATCH_STATES)}",
                        field="status")
     rows = await service.list_batches(ctx_of(request).store, status)
     return JSONResponse({"batches": rows})

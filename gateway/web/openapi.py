@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from gateway import __version__
+from gateway.consent.service import BATCH_STATES
 
 _ERR = {"$ref": "#/components/responses/Error"}
 
@@ -138,8 +139,8 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                         _q("reason", "why (audit trail)")])},
         "/api/v1/imports": {
             "get": _op("Consent import batches", "batches.read", {"200": _ok("batches", obj)},
-                       parameters=[_q("status", "batch state", {"type": "string", "enum": [
-                           "loading", "pending", "approved", "failed"]})]),
+                       parameters=[_q("status", "batch state", {"type": "string",
+                                                                "enum": list(BATCH_STATES)})]),
             "post": _op("Import a CSV / JSON-lines file of consent records (all-or-nothing)",
                         "batches.import", {"201": _ok("imported", obj), "422": _ERR},
                         requestBody={"required": True, "content": {"multipart/form-data": {
