@@ -87,10 +87,10 @@ def test_wrong_tokens_from_one_address_are_throttled_as_configured(
     cfg["http"].update(auth_failure_limit=2, auth_failure_window="1m")
     gw = GatewayProcess(tmp_path, cfg).start()
     try:
+        me = f"{gw.http_url}/api/v1/me"
         made = cli("token", "create", "--role", "ops", "--json", config=gw.config_path)
         good = {"Authorization": "Bearer " + json.loads(made.stdout)["secret"]}
-        assert httpx.get(f"{gw.http_url}/api/v1/me", headers=good).status_code == 200
-        me = f"{gw.http_url}/api/v1/me"
+        assert httpx.get(me, headers=good).status_code == 200
         wrong = {"Authorization": "Bearer tkd_wrong"}
         assert [httpx.get(me, headers=wrong).status_code for _ in range(2)] == [401, 401]
         third = httpx.get(me, headers=wrong)
