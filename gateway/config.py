@@ -405,8 +405,8 @@ def _validate(config: Config) -> None:
     throttles = {"server.auth_failure_limit": config.server.auth_failure_limit,
                  "http.auth_failure_limit": config.http.auth_failure_limit}
     for name, limit in throttles.items():
-        if limit < 0:
-            raise ConfigError("must not be negative (0 turns the throttle off)", name)
+        if limit < 1:
+            raise ConfigError("must be at least 1 (failures before the address is throttled)", name)
     for key in ("max_connections", "max_connections_per_ip", "max_messages_per_minute_per_ip"):
         if getattr(config.server, key) < 0:
             raise ConfigError("must not be negative (0 means no limit)", f"server.{key}")

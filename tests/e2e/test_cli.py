@@ -59,13 +59,13 @@ BAD_CONFIGS = {
         lambda c: c["server"].update(body_cache=-1),
         "server.body_cache: must not be negative (0 turns the cache off)",
     ),
-    "negative AUTH throttle": (
-        lambda c: c["server"].update(auth_failure_limit=-1),
-        "server.auth_failure_limit: must not be negative (0 turns the throttle off)",
+    "AUTH throttle below 1": (
+        lambda c: c["server"].update(auth_failure_limit=0),
+        "server.auth_failure_limit: must be at least 1 (failures before the address is throttled)",
     ),
     "negative API throttle": (
         lambda c: c["http"].update(auth_failure_limit=-5),
-        "http.auth_failure_limit: must not be negative (0 turns the throttle off)",
+        "http.auth_failure_limit: must be at least 1 (failures before the address is throttled)",
     ),
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"

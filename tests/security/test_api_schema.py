@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, reject, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -38,9 +38,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp: Path = tmp_path_factory.mktemp("api-schema")
     cfg = base_config(tmp, sink.port)
     # schemathesis probes every operation with wrong tokens (it must get 401 each time); the
-    # per-address throttle would answer 429 after 10 of them, so it is off here and tested
-    # on its own below.
-    cfg["http"]["auth_failure_limit"] = 0
+    # per-address throttle would answer 429 after 10 of them, so its limit is out of reach
+    # here and it is tested on its own below.
+    cfg["http"]["auth_failure_limit"] = 1_000_000
     gw = GatewayProcess(tmp, cfg).start()
     grant_in_process(gw.config_path, "sample", "taro@example.com")
     made = cli("token", "create", "--role", "admin", "--name", "schemathesis", "--json",
@@ -62,8 +62,23 @@ def api_schema(served: Served) -> OpenApiSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+def _unsendable(value: object) -> bool:
+    """A query value a URL cannot carry as generated: requests leaves out None, an empty list
+    and a dict, and sends a one-item list as a plain value, so the gateway would see another
+    request than the one schemathesis judges."""
+    if value is None or isinstance(value, dict):
+        return True
+    if isinstance(value, (list, tuple)):
+        return len(value) < 2 or any(item is None or isinstance(item, (list, tuple, dict))
+                                     for item in value)
+    return False
+
+
 @schema.parametrize()
-@settings(max_examples=30, deadline=None,
+@pytest.mark.timeout(600)  # every operation runs inside this one test, as subtests
+# derandomize: the same examples on every run, so `make test` cannot fail by chance; explore
+# with more examples and a random seed by hand (max_examples=300, derandomize=False).
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_every_operation_answers_as_documented(case: schemathesis.Case, served: Served) -> None:
@@ -71,10 +86,8 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case, served: 
     # on the store and the config (a configured sender id, an existing batch, a parsable
     # message, a real month), which the document cannot state; those refusals are 422s with
     # the field named, and the other checks hold them to the documented error schema.
-    if case.query:
-        # requests leaves out a parameter whose value is None; send it empty instead, so an
-        # unknown parameter the case holds reaches the gateway (and is refused there).
-        case.query = {k: "" if v is None else v for k, v in case.query.items()}
+    if case.query and any(map(_unsendable, case.query.values())):
+        reject()
     case.call_and_validate(headers={"Authorization": f"Bearer {served.token}"},
                            excluded_checks=[positive_data_acceptance])
 
@@ -100,7 +113,7 @@ def test_wrong_tokens_from_one_address_are_throttled_as_configured(
     finally:
         gw.stop()
         sink.stop()
-    # served (throttle off): any number of wrong tokens get 401, never 429
+    # served (limit out of reach): any number of wrong tokens get 401, never 429
     codes = {httpx.get(f"{served.gateway.http_url}/api/v1/me", headers=wrong).status_code
              for _ in range(15)}
     assert codes == {401}
