@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,6 +34,33 @@ class PendingWrite:
     done: asyncio.Future[int] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+async def group_commit_loop(
+    queue: asyncio.Queue[PendingWrite | None],
+    max_batch: int,
+    commit: Callable[[list[PendingWrite]], Awaitable[None]],
+) -> None:
+    """Commit what the queue holds in batches: each batch is the first waiting write plus
+    whatever queued up meanwhile (up to `max_batch`); None ends the loop after the batch."""
+    while True:
+        first = await queue.get()
+        if first is None:
+            return
+        batch = [first]
+        closing = False
+        while len(batch) < max_batch:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if item is None:
+                closing = True
+                break
+            batch.append(item)
+        await commit(batch)
+        if closing:
+            return
 
 
 class Store(Protocol):

@@ -29,7 +29,7 @@ import asyncpg
 from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
-from gateway.store.base import EventFilter, PendingWrite
+from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
@@ -310,22 +310,7 @@ class PostgresStore:
         return await item.done
 
     async def _write_loop(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self.commit_max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            await self._commit(batch)
+        await group_commit_loop(self._queue, self.commit_max_batch, self._commit)
 
     async def _commit(self, batch: list[PendingWrite]) -> None:
         loop = asyncio.get_running_loop()

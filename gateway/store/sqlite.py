@@ -22,7 +22,7 @@ import aiosqlite
 from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
-from gateway.store.base import EventFilter, PendingWrite
+from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
 from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
@@ -160,24 +160,7 @@ class SqliteStore:
         return await item.done
 
     async def _write_loop(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            closing = False
-            while len(batch) < self.commit_max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-                if item is None:
-                    closing = True
-                    break
-                batch.append(item)
-            await self._commit(batch)
-            if closing:
-                return
+        await group_commit_loop(self._queue, self.commit_max_batch, self._commit)
 
     async def _commit(self, batch: list[PendingWrite]) -> None:
         loop = asyncio.get_running_loop()
