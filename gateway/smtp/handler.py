@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import inspect
 import logging
 import re
@@ -264,6 +265,12 @@ class Handler:
 
     async def handle_DATA(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
         state = server.state
+        try:
+            return await self._data(state, server, envelope)
+        except Exception as error:  # whatever failed, this transaction must end here
+            return await self._data_failed(state, envelope, error)
+
+    async def _data(self, state: ConnectionState, server: GatewaySMTP, envelope: Envelope) -> str:
         if state.mailto:
             return await self._mailto_optout(state, envelope)
         facts = state.facts
@@ -351,15 +358,18 @@ class Handler:
                     sent_key=sent_key,
                 )
                 break
-            except GatewayError:
+            except Exception as exc:
                 if not answer.ok:
                     await state.end_transaction()
                     raise
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or not isinstance(exc, GatewayError):
                     # The upstream already took the message: a 4xx now would make the
-                    # client send it twice. The decision line went to stderr instead.
+                    # client send it twice. A store failure left the decision on stderr
+                    # ("decision not stored"); any other error would only repeat, and its
+                    # traceback goes with this line.
                     log.error(
                         "accepted message not in the event log",
+                        exc_info=None if isinstance(exc, GatewayError) else exc,
                         extra={"fields": {"session": state.session_id, "reply": answer.line()}},
                     )
                     break
@@ -405,10 +415,36 @@ class Handler:
         return "250 2.0.0 OK"
 
     async def handle_exception(self, error: Exception) -> str:
+        return self._error_line(error)
+
+    def _error_line(self, error: Exception) -> str:
+        """The 4xx for an error no step handled where it arose: the reply carries a
+        reference to the log line with the traceback, and the error is counted
+        (tokuden_session_errors_total) so that ops see it without reading logs."""
         ref = new_id()
         log.error("session error", exc_info=error, extra={"fields": {"ref": ref}})
+        self.gw.metrics.session_error(type(error).__name__)
         reply = error.reply if isinstance(error, GatewayError) else replies.temp_failure
         return _line(reply.with_text(f"{reply.text} ref={ref}"))
+
+    async def _data_failed(
+        self, state: ConnectionState, envelope: Envelope, error: Exception
+    ) -> str:
+        """DATA ended in an error no step handled: a 4xx (the client keeps the message and
+        tries again), the outcome in the event log if the store takes it, and the
+        transaction ended, so that the session's next MAIL starts afresh and the upstream
+        link (mid-transaction there) goes back to the pool."""
+        line = self._error_line(error)
+        facts = state.facts
+        if facts is not None and not isinstance(error, StoreUnavailable):
+            with contextlib.suppress(GatewayError):
+                await self._record(
+                    state, Phase.DATA, EventVerdict.TEMPFAILED, line, facts,
+                    recipient=",".join(envelope.rcpt_tos),
+                    upstream_reply=f"not sent: {type(error).__name__} in the gateway",
+                )
+        await state.end_transaction()
+        return line
 
     # -- fact gathering ---------------------------------------------------------------------
 

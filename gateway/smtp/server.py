@@ -266,8 +266,10 @@ class GatewaySMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         envelope.content = envelope.original_content = outcome.content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:  # the transaction is over whatever the handler did
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: AnyStr) -> None:

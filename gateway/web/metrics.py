@@ -48,7 +48,8 @@ class Metrics:
 
     Call sites: `decision(verdict, rules)` once per recorded event; `stage(name, seconds)`
     per pipeline stage (upstream_mail, rcpt_rules, ..., commit); `upstream_error(kind)` per
-    upstream failure or 4xx/5xx answer; `unsubscribe(method)`. The DNS cache's and the
+    upstream failure or 4xx/5xx answer; `unsubscribe(method)`; `session_error(class name)`
+    per error that reached the session's last-resort handler. The DNS cache's and the
     store's own counters are read at scrape time (`watch`).
     """
 
@@ -68,6 +69,10 @@ class Metrics:
         self.unsubscribes = Counter(
             "tokuden_unsubscribes", "Opt-outs received, by method (one_click, "
             "unsubscribe_page, mailto)", ["method"], registry=r)
+        self.session_errors = Counter(
+            "tokuden_session_errors", "SMTP commands that ended in an error no step "
+            "handled where it arose (a bug or an unforeseen input), by exception class; "
+            "each was answered 4xx with a ref= that names its log line", ["error"], registry=r)
         self.http_auth_failures = Counter(
             "tokuden_http_auth_failures", "Refused API/UI credentials", registry=r)
 
@@ -82,6 +87,9 @@ class Metrics:
 
     def upstream_error(self, kind: str = "unavailable") -> None:
         self.upstream_errors.labels(kind=kind).inc()
+
+    def session_error(self, error: str) -> None:
+        self.session_errors.labels(error=error).inc()
 
     def watch(self, dns: DnsCacheStats, store: Store, pool: UpstreamPool) -> None:
         """Export the DNS cache's, the store's and the upstream pool's own counts, read at
