@@ -150,6 +150,16 @@ class Handler:
         mail_options: list[str],
     ) -> str:
         state = server.state
+        try:
+            return await self._mail(state, envelope, address, mail_options)
+        except Exception as error:  # nothing of a half-begun transaction may carry over
+            line = self._error_line(error)
+            await state.end_transaction()
+            return line
+
+    async def _mail(
+        self, state: ConnectionState, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
         if self.gw.draining:
             return _line(replies.shutting_down)
         if not self.limits.message(state.client_ip):

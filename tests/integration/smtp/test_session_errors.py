@@ -10,6 +10,7 @@ MAIL" until a RSET, and keep the upstream link mid-transaction).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -41,7 +42,8 @@ async def gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[Gateway]
         source_system="tests", recorded_by="tests",
     ), "taro@example.com")
     yield gw
-    await gw.stop()
+    if not gw.draining:  # a test may have stopped it itself
+        await gw.stop()
 
 
 async def transaction(client: RawSMTP, raw: bytes) -> list[tuple[int, str]]:
@@ -92,3 +94,45 @@ async def test_an_unhandled_error_in_data_gets_a_4xx_and_the_session_goes_on(
     assert [c for c, _ in again] == [250, 250, 354, 250], again
     assert len(sink.received) == 1 and b"X-Test-Tag: after" in sink.received[0].data
     await client.close()
+
+
+async def test_an_unhandled_error_at_mail_leaves_no_half_transaction(
+    gateway: Gateway, sink: RecordingSink, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> NoReturn:
+        raise KeyError("injected fault in the sender lookup")
+
+    client, _, _ = await RawSMTP.connect(gateway.port)
+    await client.cmd("EHLO client.test")
+    assert (await client.login())[0] == 235
+    monkeypatch.setattr(gateway, "sender_for_envelope", broken)
+    code, text = await client.cmd("MAIL FROM:<news@bounce.example.jp>")
+    assert code == 451 and "4.3.0" in text and "ref=" in text, text
+    assert (await client.cmd("RCPT TO:<taro@example.com>"))[0] == 503  # no transaction
+    assert gateway.pool.in_use == 0
+    assert 'tokuden_session_errors_total{error="KeyError"} 1.0' in gateway.metrics.render().decode()
+
+    monkeypatch.undo()
+    again = await transaction(client, new_message("after"))
+    assert [c for c, _ in again] == [250, 250, 354, 250], again
+    assert len(sink.received) == 1
+    await client.close()
+
+
+async def test_after_an_error_at_mail_the_session_is_idle_for_shutdown(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shutdown says 421 at once to a session between transactions and waits (up to
+    shutdown_grace, 10 s here) for one in a transaction: a failed MAIL began none."""
+    def broken(*args: object) -> NoReturn:
+        raise KeyError("injected fault in the sender lookup")
+
+    client, _, _ = await RawSMTP.connect(gateway.port)
+    await client.cmd("EHLO client.test")
+    await client.login()
+    monkeypatch.setattr(gateway, "sender_for_envelope", broken)
+    assert (await client.cmd("MAIL FROM:<news@bounce.example.jp>"))[0] == 451
+    stopping = asyncio.create_task(gateway.stop())
+    code, text = await client.reply(wait=3)
+    assert code == 421, text
+    await stopping
