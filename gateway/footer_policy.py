@@ -19,7 +19,7 @@ from gateway.content.footer import (
     load_footer_words,
 )
 from gateway.content.insert import FooterTemplate, InsertError, insert_footer, load_footer_template
-from gateway.content.mimetree import parse_message
+from gateway.content.mimetree import parse_message, plain_header_section
 from gateway.content.parts import readable_parts
 from gateway.errors import ConfigError
 from gateway.lru import Lru
@@ -75,10 +75,14 @@ class FooterPolicy:
 
         A campaign sends one body to many recipients: the report depends only on the
         body and the top-level MIME headers, so it is computed once per campaign body
-        (decoding and matching cost milliseconds; the key costs microseconds).
+        (decoding and matching cost milliseconds; the key costs microseconds). That holds
+        for a plainly well-formed header section only; any other is checked afresh.
         """
         end = raw.find(b"\r\n\r\n")
         header, body = (raw, b"") if end < 0 else (raw[:end], raw[end:])
+        if not plain_header_section(header):
+            # the header section's own defects: not determined by the key below
+            return self.report(sender, parse_message(raw))
         key = hashlib.blake2b(body, digest_size=20, person=sender.id.encode()[:16])
         for name in (b"content-type:", b"content-transfer-encoding:", b"mime-version:"):
             key.update(_header_value(header, name))

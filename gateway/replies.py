@@ -118,6 +118,9 @@ class _Replies:
         538, "5.7.11", "Encryption required for requested authentication mechanism"
     )
     auth_ok: Final = Reply(235, "2.7.0", "Authentication successful")
+    auth_in_transaction: Final = Reply(
+        503, "5.5.1", "AUTH is not permitted during a mail transaction (RFC 4954)"
+    )
     one_recipient_per_transaction: Final = Reply(
         452,
         "4.5.3",

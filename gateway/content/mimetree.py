@@ -23,11 +23,14 @@ import re
 from email.message import Message
 from email.parser import BytesParser
 
-__all__ = ["parse_message", "parse_well_formed"]
+__all__ = ["parse_message", "parse_well_formed", "plain_header_section"]
 
 _PARSER = BytesParser(policy=email.policy.compat32)
 # email.feedparser.headerRE's field branch (continuations are handled apart).
 _FIELD = re.compile(r"[\041-\071\073-\176]+:")
+# A field (name, colon, value) with its continuation lines, CRLF between lines only.
+_FIELD_LINES = rb"[\041-\071\073-\176]+:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*"
+_PLAIN_HEADER = re.compile(_FIELD_LINES + rb"(?:\r\n" + _FIELD_LINES + rb")*")
 _MAX_DEPTH = 40  # beyond this the stdlib parser decides (it reports runaway nesting)
 _CRLF = "\r\n"
 
@@ -40,6 +43,18 @@ def parse_message(raw: bytes) -> Message:
     """The compat32 tree of `raw`: built by parse_well_formed() when it can, else by email."""
     msg = parse_well_formed(raw)
     return msg if msg is not None else _PARSER.parsebytes(raw)
+
+
+def plain_header_section(head: bytes) -> bool:
+    """Whether a top-level header section (without its blank line) has only CRLF line
+    ends and every line is a field or the continuation of one, the first a field.
+
+    Then email's parser reads it without a defect that changes the tree, and the body
+    starts after the first blank line; otherwise (a leading continuation line, a line
+    that is no field) the defects are the header section's own, which a cache keyed by
+    the body must not answer for.
+    """
+    return _PLAIN_HEADER.fullmatch(head) is not None
 
 
 def parse_well_formed(raw: bytes) -> Message | None:

@@ -48,6 +48,13 @@ ACCEPTED_RECORD_PATIENCE = 30.0
 # the upstream client would refuse to send them, so say so before anything happens.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BAD_SENDER = replies.bad_sender
+
+
+def _plausible_sender(address: str) -> bool:
+    """The null reverse-path, or local@domain. aiosmtpd passes on what it could not parse
+    ("MAIL FROM:<bad" arrives as "bad"), which the rules would call a foreign domain."""
+    local, at, domain = address.rpartition("@")
+    return address == "<>" or bool(local and at and domain)
 _RECORD_RETRY_PAUSE = 0.25
 
 
@@ -88,6 +95,13 @@ class Handler:
         # PIPELINING: aiosmtpd reads commands one line at a time, so pipelined
         # commands are answered in order; advertise it before the final line.
         return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_HELO(
+        self, server: GatewaySMTP, session: Session, envelope: Envelope, hostname: str
+    ) -> str:
+        session.host_name = hostname
+        await server.state.end_transaction()  # HELO resets like RSET (RFC 5321 4.1.4)
+        return f"250 {server.hostname}"
 
     async def auth_PLAIN(self, server: GatewaySMTP, args: list[str]) -> AuthResult:
         if len(args) == 1:
@@ -167,7 +181,11 @@ class Handler:
                 "message rate limit", extra={"fields": {"client_ip": state.client_ip}}
             )
             return _line(MESSAGE_RATE_EXCEEDED)
-        if _CONTROL.search(address) or any(_CONTROL.search(o) for o in mail_options):
+        if (
+            not _plausible_sender(address)
+            or _CONTROL.search(address)
+            or any(_CONTROL.search(o) for o in mail_options)
+        ):
             return _line(BAD_SENDER)
         client = state.client
         if client is None:

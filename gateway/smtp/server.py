@@ -43,6 +43,8 @@ _TRANSLATE = {
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
     "553 5.1.3 Error: malformed address": replies_mod.finalize(replies.malformed_recipient),
 }
+_MALFORMED_PATH = "553 5.1.3 Error: malformed address"
+_BAD_SENDER = replies_mod.finalize(replies.bad_sender)
 
 
 # Replies after which aiosmtpd closes the session by itself.
@@ -143,6 +145,7 @@ class GatewaySMTP(SMTP):
         # The greeting and EHLO carry the host name: a line break in it would inject replies.
         kwargs["hostname"] = safe_hostname(str(kwargs.get("hostname") or "localhost"))
         self._continued: list[str] = []  # the leading lines of a multi-line reply
+        self._in_mail = False  # aiosmtpd words an unparsable path alike for MAIL and RCPT
         super().__init__(handler, **kwargs)
         self.gw = gateway
         self.limits = handler.limits
@@ -237,6 +240,23 @@ class GatewaySMTP(SMTP):
         address: tuple[str | None, str | None] = SMTP._getaddr(self, arg)
         return address
 
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str) -> None:
+        self._in_mail = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._in_mail = False
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        # RFC 4954 section 4: "MUST be rejected with a 503". aiosmtpd would authenticate,
+        # and the transaction begun before (unauthenticated: only to the opt-out box) went on.
+        if self.envelope is not None and self.envelope.mail_from:
+            await self.push(replies_mod.finalize(replies.auth_in_transaction))
+            return
+        await super().smtp_AUTH(arg)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA command with the data read in chunks (gateway/smtp/data.py)."""
@@ -279,6 +299,8 @@ class GatewaySMTP(SMTP):
                 # line: one send() and one TCP segment instead of seven.
                 self._continued.append(status)
                 return
+            if self._in_mail and status == _MALFORMED_PATH:
+                status = _BAD_SENDER
             status = _TRANSLATE.get(status, status)
             if status.startswith("552 ") and self.state.facts is not None:
                 await self.gw.record_oversize(self.state)

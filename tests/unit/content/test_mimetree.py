@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.content.mimetree import parse_message, parse_well_formed
+from gateway.content.mimetree import parse_message, parse_well_formed, plain_header_section
 from gateway.content.parts import readable_parts
 from tests.support.footer import tree_shape
 
@@ -176,3 +176,30 @@ def test_the_crlf_before_a_delimiter_belongs_to_it() -> None:
     msg = parse_well_formed(raw)
     assert msg is not None
     assert [p.get_payload() for p in msg.get_payload()] == ["line one\r\n", "<p>x</p>"]
+
+
+# -- plain_header_section: when a body-keyed cache may answer for the header section ----------
+
+_HEADER_LINES = ["Subject: x", "From: a <a@example.jp>", " folded", "\tfolded", "no colon",
+                 ":empty name", "From someone", "X-8bit: \xff", "Bad Name: v", "", "a:b"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_HEADER_LINES), min_size=1, max_size=6),
+       st.sampled_from(["\r\n", "\n", "\r"]))
+def test_a_plain_header_section_parses_without_defects_of_its_own(
+    lines: list[str], eol: str
+) -> None:
+    head = eol.join(lines).encode("latin-1")
+    if "" in lines or not plain_header_section(head):
+        return
+    msg = _stdlib(head + b"\r\n\r\nbody\r\n")
+    assert msg.defects == [], (head, msg.defects)
+    assert msg.get_payload() == "body\r\n"  # the body starts after the first blank line
+
+
+def test_header_sections_with_defects_are_not_plain() -> None:
+    for head in (b" folded\r\nSubject: x", b"Subject: x\r\nbody text", b"Subject: x\nbody",
+                 b"From someone\r\nSubject: x", b""):
+        assert not plain_header_section(head), head
+    assert plain_header_section(b"Subject: x\r\n folded\r\nX-8bit: \xff")
