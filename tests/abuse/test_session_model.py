@@ -1,12 +1,14 @@
 """Model-based test of the SMTP session: random command sequences against a real gateway.
 
-Hypothesis drives one client through sequences of EHLO/HELO, AUTH (right and wrong), MAIL
-(the client's own domain, a foreign one, unparsable), RCPT (consented, unconsented, refused
-by the upstream with 450 or 550, relay-test forms, unparsable), DATA (a compliant message,
-one without the Art. 4 items), RSET, NOOP, unknown commands and reconnects. A small model
-of RFC 5321/4954 and of the gateway's policy predicts every reply code; after every step:
+Hypothesis drives one client through sequences of EHLO/HELO, AUTH (right and wrong, as an
+advertising or a transactional client), MAIL (the client's own domain, a foreign one, the
+null sender, unparsable), RCPT (consented, unconsented, refused by the upstream with 450 or
+550, relay-test forms, the opt-out mailbox, unparsable), DATA (a compliant message, one
+without the Art. 4 items), RSET, NOOP, unknown commands and reconnects. A small model of
+RFC 5321/4954 and of the gateway's policy predicts every reply code; after every step:
 
-- the upstream received exactly the messages the client saw a 250 for, each once;
+- the upstream received exactly the messages the client saw a 250 for, each once, each
+  for exactly the recipients that were answered 250;
 - the gateway holds an upstream link only while a transaction is open (none leaks);
 
 and at the end of each sequence every accepted message is in the event log as accepted.
@@ -48,6 +50,8 @@ pytestmark = pytest.mark.e2e
 CONSENTED = "taro@example.com"
 BUSY = "busy@example.com"  # consented; the upstream answers 450
 GONE = "gone@example.com"  # consented; the upstream answers 550
+OPTOUT_BOX = "unsubscribe@gw.test"  # base_config's policy.unsubscribe_address
+USERS = {"ma-tool": "advertising", "receipts": "transactional"}
 
 
 @dataclass
@@ -124,6 +128,7 @@ RCPT_KINDS = {
     "ip_literal": "RCPT TO:<user@[127.0.0.1]>",
     "quoted": 'RCPT TO:<"a b"@example.com>',
     "unparsable": "RCPT TO:<bad",
+    "optout_box": f"RCPT TO:<{OPTOUT_BOX}>",  # reachable without AUTH
 }
 
 
@@ -133,31 +138,36 @@ def run_model(env: Env, examples: int, steps: int) -> None:
     class Session(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.accepted: list[str] = []  # Message-IDs the client saw a 250 for
+            # what the client saw a 250 for: Message-ID, accepted recipients
+            self.accepted: list[tuple[str, list[str]]] = []
             self.base = len(env.sink.received)
             self.client: Client | None = None
             self.greeted = self.extended = self.authed = False
             self.end_transaction()
 
         # Most sessions log in first (uniform choices alone seldom got past AUTH).
-        @initialize(start=st.sampled_from(["login", "login", "login", "hello", "none"]))
-        def open_session(self, start: str) -> None:
-            self.connect(start)
+        @initialize(
+            start=st.sampled_from(["login", "login", "login", "hello", "none"]),
+            user=st.sampled_from(sorted(USERS)),
+        )
+        def open_session(self, start: str, user: str) -> None:
+            self.connect(start, user)
 
         # -- the model -------------------------------------------------------------------
-        def connect(self, start: str) -> None:
+        def connect(self, start: str, user: str = "ma-tool") -> None:
             self.client = Client(port)
             assert self.client.greeting[0] == 220, self.client.greeting
             self.greeted = False
             self.extended = False
             self.authed = False
+            self.advertising = True  # the logged-in client's class
             self.auth_commands = 0
             self.unknown_commands = 0
             self.end_transaction()
             if start != "none":
                 self.hello(extended=True)
             if start == "login":
-                self.auth(right=True)
+                self.auth(right=True, user=user)
 
         def reconnect_after_close(self) -> None:
             assert self.client is not None
@@ -168,7 +178,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
         def end_transaction(self) -> None:
             self.open = False  # a transaction is open
             self.mailto = False  # ... begun without AUTH: only the opt-out box may follow
-            self.rcpts = 0
+            self.recipients: list[str] = []  # accepted, in order (duplicates too)
 
         def expect(self, line: str, code: int) -> str:
             assert self.client is not None
@@ -183,9 +193,9 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             self.greeted, self.extended = True, extended
             self.end_transaction()  # RFC 5321 4.1.4: like RSET
 
-        @rule(right=st.booleans())
-        def auth(self, right: bool) -> None:
-            line = _auth_plain("ma-tool", PASSWORD if right else "wrong-password")
+        @rule(right=st.booleans(), user=st.sampled_from(sorted(USERS)))
+        def auth(self, right: bool, user: str) -> None:
+            line = _auth_plain(user, PASSWORD if right else "wrong-password")
             self.auth_commands += 1
             if self.auth_commands > AUTH_COMMANDS:
                 self.expect(line, 421)  # and the session is closed
@@ -198,7 +208,8 @@ def run_model(env: Env, examples: int, steps: int) -> None:
                 self.expect(line, 503)  # not twice
             else:
                 self.expect(line, 235 if right else 535)
-                self.authed = right
+                if right:
+                    self.authed, self.advertising = True, USERS[user] == "advertising"
 
         @rule(kind=st.sampled_from(sorted(MAIL_KINDS)))
         def mail(self, kind: str) -> None:
@@ -228,24 +239,28 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             if not self.greeted or not self.open:
                 self.expect(line, 503)
             elif self.mailto:
-                self.expect(line, 530)  # no relay without AUTH
-            elif self.rcpts:
+                if kind != "optout_box":
+                    self.expect(line, 530)  # no relay without AUTH
+                else:
+                    self.expect(line, 250)
+                    self.recipients.append(OPTOUT_BOX)
+            elif self.advertising and self.recipients:
                 self.expect(line, 452)  # advertising mail: one recipient per transaction
-            elif kind in ("percent_hack", "ip_literal", "quoted", "unparsable"):
-                assert "[address.invalid]" in self.expect(line, 553)
-            elif kind == "unconsented":
+            elif kind in ("percent_hack", "ip_literal", "quoted", "unparsable", "optout_box"):
+                assert "[address.invalid]" in self.expect(line, 553)  # (.test is special-use)
+            elif kind == "unconsented" and self.advertising:
                 assert "[optin.missing]" in self.expect(line, 550)
             elif kind == "busy":
                 self.expect(line, 450)  # the upstream's own answer, relayed
             elif kind == "gone":
                 self.expect(line, 550)
             else:
-                self.expect(line, 250)
-                self.rcpts += 1
+                self.expect(line, 250)  # transactional mail needs no opt-in
+                self.recipients.append(RCPT_KINDS[kind][9:-1])
 
         @rule(compliant=st.booleans())
         def data(self, compliant: bool) -> None:
-            if not self.greeted or not self.rcpts:
+            if not self.greeted or not self.recipients:
                 self.expect("DATA", 503)
                 return
             self.expect("DATA", 354)
@@ -254,9 +269,11 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             assert self.client is not None
             self.client.sock.sendall(dot_stuff(raw) + b".\r\n")
             code, text = self.client.reply()
-            if compliant:
+            if self.mailto:
+                assert code == 550 and "unsubscribe token" in text, text  # none in this mail
+            elif compliant or not self.advertising:  # Art. 4 binds advertising mail only
                 assert code == 250, text
-                self.accepted.append(mid)
+                self.accepted.append((mid, self.recipients))
             else:
                 assert code == 550 and "[footer." in text, text
             self.end_transaction()
@@ -300,7 +317,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
         # -- what must hold after every step -----------------------------------------------
         @invariant()
         def upstream_got_exactly_the_accepted(self) -> None:
-            got = [_message_id(r.data) for r in env.sink.received[self.base:]]
+            got = [(_message_id(r.data), r.rcpt_tos) for r in env.sink.received[self.base:]]
             assert got == self.accepted
 
         @invariant()
@@ -315,7 +332,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             if self.client is not None:
                 self.client.close()
             with sqlite3.connect(f"file:{env.store}?mode=ro", uri=True) as db:
-                for mid in self.accepted:
+                for mid, _ in self.accepted:
                     rows = db.execute(
                         "SELECT verdict FROM events WHERE phase = 'data' AND message_id LIKE ?",
                         (f"%{mid}%",),
