@@ -525,6 +525,36 @@ def _event_dict(event: ConsentEvent) -> dict[str, Any]:
     }
 
 
+async def other_event_under_ref(store: Store, event: ConsentEvent) -> str:
+    """Why the event already recorded under this source_ref is another one ("" if it is
+    this one, resent). A resend is answered 200; anything else was not recorded, and an
+    answer of "already recorded" would hide a lost refusal (a CMP that reuses its
+    subscription id as the ref for the opt-in and then the opt-out)."""
+    rows = await store.fetch(
+        "SELECT address_key, status, method, topic, occurred_at FROM consent_events "
+        "WHERE sender_id = ? AND source_system = ? AND source_ref = ? AND batch_id IS NULL",
+        (event.sender_id, event.source_system, event.source_ref),
+    )
+    if not rows:
+        return ""
+    row = rows[0]
+    differs = [
+        name
+        for name, column, mine in (("address", "address_key", event.address_key),
+                                   ("status", "status", event.status.value),
+                                   ("method", "method", event.method.value),
+                                   ("topic", "topic", event.topic))
+        if row[column] != mine
+    ]
+    if abs(float(row["occurred_at"]) - event.occurred_at.timestamp()) > 0.001:
+        differs.append("occurred_at")
+    if not differs:
+        return ""
+    return (f"source_ref {event.source_ref!r} of {event.source_system!r} already records "
+            f"another event ({', '.join(differs)} differ): this {event.status.value} event "
+            "was NOT recorded; send it with a source_ref of its own")
+
+
 async def lookup(
     store: Store,
     sender: SenderConfig,

@@ -289,6 +289,10 @@ async def consent_ingest(request: Request, principal: Principal) -> Response:
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc), field="method") from None
     recorded = await ctx.store.append_consent(event, addr.address)
+    if not recorded:
+        clash = await service.other_event_under_ref(ctx.store, event)
+        if clash:
+            raise ApiError(409, "conflict", clash, field="source_ref")
     if recorded and status is ConsentStatus.OPTED_OUT:
         ctx.metrics.unsubscribe(method.value)
     return JSONResponse({"recorded": recorded, "duplicate": not recorded,

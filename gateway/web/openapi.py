@@ -89,7 +89,9 @@ CONSENT_EVENT_SCHEMA: dict[str, Any] = {
         "source_system": {"type": "string", "maxLength": 100, "description": "e.g. the CMP"},
         "source_ref": {"type": "string", "maxLength": 200,
                        "description": "the source's id of this event: a resend with the same "
-                                      "(sender, source_system, source_ref) is recorded once"},
+                                      "(sender, source_system, source_ref) is recorded once "
+                                      "(200); another event under a used ref is refused "
+                                      "(409), never taken for a resend"},
         "topic": {"type": ["string", "null"], "description": "null: all topics"},
         "client_ip": {"type": ["string", "null"]},
         "user_agent": {"type": ["string", "null"]},
@@ -119,7 +121,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
         "/api/v1/consents": {"post": _op(
             "Record one consent event from a CMP or a form", "consent.ingest",
             {"201": _ok("recorded", obj), "200": _ok("already recorded (idempotent)", obj),
-             "422": _ERR},
+             "409": _ERR, "422": _ERR},
             requestBody={"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/ConsentEvent"}}}})},
         "/api/v1/consents/{sender}/{address}": {"get": _op(

@@ -234,6 +234,20 @@ async def test_source_ref_is_recorded_once(store: Store) -> None:
     assert len(await store.consent_records("sample", "taro@example.com")) == 1
 
 
+async def test_another_event_under_a_used_ref_is_told_from_a_resend(store: Store) -> None:
+    grant = consent("taro@example.com", ref="sub-9", when=T0 + 0.25)
+    assert await store.append_consent(grant, "taro@example.com")
+    assert await service.other_event_under_ref(store, grant) == ""  # a resend
+    refusal = consent("taro@example.com", ConsentStatus.OPTED_OUT, ref="sub-9", when=T0 + 60)
+    assert await store.append_consent(refusal, "taro@example.com") is False
+    clash = await service.other_event_under_ref(store, refusal)
+    assert "(status, method, occurred_at differ)" in clash and "NOT recorded" in clash
+    other_person = consent("hanako@example.com", ref="sub-9", when=T0 + 0.25)
+    assert "(address differ)" in await service.other_event_under_ref(store, other_person)
+    same_but_topic = consent("taro@example.com", ref="sub-9", when=T0 + 0.25, topic="news")
+    assert "(topic differ)" in await service.other_event_under_ref(store, same_but_topic)
+
+
 async def test_a_duplicate_does_not_fail_the_events_that_share_its_commit(store: Store) -> None:
     dup = consent("taro@example.com", ConsentStatus.OPTED_OUT, ref="cmp-7")
     assert await store.append_consent(dup, "taro@example.com")

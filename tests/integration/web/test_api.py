@@ -230,6 +230,35 @@ async def test_consent_ingest_idempotent_and_validated(env: Env) -> None:
         assert r.status_code == 422 and r.json()["field"] == "body"
 
 
+async def test_another_event_under_a_used_source_ref_is_refused_not_taken_for_a_resend(
+    env: Env,
+) -> None:
+    """A CMP reusing its subscription id as source_ref for the opt-in and the opt-out: the
+    opt-out was answered 200 "already recorded" and silently not stored."""
+    optout = {**GOOD_CONSENT, "status": "opted_out", "method": "cmp",
+              "occurred_at": "2026-03-05T09:00:00+09:00"}
+    async with env.client(headers=bearer(await env.token("marketer", "cmp-sync"))) as c:
+        assert (await c.post("/api/v1/consents", json=GOOD_CONSENT)).status_code == 201
+        r = await c.post("/api/v1/consents", json=optout)
+        assert r.status_code == 409, r.text
+        error = r.json()
+        assert error["field"] == "source_ref"
+        assert "status, method, occurred_at differ" in error["detail"]
+        assert "opted_out event was NOT recorded" in error["detail"]
+        lookup = (await c.get("/api/v1/consents/sample/hanako@example.com")).json()
+        assert lookup["status"] == "allowed"  # what the store holds, and the caller knows it
+        # the same ref for another person is another event too (the address is not named)
+        other = {**GOOD_CONSENT, "address": "jiro@example.com"}
+        r = await c.post("/api/v1/consents", json=other)
+        assert r.status_code == 409 and "(address differ)" in r.json()["detail"], r.text
+        assert "jiro" not in r.text and "hanako" not in r.text
+        # with a ref of its own the refusal is recorded and in force at once
+        r = await c.post("/api/v1/consents", json={**optout, "source_ref": "evt-1002"})
+        assert r.status_code == 201, r.text
+        lookup = (await c.get("/api/v1/consents/sample/hanako@example.com")).json()
+        assert lookup["status"] == "opted_out"
+
+
 async def test_import_then_four_eyes_approval(env: Env) -> None:
     marketer = await env.token("marketer", "mk-sato")
     async with env.client() as c:
