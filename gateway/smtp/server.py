@@ -240,6 +240,16 @@ class GatewaySMTP(SMTP):
         address: tuple[str | None, str | None] = SMTP._getaddr(self, arg)
         return address
 
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if not arg and self.tls_context:
+            # RFC 3207 4.2: forget what came before TLS. aiosmtpd starts a new session and
+            # envelope; the gateway's own transaction, upstream link and the client that
+            # AUTH named go too (a client authorised by its network stays: same address).
+            await self.state.end_transaction()
+            self.state.client = self.gw.client_for_network(self.state.client_ip)
+        await super().smtp_STARTTLS(arg)
+
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
         self._in_mail = True

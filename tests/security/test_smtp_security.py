@@ -4,6 +4,7 @@ config values that could inject replies or headers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import subprocess
@@ -175,13 +176,14 @@ def test_auth_attempts_per_connection_are_capped(gw: int) -> None:
     assert code in (421, 454), text  # throttled, or aiosmtpd's AUTH budget ended the session
 
 
-def _tls_gateway(tmp: Path, sink: RecordingSink) -> tuple[GatewayProcess, ssl.SSLContext]:
+def _tls_gateway(tmp: Path, sink: RecordingSink, *, auth_require_tls: bool = True
+                 ) -> tuple[GatewayProcess, ssl.SSLContext]:
     ca = trustme.CA()
     cert = ca.issue_cert("gw.test", "127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp / "gw.pem"))
     cert.private_key_pem.write_to_path(str(tmp / "gw.key"))
     cfg = base_config(tmp, sink.port)
-    cfg["server"].update(auth_require_tls=True, tls_cert=str(tmp / "gw.pem"),
+    cfg["server"].update(auth_require_tls=auth_require_tls, tls_cert=str(tmp / "gw.pem"),
                          tls_key=str(tmp / "gw.key"))
     context = ssl.create_default_context()
     ca.configure_trust(context)
@@ -226,6 +228,49 @@ def test_starttls_command_injection_is_discarded(tmp_path: Path, upstream: Recor
             tls.close()
     finally:
         gw.stop()
+
+
+def test_starttls_forgets_the_login_and_the_transaction_before_it(
+    tmp_path: Path, upstream: RecordingSink
+) -> None:
+    """RFC 3207 4.2: after STARTTLS the server forgets what the client said before. With
+    AUTH allowed without TLS (loopback only), a login and an open transaction from before
+    the handshake carried over: MAIL went through without AUTH, and the upstream link,
+    which still had the old MAIL, answered the new one as a nested MAIL."""
+    upstream.reset()
+    gw, context = _tls_gateway(tmp_path, upstream, auth_require_tls=False)
+    grant_in_process(gw.config_path, "sample", "taro@example.com")
+    blob = base64.b64encode(f"\0ma-tool\0{PASSWORD}".encode())
+    try:
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as raw:
+            assert _read_reply(raw).startswith(b"220")
+            for line, code in ((b"EHLO c.test", b"250"), (b"AUTH PLAIN " + blob, b"235"),
+                               (b"MAIL FROM:<news@bounce.example.jp>", b"250"),
+                               (b"STARTTLS", b"220")):
+                raw.sendall(line + b"\r\n")
+                assert _read_reply(raw).startswith(code), line
+            tls = context.wrap_socket(raw, server_hostname="gw.test")
+
+            def cmd(line: bytes) -> bytes:
+                tls.sendall(line + b"\r\n")
+                return _read_reply(tls)
+
+            assert cmd(b"EHLO c.test").startswith(b"250")
+            # no login any more: a transaction only to the opt-out mailbox
+            assert cmd(b"MAIL FROM:<news@bounce.example.jp>").startswith(b"250 2.1.0 Sender OK")
+            assert cmd(b"RCPT TO:<taro@example.com>").startswith(b"530")
+            assert cmd(b"RSET").startswith(b"250")
+            assert cmd(b"AUTH PLAIN " + blob).startswith(b"235")
+            assert cmd(b"MAIL FROM:<news@bounce.example.jp>").startswith(b"250")
+            assert cmd(b"RCPT TO:<taro@example.com>").startswith(b"250")
+            assert cmd(b"DATA").startswith(b"354")
+            assert cmd(dot_stuff(new_message("tls")) + b".").startswith(b"250")
+            tls.close()
+    finally:
+        gw.stop()
+    assert [c for c in upstream.commands if c.startswith(("MAIL", "RSET"))][:3] == [
+        "MAIL news@bounce.example.jp", "RSET", "MAIL news@bounce.example.jp"]
+    assert len(upstream.received) == 1
 
 
 def _load_config(tmp: Path, cfg: dict[str, Any]) -> subprocess.CompletedProcess[str]:
