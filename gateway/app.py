@@ -21,7 +21,6 @@ from gateway.eventlog import EventLog
 from gateway.footer_policy import FooterPolicy
 from gateway.model import Event, EventVerdict, Phase
 from gateway.preflight import preflight
-from gateway.replies import finalize, replies
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
 from gateway.smtp.mailto import MailtoOptOut
@@ -105,26 +104,28 @@ class Gateway:
         """The MA tool's topic header is for the gateway only: it never leaves."""
         return headers.remove_header(raw, self.config.policy.topic_header)
 
-    async def record_oversize(self, state: ConnectionState) -> None:
+    async def record_refused_data(self, state: ConnectionState, reply: str, rule_id: str) -> None:
+        """DATA the protocol layer refused (too large, a line too long): its event, and the
+        end of the transaction."""
         facts = state.facts
-        if facts is None:
-            return
-        event = Event(
-            verdict=EventVerdict.REJECTED,
-            phase=Phase.DATA,
-            reply=finalize(replies.message_too_large),
-            client=facts.client.username,
-            client_class=facts.client.class_,
-            client_ip=state.client_ip,
-            sender_id=facts.sender.id if facts.sender else "",
-            mail_from=facts.mail_from,
-            session_id=state.session_id,
-            rule_ids=("message.too_large",),
-        )
-        try:
-            await self.eventlog.record(event)
-        except GatewayError:
-            pass
+        if facts is not None:
+            event = Event(
+                verdict=EventVerdict.REJECTED,
+                phase=Phase.DATA,
+                reply=reply,
+                client=facts.client.username,
+                client_class=facts.client.class_,
+                client_ip=state.client_ip,
+                sender_id=facts.sender.id if facts.sender else "",
+                mail_from=facts.mail_from,
+                recipient=facts.recipient,
+                session_id=state.session_id,
+                rule_ids=(rule_id,),
+            )
+            try:
+                await self.eventlog.record(event)
+            except GatewayError:
+                pass  # the reply is a refusal already
         await state.end_transaction()
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from gateway.engine.context import Facts
 from gateway.eventlog import new_id
 from gateway.model import RuleResult
 from gateway.replies import replies
-from gateway.smtp.data import read_data
+from gateway.smtp.data import LINE_TOO_LONG, TOO_MUCH_DATA, read_data
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import TOO_MANY_CONNECTIONS, TOO_MANY_FROM_IP
 
@@ -31,18 +31,20 @@ log = logging.getLogger(__name__)
 
 # aiosmtpd's own reply texts, mapped onto the contract's codes (one place for codes).
 _TRANSLATE = {
-    "552 Error: Too much mail data": replies_mod.finalize(replies.message_too_large),
+    TOO_MUCH_DATA: replies_mod.finalize(replies.message_too_large),
     "552 Error: message size exceeds fixed maximum message size": replies_mod.finalize(
         replies.message_too_large
     ),
     "530 5.7.0 Authentication required": replies_mod.finalize(replies.relay_denied),
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
+    LINE_TOO_LONG: "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
     "500 Command line too long": "500 5.5.2 Command line too long",
     "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
     "553 5.1.3 Error: malformed address": replies_mod.finalize(replies.malformed_recipient),
 }
+# The rule id an event names for DATA that the protocol layer refused.
+_REFUSAL_RULES = {TOO_MUCH_DATA: "message.too_large", LINE_TOO_LONG: "message.line_too_long"}
 _MALFORMED_PATH = "553 5.1.3 Error: malformed address"
 _BAD_SENDER = replies_mod.finalize(replies.bad_sender)
 
@@ -292,7 +294,11 @@ class GatewaySMTP(SMTP):
         if outcome.closed:
             return
         if outcome.refusal:
-            await self.push(outcome.refusal)
+            # refused before any rule saw it: recorded, and the transaction (with its
+            # upstream link, which has MAIL and RCPT) ends here, not at the next MAIL
+            reply = _TRANSLATE[outcome.refusal]
+            await self.gw.record_refused_data(self.state, reply, _REFUSAL_RULES[outcome.refusal])
+            await self.push(reply)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         envelope.content = envelope.original_content = outcome.content
@@ -312,8 +318,6 @@ class GatewaySMTP(SMTP):
             if self._in_mail and status == _MALFORMED_PATH:
                 status = _BAD_SENDER
             status = _TRANSLATE.get(status, status)
-            if status.startswith("552 ") and self.state.facts is not None:
-                await self.gw.record_oversize(self.state)
             if self._continued:
                 await super().push("\r\n".join([*self._continued, status]))
                 self._continued.clear()

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.smtp.server import LINGER_SECONDS
 from tests.faults.client import RawSMTP, dot_stuff
-from tests.faults.invariant import new_message
+from tests.faults.invariant import event_log, new_message
 from tests.support.consent import grant_in_process
 from tests.support.gateway import GatewayProcess, base_config
 from tests.support.sink import RecordingSink
@@ -44,6 +44,14 @@ def _start(tmp: Path, sink: RecordingSink, **policy: Any) -> GatewayProcess:
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: RecordingSink) -> Iterator[int]:
     proc = _start(tmp_path_factory.mktemp("badinput"), upstream)
     yield proc.port
+    proc.stop()
+
+
+@pytest.fixture
+def gw_with_log(tmp_path: Path, upstream: RecordingSink) -> Iterator[tuple[int, Path]]:
+    """A gateway of the test's own, so that its event log holds only the test's events."""
+    proc = _start(tmp_path, upstream)
+    yield proc.port, proc.config_path
     proc.stop()
 
 
@@ -257,6 +265,38 @@ def test_overlong_header_lines(gw: int, sink: RecordingSink) -> None:
     code, text = run(go(b"y" * 5000))  # over SMTP's line limit: refused by the protocol layer
     assert code == 500 and "5.5.2" in text, text
     assert sink.received == []
+
+
+@pytest.mark.parametrize(("body", "code", "rule"), [
+    (b"X-Long: " + b"y" * 5000 + b"\r\n", 500, "message.line_too_long"),
+    (b"X-Big: z\r\n" + (b" " + b"z" * 900 + b"\r\n") * 10_000, 552, "message.too_large"),
+], ids=["line-too-long", "too-large"])
+def test_data_refused_by_the_protocol_layer_ends_the_transaction(
+    gw_with_log: tuple[int, Path], sink: RecordingSink, body: bytes, code: int, rule: str
+) -> None:
+    """The refusal is in the event log, and the same session's next transaction goes
+    through. A line too long once left the upstream link holding MAIL and RCPT: the next
+    MAIL met it as a nested MAIL (503), and no event said why DATA was refused."""
+    port, config = gw_with_log
+
+    async def go() -> list[tuple[int, str]]:
+        client = await _in_data(port)
+        await client.send(dot_stuff(body + new_message("refused")) + b".\r\n")
+        replies = [await client.reply()]
+        for line in ("MAIL FROM:<news@bounce.example.jp>", "RCPT TO:<taro@example.com>", "DATA"):
+            replies.append(await client.cmd(line))
+        await client.send(dot_stuff(new_message("next")) + b".\r\n")
+        replies.append(await client.reply())
+        await client.close()
+        return replies
+
+    refused, *rest = run(go())
+    assert refused[0] == code, refused
+    assert [c for c, _ in rest] == [250, 250, 354, 250], rest
+    assert len(sink.received) == 1
+    logged = [e for e in event_log(config) if e["rule_ids"] == [rule]]
+    assert len(logged) == 1 and logged[0]["reply"] == refused[1], logged
+    assert logged[0]["recipient"] == "taro@example.com"
 
 
 def test_header_flood(gw: int, sink: RecordingSink) -> None:
