@@ -16,10 +16,9 @@ from gateway.delivery.unsubscribe import ListUnsubscribe
 from gateway.delivery.upstream import UpstreamPool
 from gateway.engine.context import Facts
 from gateway.engine.packs import RuleSet, load_packs
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError
 from gateway.eventlog import EventLog
 from gateway.footer_policy import FooterPolicy
-from gateway.model import Event, EventVerdict, Phase
 from gateway.preflight import preflight
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
@@ -30,7 +29,7 @@ from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
 from gateway.web import HttpServer, Metrics, create_app
 
 if TYPE_CHECKING:
-    from gateway.smtp.server import ConnectionState
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -103,30 +102,6 @@ class Gateway:
     async def _strip_internal_headers(self, facts: Facts, raw: bytes) -> bytes:
         """The MA tool's topic header is for the gateway only: it never leaves."""
         return headers.remove_header(raw, self.config.policy.topic_header)
-
-    async def record_refused_data(self, state: ConnectionState, reply: str, rule_id: str) -> None:
-        """DATA the protocol layer refused (too large, a line too long): its event, and the
-        end of the transaction."""
-        facts = state.facts
-        if facts is not None:
-            event = Event(
-                verdict=EventVerdict.REJECTED,
-                phase=Phase.DATA,
-                reply=reply,
-                client=facts.client.username,
-                client_class=facts.client.class_,
-                client_ip=state.client_ip,
-                sender_id=facts.sender.id if facts.sender else "",
-                mail_from=facts.mail_from,
-                recipient=facts.recipient,
-                session_id=state.session_id,
-                rule_ids=(rule_id,),
-            )
-            try:
-                await self.eventlog.record(event)
-            except GatewayError:
-                pass  # the reply is a refusal already
-        await state.end_transaction()
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -455,6 +455,16 @@ class Handler:
         reply = error.reply if isinstance(error, GatewayError) else replies.temp_failure
         return _line(reply.with_text(f"{reply.text} ref={ref}"))
 
+    async def data_refused(self, state: ConnectionState, reply: str, rule_id: str) -> None:
+        """DATA the protocol layer refused (too large, a line too long): its event, and the
+        end of the transaction."""
+        facts = state.facts
+        if facts is not None:
+            with contextlib.suppress(GatewayError):  # the reply is a refusal already
+                await self._record(state, Phase.DATA, EventVerdict.REJECTED, reply, facts,
+                                   recipient=facts.recipient, rule_ids=(rule_id,))
+        await state.end_transaction()
+
     async def _data_failed(
         self, state: ConnectionState, envelope: Envelope, error: Exception
     ) -> str:

@@ -149,6 +149,7 @@ class GatewaySMTP(SMTP):
         self._continued: list[str] = []  # the leading lines of a multi-line reply
         self._in_mail = False  # aiosmtpd words an unparsable path alike for MAIL and RCPT
         super().__init__(handler, **kwargs)
+        self.handler = handler
         self.gw = gateway
         self.limits = handler.limits
         self.state = ConnectionState(gateway, "")
@@ -297,7 +298,7 @@ class GatewaySMTP(SMTP):
             # refused before any rule saw it: recorded, and the transaction (with its
             # upstream link, which has MAIL and RCPT) ends here, not at the next MAIL
             reply = _TRANSLATE[outcome.refusal]
-            await self.gw.record_refused_data(self.state, reply, _REFUSAL_RULES[outcome.refusal])
+            await self.handler.data_refused(self.state, reply, _REFUSAL_RULES[outcome.refusal])
             await self.push(reply)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
