@@ -4,7 +4,8 @@ Hypothesis drives one client through sequences of EHLO/HELO, AUTH (right and wro
 advertising or a transactional client), MAIL (the client's own domain, a foreign one, the
 null sender, unparsable), RCPT (consented, unconsented, refused by the upstream with 450 or
 550, relay-test forms, the opt-out mailbox, unparsable), DATA (a compliant message, one
-without the Art. 4 items), RSET, NOOP, unknown commands and reconnects. A small model of
+without the Art. 4 items, one with a line too long), RSET, NOOP, unknown commands and
+reconnects, one at a time or pipelined. A small model of
 RFC 5321/4954 and of the gateway's policy predicts every reply code; after every step:
 
 - the upstream received exactly the messages the client saw a 250 for, each once, each
@@ -111,6 +112,8 @@ def _auth_plain(user: str, password: str) -> str:
 # 421 after 10, unrecognised commands 502 at the 5th (aiosmtpd's BOGUS_LIMIT).
 AUTH_COMMANDS = 10
 UNKNOWN_COMMANDS = 5
+# compliant; without the Art. 4 items; with a header line over SMTP's 1000 octets
+MESSAGES = ["compliant", "noncompliant", "long_line"]
 MAIL_KINDS = {
     "own": "MAIL FROM:<news@bounce.example.jp>",
     "foreign": "MAIL FROM:<news@other.example>",
@@ -271,19 +274,24 @@ def run_model(env: Env, examples: int, steps: int) -> None:
                 self.expect(line, 250)  # transactional mail needs no opt-in
                 self.recipients.append(RCPT_KINDS[kind][9:-1])
 
-        @rule(compliant=st.booleans())
-        def data(self, compliant: bool) -> None:
+        @rule(message=st.sampled_from(MESSAGES))
+        def data(self, message: str) -> None:
             if not self.greeted or not self.recipients:
                 self.expect("DATA", 503)
                 return
             self.expect("DATA", 354)
             self.flush()  # DATA ends a pipelined group: the message goes after its 354
             mid = f"model-{uuid.uuid4().hex[:12]}@example.jp"
-            raw = _with_message_id(marketing(footer=compliant), mid)
+            compliant = message == "compliant"
+            raw = _with_message_id(marketing(footer=message != "noncompliant"), mid)
+            if message == "long_line":
+                raw = b"X-Long: " + b"y" * 1200 + b"\r\n" + raw
             assert self.client is not None
             self.client.sock.sendall(dot_stuff(raw) + b".\r\n")
             code, text = self.client.reply()
-            if self.mailto:
+            if message == "long_line":
+                assert code == 500 and "5.5.2" in text, text  # SMTP's 1000-octet line limit
+            elif self.mailto:
                 assert code == 550 and "unsubscribe token" in text, text  # none in this mail
             elif compliant or not self.advertising:  # Art. 4 binds advertising mail only
                 assert code == 250, text
@@ -311,7 +319,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
 
         @rule(
             recipient=st.sampled_from(sorted(RCPT_KINDS)),
-            then=st.sampled_from(["stop", "compliant", "noncompliant"]),
+            then=st.sampled_from(["stop", *MESSAGES]),
         )
         def transaction(self, recipient: str, then: str) -> None:
             """MAIL, RCPT and maybe DATA in one step, so that sequences reach each
@@ -319,11 +327,11 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             self.mail("own")
             self.rcpt(recipient)
             if then != "stop":
-                self.data(compliant=then == "compliant")
+                self.data(then)
 
         @rule(
             recipients=st.lists(st.sampled_from(sorted(RCPT_KINDS)), min_size=1, max_size=3),
-            then=st.sampled_from(["rset", "compliant", "noncompliant"]),
+            then=st.sampled_from(["rset", *MESSAGES]),
         )
         def pipelined(self, recipients: list[str], then: str) -> None:
             """MAIL, the RCPTs and DATA (or RSET) in one write, as PIPELINING clients send
@@ -336,7 +344,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
                 if then == "rset":
                     self.rset()
                 else:
-                    self.data(compliant=then == "compliant")
+                    self.data(then)
             finally:
                 self.pipelining = False
             self.flush()
