@@ -149,3 +149,21 @@ def test_many_concurrent_one_clicks(gateway: GatewayProcess, sink: RecordingSink
                                                       timeout=30).status_code, range(40)))
     assert statuses == [200] * 40
     assert send(gateway, "taro@example.com")[0] == 550
+
+
+def test_an_opt_out_between_rcpt_and_data_stops_that_message(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    """Art. 3(3): an opt-out stops mail at once, also the message whose RCPT was accepted
+    just before it. DATA decided on the consent history fetched at RCPT, and sent it."""
+    assert send(gateway, "taro@example.com")[0] == 250
+    url = one_click_url(sink.received[-1].data)
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        assert client.rcpt("taro@example.com")[0] == 250
+        assert httpx.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        code, reply = client.data(marketing(to="taro@example.com"))
+    assert (code, reply[:23]) == (550, b"5.7.1 [optin.opted_out]")
+    assert len(sink.received) == 1
