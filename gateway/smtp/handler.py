@@ -22,7 +22,7 @@ from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 from gateway import replies as replies_mod
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.gate import decide_at_rcpt
-from gateway.consent.model import Law, decide
+from gateway.consent.model import ConsentEvent, Law, decide
 from gateway.content.insert import InsertError
 from gateway.engine import chain
 from gateway.engine.context import Facts
@@ -511,13 +511,9 @@ class Handler:
         if token:
             facts.extra["unsubscribe_token"] = token
             facts.extra["unsubscribe_url"] = self.gw.unsubscribe.url(token)
-        try:
-            events = await self.gw.store.consent_history(facts.sender.id, key)
-        except StoreUnavailable as exc:
-            facts.errors["consent"] = f"consent store unavailable: {exc}"  # fail closed
-            return
-        facts.extra["consent_events"] = events
-        facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
+        events = await self._read_consent(facts, facts.sender.id, key)
+        if events is not None:
+            facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
 
     def _gather_footer(self, facts: Facts, raw: bytes) -> bytes:
         """The display-item report; in insert mode, first repair what is missing."""
@@ -547,14 +543,22 @@ class Handler:
         """The consent history again, at DATA: an opt-out recorded since RCPT stops this
         message too (Art. 3(3): at once). One more indexed read, ~50 us."""
         key = facts.extra.get("address_key")
-        if facts.sender is None or not key or "consent_events" not in facts.extra:
-            return
+        if facts.sender is not None and key and "consent_events" in facts.extra:
+            await self._read_consent(facts, facts.sender.id, key)
+
+    async def _read_consent(
+        self, facts: Facts, sender_id: str, key: str
+    ) -> list[ConsentEvent] | None:
+        """The recipient's consent history into the facts; None (and a fact that fails the
+        consent rules closed) when the store cannot answer."""
         try:
-            events = await self.gw.store.consent_history(facts.sender.id, key)
+            events = await self.gw.store.consent_history(sender_id, key)
         except StoreUnavailable as exc:
-            facts.errors["consent"] = f"consent store unavailable: {exc}"  # fail closed
-            return
+            facts.errors["consent"] = f"consent store unavailable: {exc}"
+            facts.extra.pop("consent_events", None)
+            return None
         facts.extra["consent_events"] = events
+        return events
 
     def _gather_topic_consent(self, facts: Facts) -> None:
         """At DATA the topic is known: decide again over the events fetched at RCPT."""
