@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.consent.gate import decide_at_rcpt
 from gateway.consent.model import (
     ConsentEvent,
     ConsentMethod,
@@ -213,3 +214,30 @@ def test_topic_opt_out_blocks_that_topic_only(hist: list[ConsentEvent], law: Law
     if not lifted:
         assert decide(hist, "sale", law, NOW).outcome is Outcome.OPTED_OUT
     assert decide(hist, "news", law, NOW) == base_news
+
+
+# -- the RCPT gate: the topic is not known yet ---------------------------------------------------
+
+
+@settings(max_examples=800, deadline=None)
+@given(_histories, _laws)
+def test_rcpt_refuses_exactly_what_no_topic_allows(hist: list[ConsentEvent], law: Law) -> None:
+    """RCPT passes iff DATA could allow the message for some topic (one of the history's,
+    or any other, for which only all-topic records count); a refusal names a reason."""
+    gate = decide_at_rcpt(hist, law, NOW)
+    topics = ["\0some other topic", *sorted({e.topic for e in hist if e.topic})]
+    assert gate.allowed == any(decide(hist, t, law, NOW).allowed for t in topics)
+    if not gate.allowed:
+        assert gate.outcome in (Outcome.MISSING, Outcome.OPTED_OUT) and gate.reason
+
+
+def test_a_topic_re_opt_in_after_a_global_opt_out_passes_rcpt() -> None:
+    """It lifts the refusal for that topic (decide's rule 2); RCPT refused it before DATA
+    could see the topic, so the person never got the mail they asked for again."""
+    hist = [ev(S.OPTED_IN, M.WEB_FORM, 1), ev(S.OPTED_OUT, M.ONE_CLICK, 2),
+            ev(S.OPTED_IN, M.DOUBLE_OPT_IN, 3, topic="news")]
+    assert decide_at_rcpt(hist, Law.TOKUDEN, NOW).allowed
+    assert decide(hist, "news", Law.TOKUDEN, NOW).allowed
+    assert not decide(hist, "sale", Law.TOKUDEN, NOW).allowed
+    assert not decide(hist, None, Law.TOKUDEN, NOW).allowed
+    assert decide_at_rcpt(hist[:2], Law.TOKUDEN, NOW).outcome is Outcome.OPTED_OUT
