@@ -5,13 +5,15 @@ Hypothesis interleaves, for two recipients and the topics news and sale:
   (double_opt_in, web_form), opt-ins that are records of others (cmp, manual), an
   exemption (business_card) and opt-outs (cmp, manual), all topics or one;
 - one-click opt-outs (`POST /u/TOKEN`, RFC 8058), as a mailbox provider sends them;
+- imports (`POST /api/v1/imports`, a CSV row) and their approval by a second person;
 - messages through SMTP, with and without a topic header, recipient by recipient.
 
 A small model, written here from legal.md rather than from gateway/consent/model.py,
 predicts every answer: RCPT refuses what no topic could allow, DATA decides for the
 message's topic; an opt-out applies to its scope (and to mail without a topic) until the
-person opts in again through a form, for that scope; a consent from before a refusal
-does not come back. The upstream must receive exactly the messages answered 250.
+person opts in again through a form, for that scope (an import never lifts it); a consent
+from before a refusal does not come back; an imported consent counts once a second person
+approved its batch, an imported refusal at once. The upstream must receive exactly the messages answered 250.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ LIFTING = {"double_opt_in", "web_form"}  # opt-ins the person made through a for
 GRANTS = [("opted_in", m) for m in ("double_opt_in", "web_form", "cmp", "manual")] + [
     ("exempt", "business_card")]
 REFUSALS = [("opted_out", m) for m in ("cmp", "manual")]
+IMPORT_REFUSALS = [("opted_out", m) for m in ("import_optout", "manual")]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Fact:
     status: str  # opted_in | exempt | opted_out
     method: str
     topic: str | None
+    batch: str | None = None  # imported in this batch
+
+
+def in_effect(facts: list[Fact], approved: set[str]) -> list[Fact]:
+    return [f for f in facts
+            if f.batch is None or f.status == "opted_out" or f.batch in approved]
 
 
 def model_decides(facts: list[Fact], topic: str | None) -> bool:
@@ -60,7 +69,8 @@ def model_decides(facts: list[Fact], topic: str | None) -> bool:
                 and (f.topic is None or topic is None or f.topic == topic)]
 
     def lifted(refusal: Fact) -> bool:
-        return any(f.status == "opted_in" and f.method in LIFTING and f.at > refusal.at
+        return any(f.status == "opted_in" and f.method in LIFTING and f.batch is None
+                   and f.at > refusal.at
                    and (f.topic == refusal.topic or (refusal.topic is None and f.topic == topic))
                    for f in facts)
 
@@ -81,7 +91,8 @@ def model_rcpt(facts: list[Fact]) -> bool:
 class Env:
     gw: GatewayProcess
     sink: RecordingSink
-    api: str  # bearer token of a marketer (consent.ingest)
+    api: str  # bearer token of a marketer (consent.ingest, imports)
+    approver: str  # bearer token of a second person who approves imports
     codec: TokenCodec
 
 
@@ -91,11 +102,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("consent-model")
     cfg = base_config(tmp, sink.port)
     gw = GatewayProcess(tmp, cfg).start()
-    made = cli("token", "create", "--role", "marketer", "--name", "cmp-sync", "--json",
-               config=gw.config_path)
-    assert made.returncode == 0, made.stderr
+    tokens = []
+    for role, name in (("marketer", "cmp-sync"), ("approver", "ap-kato")):
+        made = cli("token", "create", "--role", role, "--name", name, "--json",
+                   config=gw.config_path)
+        assert made.returncode == 0, made.stderr
+        tokens.append(json.loads(made.stdout)["secret"])
     codec = TokenCodec.from_file(cfg["policy"]["unsubscribe_secret_file"])
-    yield Env(gw, sink, json.loads(made.stdout)["secret"], codec)
+    yield Env(gw, sink, tokens[0], tokens[1], codec)
     gw.stop()
     sink.stop()
 
@@ -112,6 +126,8 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             run = uuid.uuid4().hex[:8]
             self.people = [p.replace("@", f"+{run}@") for p in PEOPLE]
             self.facts: dict[str, list[Fact]] = {p: [] for p in self.people}
+            self.pending: list[str] = []  # import batches waiting for a second person
+            self.approved: set[str] = set()
             self.sent = len(env.sink.received)
 
         @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + REFUSALS),
@@ -128,6 +144,37 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             assert r.status_code == 201, r.text
             self.facts[person].append(Fact(clock[0], status, method, topic))
 
+        @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + IMPORT_REFUSALS),
+              topic=st.sampled_from(TOPICS))
+        def import_row(self, who: int, what: tuple[str, str], topic: str | None) -> None:
+            person = self.people[who]
+            clock[0] += 1
+            status, method = what
+            when = datetime.fromtimestamp(clock[0], UTC).isoformat()
+            csv = ("email,status,method,consented_at,topic\r\n"
+                   f"{person},{status},{method},{when},{topic or ''}\r\n")
+            r = http.post("/api/v1/imports", data={"sender": "sample"},
+                          files={"file": ("rows.csv", csv.encode(), "text/csv")},
+                          headers={"Authorization": f"Bearer {env.api}"})
+            assert r.status_code == 201, r.text
+            batch = r.json()
+            assert batch["state"] == ("approved" if status == "opted_out" else "pending"), batch
+            self.facts[person].append(Fact(clock[0], status, method, topic, batch["batch_id"]))
+            if batch["state"] == "pending":
+                self.pending.append(batch["batch_id"])
+            else:
+                self.approved.add(batch["batch_id"])
+
+        @rule(which=st.integers(0, 3))
+        def approve(self, which: int) -> None:
+            if not self.pending:
+                return
+            batch = self.pending.pop(which % len(self.pending))
+            r = http.post(f"/api/v1/imports/{batch}/approve",
+                          headers={"Authorization": f"Bearer {env.approver}"})
+            assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+            self.approved.add(batch)
+
         @rule(who=st.integers(0, 1))
         def one_click(self, who: int) -> None:
             person = self.people[who]
@@ -141,7 +188,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
         @rule(who=st.integers(0, 1), topic=st.sampled_from(TOPICS))
         def send(self, who: int, topic: str | None) -> None:
             person = self.people[who]
-            facts = self.facts[person]
+            facts = in_effect(self.facts[person], self.approved)
             with smtplib.SMTP("127.0.0.1", smtp_port, timeout=15) as client:
                 client.ehlo("ma.test")
                 client.login("ma-tool", PASSWORD)
@@ -200,6 +247,14 @@ def test_the_model_itself_on_the_cases_legal_md_names() -> None:
     assert not model_decides([grant, out, news_again], "sale")
     # a global opt-in does not lift the refusal of one topic
     assert not model_decides([grant, no_news, f(3, "opted_in", "web_form", None)], "news")
+    # an imported consent waits for approval; an imported refusal counts at once, and an
+    # imported form opt-in never lifts a refusal
+    imported = f(3, "opted_in", "web_form", None, batch="b1")
+    assert not model_decides(in_effect([imported], set()), None)
+    assert model_decides(in_effect([imported], {"b1"}), None)
+    assert not model_decides(in_effect([grant, out, imported], {"b1"}), None)
+    assert not model_decides(in_effect([grant, f(2, "opted_out", "manual", None, "b2")], set()),
+                             None)
     # RCPT: a global refusal stops at once, unless the person opted in to a topic again
     assert not model_rcpt([grant, out])
     assert model_rcpt([grant, out, news_again])
