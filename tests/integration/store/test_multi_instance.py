@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support import consent_model
 from tests.support.consent import grant, import_rows, opt_out
 from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, base_config, free_port
 from tests.support.messages import marketing
@@ -161,3 +162,12 @@ def test_concurrent_approvals_from_two_processes_let_exactly_one_win(start_insta
         assert count["n"] == 50
     code, reply = send(b, "r2-7@example.com")
     assert code == 250, reply
+
+
+@pytest.mark.timeout(600)  # passing: ~30 s; a failure's shrinking takes minutes
+def test_consent_model_across_two_instances(start_instance: Start, sink: RecordingSink) -> None:
+    """Art. 3 across instances: every consent event, import, approval and one-click goes to
+    one of two gateways sharing PostgreSQL at random, every message to one of them too,
+    and each answer is the model's (tests/support/consent_model.py)."""
+    env = consent_model.Env.start([start_instance("a"), start_instance("b")], sink)
+    consent_model.run_model(env, examples=60, steps=25)
