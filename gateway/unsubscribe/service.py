@@ -1,12 +1,16 @@
 """Recording an opt-out that arrived by one-click POST, the confirmation page or mailto.
 
 Idempotency choice: before writing, the current decision for (sender, address) is read;
-when an all-topic opt-out is already in force nothing new is written and False is
-returned. Opt-outs of one store are serialised by a per-store lock, so 50 concurrent
-one-click POSTs (mailbox providers retry, users double-click) write one row. Checking the
-state rather than deduplicating by token keeps a later opt-out effective after the
-recipient opted in again through a form, even when it comes from the same old mail. Two
-gateway instances racing may both write a row: a duplicate refusal is harmless evidence.
+a replay is not written again (False is returned): an all-topic opt-out in force that this
+gateway recorded less than REPLAY_SECONDS ago. Opt-outs of one store are serialised by a
+per-store lock, so 50 concurrent one-click POSTs (mailbox providers retry, users
+double-click) write one row. Any other refusal in force does not make a new one redundant:
+consent can be reported later with an earlier time (a CMP sync, an import), and a form
+opt-in dated after that older refusal lifts it, while the person's click came after both.
+(Writing only when no refusal was in force lost such clicks.) Checking the state rather
+than deduplicating by token keeps a later opt-out effective after the recipient opted in
+again through a form, even when it comes from the same old mail. Two gateway instances
+racing may both write a row: a duplicate refusal is harmless evidence.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = ["OPTOUT_METHODS", "record_optout"]
 OPTOUT_METHODS = frozenset({ConsentMethod.ONE_CLICK, ConsentMethod.UNSUBSCRIBE_PAGE,
                             ConsentMethod.MAILTO})
 SOURCE_SYSTEM = "gateway"
+REPLAY_SECONDS = 10.0
 _MAX_UA = 512
 
 _locks: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -45,7 +50,7 @@ async def record_optout(
     *,
     now: datetime | None = None,
 ) -> bool:
-    """Record that the recipient refused all mail of this sender; False if already in force."""
+    """Record that the recipient refused all mail of this sender; False for a replay."""
     if method not in OPTOUT_METHODS:
         raise ValueError(f"{method.value} is not an opt-out channel")
     async with _lock(store):
@@ -53,8 +58,10 @@ async def record_optout(
         history = await store.consent_history(sender_id, address_key)
         # law does not matter for opt-outs: decide() applies refusals the same way under both
         current = decide(history, None, Law.TOKUDEN, moment)
-        if (current.outcome is Outcome.OPTED_OUT and current.event is not None
-                and current.event.topic is None):
+        last = current.event
+        if (current.outcome is Outcome.OPTED_OUT and last is not None and last.topic is None
+                and last.source_system == SOURCE_SYSTEM
+                and (moment - last.occurred_at).total_seconds() < REPLAY_SECONDS):
             return False
         event = ConsentEvent(
             sender_id=sender_id,

@@ -113,6 +113,7 @@ class Env:
 def run_model(env: Env, examples: int, steps: int) -> None:
     https = [httpx.Client(base_url=i.gw.http_url, timeout=15) for i in env.instances]
     last = len(env.instances) - 1  # each step goes to one instance, chosen at random
+    marketer = {"Authorization": f"Bearer {env.api}"}
     clock = [time.time() - 10 * 365 * 86400]  # API events: strictly increasing, in the past
 
     class ConsentFlow(RuleBasedStateMachine):
@@ -126,32 +127,30 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             self.approved: set[str] = set()
             self.sent = len(env.sink.received)
 
+        def tick(self, who: int) -> tuple[str, str]:
+            """The person, and the next moment for an API or import record (ISO 8601)."""
+            clock[0] += 1
+            return self.people[who], datetime.fromtimestamp(clock[0], UTC).isoformat()
+
         @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + REFUSALS),
               topic=st.sampled_from(TOPICS), on=st.integers(0, last))
         def api_event(self, who: int, what: tuple[str, str], topic: str | None, on: int) -> None:
-            person = self.people[who]
-            clock[0] += 1
-            status, method = what
+            (person, when), (status, method) = self.tick(who), what
             body = {"sender": "sample", "address": person, "status": status, "method": method,
-                    "occurred_at": datetime.fromtimestamp(clock[0], UTC).isoformat(),
-                    "source_system": "model", "source_ref": uuid.uuid4().hex, "topic": topic}
-            r = https[on].post("/api/v1/consents", json=body,
-                          headers={"Authorization": f"Bearer {env.api}"})
+                    "occurred_at": when, "source_system": "model",
+                    "source_ref": uuid.uuid4().hex, "topic": topic}
+            r = https[on].post("/api/v1/consents", json=body, headers=marketer)
             assert r.status_code == 201, r.text
             self.facts[person].append(Fact(clock[0], status, method, topic))
 
         @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + IMPORT_REFUSALS),
               topic=st.sampled_from(TOPICS), on=st.integers(0, last))
         def import_row(self, who: int, what: tuple[str, str], topic: str | None, on: int) -> None:
-            person = self.people[who]
-            clock[0] += 1
-            status, method = what
-            when = datetime.fromtimestamp(clock[0], UTC).isoformat()
+            (person, when), (status, method) = self.tick(who), what
             csv = ("email,status,method,consented_at,topic\r\n"
                    f"{person},{status},{method},{when},{topic or ''}\r\n")
-            r = https[on].post("/api/v1/imports", data={"sender": "sample"},
-                          files={"file": ("rows.csv", csv.encode(), "text/csv")},
-                          headers={"Authorization": f"Bearer {env.api}"})
+            r = https[on].post("/api/v1/imports", data={"sender": "sample"}, headers=marketer,
+                               files={"file": ("rows.csv", csv.encode(), "text/csv")})
             assert r.status_code == 201, r.text
             batch = r.json()
             assert batch["state"] == ("approved" if status == "opted_out" else "pending"), batch
@@ -167,7 +166,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
                 return
             batch = self.pending.pop(which % len(self.pending))
             r = https[on].post(f"/api/v1/imports/{batch}/approve",
-                          headers={"Authorization": f"Bearer {env.approver}"})
+                               headers={"Authorization": f"Bearer {env.approver}"})
             assert r.status_code == 200 and r.json()["status"] == "approved", r.text
             self.approved.add(batch)
 

@@ -206,6 +206,28 @@ async def test_optout_after_reoptin_is_recorded_again(env: Env) -> None:
     assert [r["status"] for r in await _optouts(env)] == ["opted_out", "opted_in", "opted_out"]
 
 
+async def test_a_click_after_an_older_refusal_is_recorded(env: Env) -> None:
+    """A refusal already in force (a CMP's, dated earlier) does not make a click redundant:
+    a form opt-in reported later, dated between the two, lifts the older refusal only.
+    The click was dropped as "already opted out", and the backdated opt-in let mail through."""
+    from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
+
+    def event(status: ConsentStatus, method: ConsentMethod, when: datetime) -> ConsentEvent:
+        return ConsentEvent(sender_id="sample", address_key="taro@example.com", status=status,
+                            method=method, occurred_at=when, source_system="cmp")
+
+    await env.store.append_consent(event(ConsentStatus.OPTED_OUT, ConsentMethod.CMP,
+                                         datetime(2026, 1, 1, tzinfo=UTC)), "taro@example.com")
+    token = env.codec.encode("sample", "taro@example.com")
+    async with env.client() as c:
+        assert (await c.post(f"/u/{token}", data=ONE_CLICK)).status_code == 200
+    await env.store.append_consent(event(ConsentStatus.OPTED_IN, ConsentMethod.DOUBLE_OPT_IN,
+                                         datetime(2026, 2, 1, tzinfo=UTC)), "taro@example.com")
+    assert [r["method"] for r in await _optouts(env)] == ["cmp", "one_click", "double_opt_in"]
+    history = await env.store.consent_history("sample", "taro@example.com")
+    assert decide(history, None, Law.TOKUDEN, datetime.now(UTC)).outcome is Outcome.OPTED_OUT
+
+
 async def test_fifty_concurrent_one_clicks(env: Env) -> None:
     tokens = [env.codec.encode("sample", "taro@example.com") for _ in range(25)] + [
         env.codec.encode("sample", f"user{i}@example.com") for i in range(25)]
