@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
@@ -27,9 +27,6 @@ from gateway.smtp.server import GatewaySMTP, adopt_socket, make_socket, make_tls
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
 from gateway.web import HttpServer, Metrics, create_app
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

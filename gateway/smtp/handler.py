@@ -48,6 +48,7 @@ ACCEPTED_RECORD_PATIENCE = 30.0
 # the upstream client would refuse to send them, so say so before anything happens.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BAD_SENDER = replies.bad_sender
+_RECORD_RETRY_PAUSE = 0.25
 
 
 def _plausible_sender(address: str) -> bool:
@@ -55,7 +56,6 @@ def _plausible_sender(address: str) -> bool:
     ("MAIL FROM:<bad" arrives as "bad"), which the rules would call a foreign domain."""
     local, at, domain = address.rpartition("@")
     return address == "<>" or bool(local and at and domain)
-_RECORD_RETRY_PAUSE = 0.25
 
 
 def _retrieve(task: asyncio.Future[str]) -> None:
@@ -480,7 +480,7 @@ class Handler:
                 await self._record(
                     state, Phase.DATA, EventVerdict.TEMPFAILED, line, facts,
                     recipient=",".join(envelope.rcpt_tos),
-                    upstream_reply=f"not sent: {type(error).__name__} in the gateway",
+                    upstream_reply=f"{type(error).__name__} in the gateway",
                 )
         await state.end_transaction()
         return line

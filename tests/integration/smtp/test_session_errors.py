@@ -84,7 +84,7 @@ async def test_an_unhandled_error_in_data_gets_a_4xx_and_the_session_goes_on(
     events = await gateway.store.fetch(
         "SELECT verdict, phase, reply, upstream_reply FROM events WHERE phase = 'data'")
     assert events == [{"verdict": "tempfailed", "phase": "data", "reply": final[1],
-                       "upstream_reply": "not sent: RuntimeError in the gateway"}]
+                       "upstream_reply": "RuntimeError in the gateway"}]
     metrics = gateway.metrics.render().decode()
     assert 'tokuden_session_errors_total{error="RuntimeError"} 1.0' in metrics
     assert gateway.pool.in_use == 0  # the upstream link went back (after RSET upstream)
