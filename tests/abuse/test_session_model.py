@@ -5,16 +5,18 @@ advertising or a transactional client), MAIL (the client's own domain, a foreign
 null sender, unparsable), RCPT (consented, unconsented, refused by the upstream with 450 or
 550, relay-test forms, the opt-out mailbox, unparsable), DATA (a compliant message, one
 without the Art. 4 items, one with a line too long), RSET, NOOP, unknown commands and
-reconnects, one at a time or pipelined. A small model of
-RFC 5321/4954 and of the gateway's policy predicts every reply code; after every step:
+reconnects, one at a time or pipelined. A small model of RFC 5321/4954/2920 and of the
+gateway's policy predicts every reply code; after every step:
 
 - the upstream received exactly the messages the client saw a 250 for, each once, each
   for exactly the recipients that were answered 250;
 - the gateway holds an upstream link only while a transaction is open (none leaks);
 
 and at the end of each sequence every accepted message is in the event log as accepted.
-Found with it: AUTH inside a transaction was honoured (RFC 4954 section 4: 503), and an
-unparsable MAIL FROM was judged as a foreign domain instead of a malformed address.
+Found with it: HELO in a transaction left the upstream link holding its MAIL (the next
+MAIL was a nested MAIL upstream); AUTH inside a transaction was honoured (RFC 4954
+section 4: 503); an unparsable MAIL FROM was judged a foreign domain instead of a
+malformed address (docs/reliability.md has the list).
 """
 
 from __future__ import annotations
