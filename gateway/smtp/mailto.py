@@ -28,7 +28,7 @@ _HEADERS = email.parser.BytesParser(policy=email.policy.compat32)
 class OptOut:
     sender_id: str
     address_key: str
-    recorded: bool  # False: an opt-out was in force already
+    recorded: bool  # False: a replay of an opt-out the gateway recorded moments ago
 
 
 class MailtoOptOut:

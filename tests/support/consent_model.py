@@ -4,7 +4,8 @@ Hypothesis interleaves, for two recipients and the topics news and sale:
 - consent events through the API (`POST /api/v1/consents`): opt-ins the person made
   (double_opt_in, web_form), opt-ins that are records of others (cmp, manual), an
   exemption (business_card) and opt-outs (cmp, manual), all topics or one;
-- one-click opt-outs (`POST /u/TOKEN`, RFC 8058), as a mailbox provider sends them;
+- one-click opt-outs (`POST /u/TOKEN`, RFC 8058), as a mailbox provider sends them, and
+  mailto opt-outs (a reply without AUTH to the opt-out mailbox, the token in its Subject);
 - imports (`POST /api/v1/imports`, a CSV row) and their approval by a second person;
 - messages through SMTP, with and without a topic header, recipient by recipient.
 
@@ -44,6 +45,7 @@ GRANTS = [("opted_in", m) for m in ("double_opt_in", "web_form", "cmp", "manual"
     ("exempt", "business_card")]
 REFUSALS = [("opted_out", m) for m in ("cmp", "manual")]
 IMPORT_REFUSALS = [("opted_out", m) for m in ("import_optout", "manual")]
+OPTOUT_BOX = "unsubscribe@gw.test"  # base_config's policy.unsubscribe_address
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,22 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             assert r.status_code == 200, r.text
             # recorded at the server's now: later than every API event of the model
             self.facts[person].append(Fact(time.time(), "opted_out", "one_click", None))
+
+        @rule(who=st.integers(0, 1), on=st.integers(0, last))
+        def mailto(self, who: int, on: int) -> None:
+            """The List-Unsubscribe mailto: a reply without AUTH to the opt-out mailbox,
+            the token in its Subject, from the person's own mail program."""
+            person = self.people[who]
+            token = env.instances[on].codec.encode("sample", suppression_key(normalize_address(person)))
+            with smtplib.SMTP("127.0.0.1", env.instances[on].gw.port, timeout=15) as client:
+                client.ehlo("home.test")
+                client.mail(person)
+                assert client.rcpt(OPTOUT_BOX)[0] == 250
+                code, reply = client.data(
+                    f"From: <{person}>\r\nTo: <{OPTOUT_BOX}>\r\nSubject: unsubscribe {token}"
+                    "\r\n\r\nplease stop\r\n".encode())
+            assert code == 250, reply
+            self.facts[person].append(Fact(time.time(), "opted_out", "mailto", None))
 
         @rule(who=st.integers(0, 1), topic=st.sampled_from(TOPICS), on=st.integers(0, last))
         def send(self, who: int, topic: str | None, on: int) -> None:
