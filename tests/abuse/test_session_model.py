@@ -41,11 +41,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.e2e.test_metrics import LINKS, scrape
 from tests.faults.client import dot_stuff
 from tests.support.consent import grant_in_process
 from tests.support.gateway import PASSWORD, GatewayProcess, base_config
 from tests.support.messages import marketing
+from tests.support.metrics import LINKS, scrape
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
