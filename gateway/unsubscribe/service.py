@@ -1,8 +1,10 @@
 """Recording an opt-out that arrived by one-click POST, the confirmation page or mailto.
 
-Idempotency choice: before writing, the current decision for (sender, address) is read;
-a replay is not written again (False is returned): an all-topic opt-out in force that this
-gateway recorded less than REPLAY_SECONDS ago. Opt-outs of one store are serialised by a
+Idempotency choice: before writing, the (sender, address) history is read; a replay is not
+written again (False is returned): the newest event is an all-topic opt-out that this
+gateway recorded less than REPLAY_SECONDS ago. (The newest event, not the refusal in
+force for mail without a topic: a form opt-in to one topic since lifts it for that topic,
+and a click after it must be written.) Opt-outs of one store are serialised by a
 per-store lock, so 50 concurrent one-click POSTs (mailbox providers retry, users
 double-click) write one row. Any other refusal in force does not make a new one redundant:
 consent can be reported later with an earlier time (a CMP sync, an import), and a form
@@ -19,7 +21,7 @@ import asyncio
 import weakref
 from datetime import UTC, datetime
 
-from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus, Law, Outcome, decide
+from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
 from gateway.store.base import Store
 
 __all__ = ["OPTOUT_METHODS", "record_optout"]
@@ -56,13 +58,11 @@ async def record_optout(
     async with _lock(store):
         moment = now or datetime.now(UTC)
         history = await store.consent_history(sender_id, address_key)
-        # law does not matter for opt-outs: decide() applies refusals the same way under both
-        current = decide(history, None, Law.TOKUDEN, moment)
-        last = current.event
-        if (current.outcome is Outcome.OPTED_OUT and last is not None and last.topic is None
-                and last.source_system == SOURCE_SYSTEM
-                and (moment - last.occurred_at).total_seconds() < REPLAY_SECONDS):
-            return False
+        newest = max(history, key=lambda e: e.occurred_at, default=None)
+        if (newest is not None and newest.status is ConsentStatus.OPTED_OUT
+                and newest.topic is None and newest.source_system == SOURCE_SYSTEM
+                and (moment - newest.occurred_at).total_seconds() < REPLAY_SECONDS):
+            return False  # a replay: nothing was recorded since this gateway's opt-out
         event = ConsentEvent(
             sender_id=sender_id,
             address_key=address_key,

@@ -116,7 +116,11 @@ def run_model(env: Env, examples: int, steps: int) -> None:
     https = [httpx.Client(base_url=i.gw.http_url, timeout=15) for i in env.instances]
     last = len(env.instances) - 1  # each step goes to one instance, chosen at random
     marketer = {"Authorization": f"Bearer {env.api}"}
-    clock = [time.time() - 10 * 365 * 86400]  # API events: strictly increasing, in the past
+    # Times of API and import records, strictly increasing on each of two clocks: reports
+    # of the past (before every click; a late CMP sync) and of the present (now, after
+    # every click so far; never ahead of the gateway's clock, where they would not count yet).
+    past = [time.time() - 10 * 365 * 86400]
+    present = [0.0]
 
     class ConsentFlow(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -129,26 +133,32 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             self.approved: set[str] = set()
             self.sent = len(env.sink.received)
 
-        def tick(self, who: int) -> tuple[str, str]:
-            """The person, and the next moment for an API or import record (ISO 8601)."""
-            clock[0] += 1
-            return self.people[who], datetime.fromtimestamp(clock[0], UTC).isoformat()
+        def tick(self, who: int, late: bool) -> tuple[str, float, str]:
+            """The person, and the next moment for an API or import record (and as ISO 8601)."""
+            if late:
+                past[0] += 1
+                at = past[0]
+            else:
+                at = present[0] = max(present[0] + 0.001, time.time())
+            return self.people[who], at, datetime.fromtimestamp(at, UTC).isoformat()
 
         @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + REFUSALS),
-              topic=st.sampled_from(TOPICS), on=st.integers(0, last))
-        def api_event(self, who: int, what: tuple[str, str], topic: str | None, on: int) -> None:
-            (person, when), (status, method) = self.tick(who), what
+              topic=st.sampled_from(TOPICS), on=st.integers(0, last), late=st.booleans())
+        def api_event(self, who: int, what: tuple[str, str], topic: str | None, on: int,
+                      late: bool) -> None:
+            (person, at, when), (status, method) = self.tick(who, late), what
             body = {"sender": "sample", "address": person, "status": status, "method": method,
                     "occurred_at": when, "source_system": "model",
                     "source_ref": uuid.uuid4().hex, "topic": topic}
             r = https[on].post("/api/v1/consents", json=body, headers=marketer)
             assert r.status_code == 201, r.text
-            self.facts[person].append(Fact(clock[0], status, method, topic))
+            self.facts[person].append(Fact(at, status, method, topic))
 
         @rule(who=st.integers(0, 1), what=st.sampled_from(GRANTS + IMPORT_REFUSALS),
-              topic=st.sampled_from(TOPICS), on=st.integers(0, last))
-        def import_row(self, who: int, what: tuple[str, str], topic: str | None, on: int) -> None:
-            (person, when), (status, method) = self.tick(who), what
+              topic=st.sampled_from(TOPICS), on=st.integers(0, last), late=st.booleans())
+        def import_row(self, who: int, what: tuple[str, str], topic: str | None, on: int,
+                       late: bool) -> None:
+            (person, at, when), (status, method) = self.tick(who, late), what
             csv = ("email,status,method,consented_at,topic\r\n"
                    f"{person},{status},{method},{when},{topic or ''}\r\n")
             r = https[on].post("/api/v1/imports", data={"sender": "sample"}, headers=marketer,
@@ -156,7 +166,7 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             assert r.status_code == 201, r.text
             batch = r.json()
             assert batch["state"] == ("approved" if status == "opted_out" else "pending"), batch
-            self.facts[person].append(Fact(clock[0], status, method, topic, batch["batch_id"]))
+            self.facts[person].append(Fact(at, status, method, topic, batch["batch_id"]))
             if batch["state"] == "pending":
                 self.pending.append(batch["batch_id"])
             else:
@@ -172,31 +182,30 @@ def run_model(env: Env, examples: int, steps: int) -> None:
             assert r.status_code == 200 and r.json()["status"] == "approved", r.text
             self.approved.add(batch)
 
-        @rule(who=st.integers(0, 1), on=st.integers(0, last))
-        def one_click(self, who: int, on: int) -> None:
-            person = self.people[who]
-            key = suppression_key(normalize_address(person))
-            token = env.instances[on].codec.encode("sample", key)
-            r = https[on].post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
-            assert r.status_code == 200, r.text
-            # recorded at the server's now: later than every API event of the model
-            self.facts[person].append(Fact(time.time(), "opted_out", "one_click", None))
-
-        @rule(who=st.integers(0, 1), on=st.integers(0, last))
-        def mailto(self, who: int, on: int) -> None:
-            """The List-Unsubscribe mailto: a reply without AUTH to the opt-out mailbox,
-            the token in its Subject, from the person's own mail program."""
+        @rule(who=st.integers(0, 1), on=st.integers(0, last),
+              channel=st.sampled_from(["one_click", "mailto"]))
+        def opt_out_by_link(self, who: int, on: int, channel: str) -> None:
+            """The person uses the message's List-Unsubscribe: the one-click POST a mailbox
+            provider sends (RFC 8058), or the mailto (a reply without AUTH to the opt-out
+            mailbox, the token in its Subject). One rule for both: such a refusal, at the
+            server's now, can only be lifted by a later form opt-in, and twice the weight
+            left too few sequences where mail may go."""
             person = self.people[who]
             token = env.instances[on].codec.encode("sample", suppression_key(normalize_address(person)))
-            with smtplib.SMTP("127.0.0.1", env.instances[on].gw.port, timeout=15) as client:
-                client.ehlo("home.test")
-                client.mail(person)
-                assert client.rcpt(OPTOUT_BOX)[0] == 250
-                code, reply = client.data(
-                    f"From: <{person}>\r\nTo: <{OPTOUT_BOX}>\r\nSubject: unsubscribe {token}"
-                    "\r\n\r\nplease stop\r\n".encode())
-            assert code == 250, reply
-            self.facts[person].append(Fact(time.time(), "opted_out", "mailto", None))
+            if channel == "one_click":
+                r = https[on].post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"})
+                assert r.status_code == 200, r.text
+            else:
+                with smtplib.SMTP("127.0.0.1", env.instances[on].gw.port, timeout=15) as client:
+                    client.ehlo("home.test")
+                    client.mail(person)
+                    assert client.rcpt(OPTOUT_BOX)[0] == 250
+                    code, reply = client.data(
+                        f"From: <{person}>\r\nTo: <{OPTOUT_BOX}>\r\nSubject: unsubscribe {token}"
+                        "\r\n\r\nplease stop\r\n".encode())
+                assert code == 250, reply
+            # recorded at the server's now, before this moment
+            self.facts[person].append(Fact(time.time(), "opted_out", channel, None))
 
         @rule(who=st.integers(0, 1), topic=st.sampled_from(TOPICS), on=st.integers(0, last))
         def send(self, who: int, topic: str | None, on: int) -> None:

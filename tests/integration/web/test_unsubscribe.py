@@ -228,6 +228,26 @@ async def test_a_click_after_an_older_refusal_is_recorded(env: Env) -> None:
     assert decide(history, None, Law.TOKUDEN, datetime.now(UTC)).outcome is Outcome.OPTED_OUT
 
 
+async def test_a_click_after_a_topic_re_opt_in_is_recorded_even_moments_later(env: Env) -> None:
+    """Click, opt in again to one topic through a form, click again within seconds: the
+    second click is no replay. It was skipped, because the refusal in force for mail
+    without a topic was still the first click; mail on that topic then went out."""
+    from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
+
+    token = env.codec.encode("sample", "taro@example.com")
+    async with env.client() as c:
+        assert (await c.post(f"/u/{token}", data=ONE_CLICK)).status_code == 200
+        await env.store.append_consent(ConsentEvent(
+            sender_id="sample", address_key="taro@example.com", status=ConsentStatus.OPTED_IN,
+            method=ConsentMethod.DOUBLE_OPT_IN, occurred_at=datetime.now(UTC), topic="news"),
+            "taro@example.com")
+        assert (await c.post(f"/u/{token}", data=ONE_CLICK)).status_code == 200
+        assert (await c.post(f"/u/{token}", data=ONE_CLICK)).status_code == 200  # a replay
+    assert [r["method"] for r in await _optouts(env)] == ["one_click", "double_opt_in", "one_click"]
+    history = await env.store.consent_history("sample", "taro@example.com")
+    assert decide(history, "news", Law.TOKUDEN, datetime.now(UTC)).outcome is Outcome.OPTED_OUT
+
+
 async def test_fifty_concurrent_one_clicks(env: Env) -> None:
     tokens = [env.codec.encode("sample", "taro@example.com") for _ in range(25)] + [
         env.codec.encode("sample", f"user{i}@example.com") for i in range(25)]
