@@ -147,9 +147,11 @@ class _Replies:
         421, "4.7.0", "Too many connections from your address, try again later"
     )
     message_rate_exceeded: Final = Reply(
-        451, "4.7.1", "Message rate limit exceeded for your address, try again later"
+        451, "4.7.1", "Message rate limit exceeded for your address, try again later",
+        ("limit.message_rate",),
     )
-    bad_sender: Final = Reply(553, "5.1.7", "Malformed sender address")
+    bad_sender: Final = Reply(553, "5.1.7", "Malformed sender address",
+                              ("address.sender_invalid",))
     malformed_recipient: Final = Reply(
         553, "5.1.3", "Malformed recipient address", ("address.invalid",)
     )

@@ -58,6 +58,13 @@ def _plausible_sender(address: str) -> bool:
     return address == "<>" or bool(local and at and domain)
 
 
+def _printable(text: str, limit: int = 320) -> str:
+    """An envelope address as the event log keeps it: control characters shown as \\xNN
+    (PostgreSQL refuses NUL in text), at most `limit` characters."""
+    shown = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def _retrieve(task: asyncio.Future[str]) -> None:
     """Consume the outcome of a delivery whose client left (it was logged already)."""
     if not task.cancelled() and task.exception() is not None:
@@ -140,6 +147,7 @@ class Handler:
     async def _authenticate(self, server: GatewaySMTP, login: bytes, password: bytes) -> AuthResult:
         ip = server.state.client_ip
         if self.gw.authenticator.throttled(ip):
+            self.gw.metrics.session_refusal("auth_throttled")
             await server.push(_line(replies.auth_throttled))
             return AuthResult(success=False, handled=True)
         try:
@@ -148,6 +156,7 @@ class Handler:
             return AuthResult(success=False, handled=False)
         client = await self.gw.authenticator.verify(ip, username, secret)
         if client is None:
+            self.gw.metrics.session_refusal("auth_failed")
             log.warning("auth failed", extra={"fields": {"client_ip": ip, "username": username}})
             return AuthResult(success=False, handled=False, message=_line(replies.auth_invalid))
         server.state.client = client
@@ -175,21 +184,24 @@ class Handler:
         self, state: ConnectionState, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
         if self.gw.draining:
-            return _line(replies.shutting_down)
+            return await self.refused_before_rules(state, replies.shutting_down, "draining",
+                                                   address)
         if not self.limits.message(state.client_ip):
             log.warning(
                 "message rate limit", extra={"fields": {"client_ip": state.client_ip}}
             )
-            return _line(MESSAGE_RATE_EXCEEDED)
+            return await self.refused_before_rules(state, MESSAGE_RATE_EXCEEDED,
+                                                   "message_rate", address)
         if (
             not _plausible_sender(address)
             or _CONTROL.search(address)
             or any(_CONTROL.search(o) for o in mail_options)
         ):
-            return _line(BAD_SENDER)
+            return await self.refused_before_rules(state, BAD_SENDER, "sender_invalid", address)
         client = state.client
         if client is None:
             if not self.gw.mailto.enabled:
+                self.gw.metrics.session_refusal("relay_denied")
                 return _line(replies.relay_denied)
             # Only the opt-out mailbox may be reached without AUTH (checked at RCPT).
             state.begin_transaction()
@@ -198,6 +210,7 @@ class Handler:
             return _line(replies.sender_ok)
         if not self.store_health.ok():
             # nothing may be relayed whose decision cannot be logged: fail fast
+            self.gw.metrics.session_refusal("store_unavailable")
             return _line(replies.store_unavailable)
         state.begin_transaction()
         state.utf8 = "SMTPUTF8" in mail_options
@@ -242,6 +255,7 @@ class Handler:
         state = server.state
         if state.mailto:
             if not self.gw.mailto.accepts(address):
+                self.gw.metrics.session_refusal("relay_denied")
                 return _line(replies.relay_denied)
             envelope.rcpt_tos.append(address)
             return _line(replies.recipient_ok)
@@ -455,6 +469,31 @@ class Handler:
         self.gw.metrics.session_error(type(error).__name__)
         reply = error.reply if isinstance(error, GatewayError) else replies.temp_failure
         return _line(reply.with_text(f"{reply.text} ref={ref}"))
+
+    async def refused_before_rules(
+        self, state: ConnectionState, reply: Reply, reason: str, address: str = ""
+    ) -> str:
+        """A MAIL the session refused before any rule ran (the gateway draining, the
+        message rate, an unparsable sender): counted by reason
+        (tokuden_session_refusals_total) and, for a client that logged in, recorded as an
+        event of its own, so that the MA tool's operator finds the refusal in the event log.
+        Unauthenticated attempts stay a count: a stranger must not fill the log. So does a
+        MAIL refused inside an open transaction (aiosmtpd parses the path before it sees the
+        nesting): that transaction goes on untouched."""
+        self.gw.metrics.session_refusal(reason)
+        line = _line(reply, state.utf8)
+        client = state.client
+        if client is None or state.busy or not self.store_health.ok():
+            return line
+        state.begin_transaction()  # an attempted transaction: no leftovers of the last one
+        facts = Facts(config=self.gw.config, client=client, client_ip=state.client_ip,
+                      mail_from=_printable(address))
+        verdict = EventVerdict.TEMPFAILED if reply.is_temporary else EventVerdict.REJECTED
+        with contextlib.suppress(GatewayError):  # the reply is a refusal already
+            await self._record(state, Phase.MAIL, verdict, line, facts,
+                               rule_ids=reply.rule_ids)
+        await state.end_transaction()
+        return line
 
     async def data_refused(self, state: ConnectionState, reply: str, rule_id: str) -> None:
         """DATA the protocol layer refused (too large, a line too long): its event, and the

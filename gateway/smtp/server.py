@@ -46,7 +46,7 @@ _TRANSLATE = {
 # The rule id an event names for DATA that the protocol layer refused.
 _REFUSAL_RULES = {TOO_MUCH_DATA: "message.too_large", LINE_TOO_LONG: "message.line_too_long"}
 _MALFORMED_PATH = "553 5.1.3 Error: malformed address"
-_BAD_SENDER = replies_mod.finalize(replies.bad_sender)
+_FROM = re.compile(r"^\s*FROM:", re.IGNORECASE)
 
 
 # Replies after which aiosmtpd closes the session by itself.
@@ -147,7 +147,9 @@ class GatewaySMTP(SMTP):
         # The greeting and EHLO carry the host name: a line break in it would inject replies.
         kwargs["hostname"] = safe_hostname(str(kwargs.get("hostname") or "localhost"))
         self._continued: list[str] = []  # the leading lines of a multi-line reply
-        self._in_mail = False  # aiosmtpd words an unparsable path alike for MAIL and RCPT
+        # MAIL's argument while aiosmtpd handles it: aiosmtpd words an unparsable path
+        # alike for MAIL and RCPT
+        self._mail_arg: str | None = None
         super().__init__(handler, **kwargs)
         self.handler = handler
         self.gw = gateway
@@ -178,6 +180,7 @@ class GatewaySMTP(SMTP):
         else:
             reply = TOO_MANY_CONNECTIONS if over == "total" else TOO_MANY_FROM_IP
             self._refusal = replies_mod.finalize(reply)
+            self.gw.metrics.session_refusal(f"connections_{over}")
             log.warning(
                 "connection refused: %s limit", over, extra={"fields": {"client_ip": ip}}
             )
@@ -255,11 +258,11 @@ class GatewaySMTP(SMTP):
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
-        self._in_mail = True
+        self._mail_arg = arg
         try:
             await super().smtp_MAIL(arg)
         finally:
-            self._in_mail = False
+            self._mail_arg = None
 
     @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg: str) -> None:
@@ -316,8 +319,11 @@ class GatewaySMTP(SMTP):
                 # line: one send() and one TCP segment instead of seven.
                 self._continued.append(status)
                 return
-            if self._in_mail and status == _MALFORMED_PATH:
-                status = _BAD_SENDER
+            if self._mail_arg is not None and status == _MALFORMED_PATH:
+                status = await self.handler.refused_before_rules(
+                    self.state, replies.bad_sender, "sender_invalid",
+                    _FROM.sub("", self._mail_arg, count=1).strip(),
+                )
             status = _TRANSLATE.get(status, status)
             if self._continued:
                 await super().push("\r\n".join([*self._continued, status]))

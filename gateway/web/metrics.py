@@ -49,7 +49,8 @@ class Metrics:
     Call sites: `decision(verdict, rules)` once per recorded event; `stage(name, seconds)`
     per pipeline stage (upstream_mail, rcpt_rules, ..., commit); `upstream_error(kind)` per
     upstream failure or 4xx/5xx answer; `unsubscribe(method)`; `session_error(class name)`
-    per error that reached the session's last-resort handler. The DNS cache's and the
+    per error that reached the session's last-resort handler; `session_refusal(reason)` per
+    connection or command refused before the rules. The DNS cache's and the
     store's own counters are read at scrape time (`watch`).
     """
 
@@ -73,6 +74,12 @@ class Metrics:
             "tokuden_session_errors", "SMTP commands that ended in an error no step "
             "handled where it arose (a bug or an unforeseen input), by exception class; "
             "each was answered 4xx with a ref= that names its log line", ["error"], registry=r)
+        self.session_refusals = Counter(
+            "tokuden_session_refusals", "SMTP commands and connections refused before any "
+            "rule ran, by reason: connections_total, connections_ip, auth_failed, "
+            "auth_throttled, relay_denied, store_unavailable, draining, message_rate, "
+            "sender_invalid (the last three are events too when the client logged in)",
+            ["reason"], registry=r)
         self.http_auth_failures = Counter(
             "tokuden_http_auth_failures", "Refused API/UI credentials", registry=r)
 
@@ -90,6 +97,9 @@ class Metrics:
 
     def session_error(self, error: str) -> None:
         self.session_errors.labels(error=error).inc()
+
+    def session_refusal(self, reason: str) -> None:
+        self.session_refusals.labels(reason=reason).inc()
 
     def watch(self, dns: DnsCacheStats, store: Store, pool: UpstreamPool) -> None:
         """Export the DNS cache's, the store's and the upstream pool's own counts, read at

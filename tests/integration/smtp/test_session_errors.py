@@ -13,37 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
-from gateway.app import Gateway, build
-from gateway.config import from_dict
-from gateway.consent.address import normalize_address, suppression_key
-from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
+from gateway.app import Gateway
 from tests.faults.client import RawSMTP, dot_stuff
 from tests.faults.invariant import new_message
-from tests.support.gateway import base_config
 from tests.support.sink import RecordingSink
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[Gateway]:
-    raw: dict[str, Any] = base_config(tmp_path, sink.port)
-    gw = build(from_dict(raw, base_dir=tmp_path), serve_http=False)
-    await gw.start()
-    key = suppression_key(normalize_address("taro@example.com"))
-    await gw.store.append_consent(ConsentEvent(
-        sender_id="sample", address_key=key, status=ConsentStatus.OPTED_IN,
-        method=ConsentMethod.DOUBLE_OPT_IN, occurred_at=datetime(2026, 1, 10, tzinfo=UTC),
-        source_system="tests", recorded_by="tests",
-    ), "taro@example.com")
-    yield gw
-    if not gw.draining:  # a test may have stopped it itself
-        await gw.stop()
 
 
 async def transaction(client: RawSMTP, raw: bytes) -> list[tuple[int, str]]:
