@@ -54,6 +54,19 @@ class UpstreamReply:
         return Reply(self.code, "", text)
 
 
+def _path(address: str) -> bytes:
+    """An envelope address as an SMTP path: `<address>`, `<>` for the null sender.
+
+    The SMTP layer hands on addresses it parsed and checked (no control characters; the
+    protocol refuses CR and LF again). aiosmtplib's mail() and rcpt() would re-parse each
+    one with email.utils.parseaddr only to put it in angle brackets: ~30 µs, twice a
+    message, and a parser that drops what it takes for a comment.
+    """
+    if address in ("", "<>"):
+        return b"<>"
+    return b"<" + address.encode("utf-8") + b">"
+
+
 class UpstreamLink:
     """One connection to the upstream MTA."""
 
@@ -101,9 +114,10 @@ class UpstreamLink:
     async def mail(self, sender: str, options: list[str]) -> UpstreamReply:
         reused = self.connected
         client = await self._ready()
-        passable = [o for o in options if self._passable(o)]
+        path = b"FROM:" + _path(sender)
+        passable = [o.encode("ascii") for o in options if self._passable(o)]
         try:
-            result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
+            result = await self._call(client.execute_command(b"MAIL", path, *passable))
         except UpstreamUnavailable:
             if not reused:
                 raise
@@ -112,14 +126,15 @@ class UpstreamLink:
             log.info("pooled upstream connection was gone; reconnecting")
             await self._drop()
             client = await self._ready()
-            passable = [o for o in options if self._passable(o)]
-            result = await self._call(client.mail(sender, options=passable, encoding="utf-8"))
+            passable = [o.encode("ascii") for o in options if self._passable(o)]
+            result = await self._call(client.execute_command(b"MAIL", path, *passable))
         self.in_transaction = result.ok
         return result
 
     async def rcpt(self, recipient: str, options: list[str]) -> UpstreamReply:
         client = await self._ready()
-        return await self._call(client.rcpt(recipient, options=options, encoding="utf-8"))
+        opts = [o.encode("ascii") for o in options]
+        return await self._call(client.execute_command(b"RCPT", b"TO:" + _path(recipient), *opts))
 
     async def data(self, message: bytes) -> UpstreamReply:
         client = await self._ready()
@@ -168,20 +183,22 @@ class UpstreamLink:
         try:
             response = await pending  # type: ignore[misc]
         except aiosmtplib.SMTPResponseException as exc:
-            if exc.code == 421:
-                # The upstream is closing this connection. That is no answer to relay
-                # (a 421 would tell our client that *we* close): 451 4.4.1, try again.
-                await self._drop()
-                text = " ".join(exc.message.split())
-                raise UpstreamUnavailable(f"upstream closing: 421 {text}") from exc
-            return UpstreamReply(exc.code, exc.message)
+            code, message = exc.code, exc.message
         except aiosmtplib.SMTPTimeoutError as exc:
             await self._drop()
             raise UpstreamTimeout(str(exc)) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self._drop()
             raise UpstreamUnavailable(str(exc)) from exc
-        return UpstreamReply(response.code, response.message)
+        else:
+            code, message = response.code, response.message
+        if code == 421:
+            # The upstream is closing this connection. That is no answer to relay
+            # (a 421 would tell our client that *we* close): 451 4.4.1, try again.
+            await self._drop()
+            text = " ".join(message.split())
+            raise UpstreamUnavailable(f"upstream closing: 421 {text}")
+        return UpstreamReply(code, message)
 
     async def _drop(self) -> None:
         client, self.client = self.client, None

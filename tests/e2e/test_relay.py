@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.delivery import headers
+from tests.support.consent import grant_in_process
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
@@ -59,6 +60,23 @@ def test_compliant_message_is_relayed_and_logged(gateway: GatewayProcess, sink: 
     assert event["upstream_reply"].startswith("250")
     assert event["message_id"].endswith("@example.jp>")
     assert {r["rule"] for r in event["results"]} >= {"auth.from_not_allowed", "auth.from_invalid"}
+
+
+def test_an_internationalised_recipient_goes_upstream_as_utf8_with_smtputf8(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    """RFC 6531: the paths reach the upstream as the client wrote them, in UTF-8, and
+    SMTPUTF8 is passed on because the upstream advertised it."""
+    grant_in_process(gateway.config_path, "sample", "太郎@example.com")
+    with connect(gateway) as client:
+        assert client.mail("news@bounce.example.jp", ["SMTPUTF8"])[0] == 250
+        assert client.rcpt("太郎@example.com")[0] == 250
+        code, _ = client.data(marketing())
+    assert code == 250
+    [got] = sink.received
+    assert (got.mail_from, got.rcpt_tos) == ("news@bounce.example.jp", ["太郎@example.com"])
+    assert got.mail_options == ["SMTPUTF8"]
+    assert [e["recipient"] for e in events(gateway)] == ["太郎@example.com"]
 
 
 def test_from_of_another_identity_is_refused_with_rule_id(

@@ -18,6 +18,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     peer: str
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,7 +72,8 @@ class _Handler:
             return behaviour.data_reply
         peer = str(session.peer)
         self.sink.received.append(
-            Received(envelope.mail_from or "", list(envelope.rcpt_tos), envelope.original_content or b"", peer)
+            Received(envelope.mail_from or "", list(envelope.rcpt_tos),
+                     envelope.original_content or b"", peer, list(envelope.mail_options))
         )
         return f"250 2.0.0 Ok: queued as SINK{len(self.sink.received)}"
 
