@@ -11,6 +11,7 @@ from typing import Any
 from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
 from gateway.delivery import headers
+from gateway.delivery.missing_fields import MissingFields
 from gateway.delivery.pipeline import Pipeline
 from gateway.delivery.unsubscribe import ListUnsubscribe
 from gateway.delivery.upstream import UpstreamPool
@@ -64,7 +65,12 @@ class Gateway:
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store)
         # Order matters: every change first, signing last (RFC 6376 §8).
         self.pipeline = Pipeline(
-            [self._strip_internal_headers, self.unsubscribe.add_headers, self.auth.sign]
+            [
+                self._strip_internal_headers,
+                MissingFields(config.server.hostname).add,
+                self.unsubscribe.add_headers,
+                self.auth.sign,
+            ]
         )
         self.http: HttpServer | None = None
         self.footer = FooterPolicy(config)

@@ -1,7 +1,10 @@
-"""Message checks: well-formedness and the author (From) identity."""
+"""Message checks: well-formedness, RFC 5322 header hygiene and the author (From) identity."""
 
 from __future__ import annotations
 
+import email.utils
+import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,3 +31,55 @@ def single_from(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     if problem:
         return Outcome.FAIL, problem
     return Outcome.PASS, facts.extra.get("header_from", "")
+
+
+# RFC 5322 §3.6.4 msg-id, simplified to what receivers check: one <left@right>, no spaces.
+_MSG_ID = re.compile(r"<[^<>@\s]+@[^<>@\s]+>")
+_ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to", "sender")
+_ID_FIELDS = ("message-id", "in-reply-to", "references")
+# Missing ones the gateway adds before signing (gateway/delivery/missing_fields.py).
+ADDED_WHEN_MISSING = ("Message-ID", "Date")
+
+
+@check("message.header_fields", phases={Phase.DATA}, params={"at_most_once": list})
+def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """RFC 5322 header hygiene: single-instance fields once, a valid Message-ID and Date,
+    no encoded-word where an address or message id stands."""
+    message = facts.message
+    if message is None:
+        return Outcome.SKIP, "message not parsed (see message.malformed)"
+    counts = Counter(name.lower() for name in message.keys())
+    problems = [
+        f"{name} appears {counts[name.lower()]} times (at most once, RFC 5322 §3.6)"
+        for name in params.get("at_most_once", ())
+        if counts[name.lower()] > 1
+    ]
+    message_id = message.get("Message-ID")
+    if message_id is not None and not _MSG_ID.fullmatch(str(message_id).strip()):
+        problems.append(f"Message-ID {_shown(message_id)} is not one <id@domain>")
+    date = message.get("Date")
+    if date is not None and not _is_date(str(date)):
+        problems.append(f"Date {_shown(date)} is not an RFC 5322 date")
+    for name in _ADDRESS_FIELDS:
+        values = [str(v) for v in message.get_all(name) or []] if counts[name] else []
+        if any("=?" in addr for _, addr in email.utils.getaddresses(values)):
+            problems.append(f"{name.title()} has an encoded-word inside an address")
+    for name in _ID_FIELDS:
+        if counts[name] and any("=?" in str(v) for v in message.get_all(name) or []):
+            problems.append(f"{name.title()} has an encoded-word (not allowed in a message id)")
+    if problems:
+        return Outcome.FAIL, "; ".join(problems), {"problems": problems}
+    added = [name for name in ADDED_WHEN_MISSING if not counts[name.lower()]]
+    return Outcome.PASS, f"missing, added by the gateway: {', '.join(added)}" if added else ""
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return email.utils.parsedate_to_datetime(value) is not None
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

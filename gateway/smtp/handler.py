@@ -336,11 +336,12 @@ class Handler:
         verdict = self._evaluate(Phase.DATA, facts)
         state.timings["data_rules"] = time.perf_counter() - started
         state.monitored.extend(verdict.monitored)
-        state.results.extend(verdict.results)
         if verdict.action is not Action.ACCEPT:
+            # _refuse adds the verdict's results to the event (once)
             reply = await self._refuse(state, Phase.DATA, verdict, facts, recipient=recipients)
             await state.end_transaction()
             return reply
+        state.results.extend(verdict.results)
         started = time.perf_counter()
         try:
             outgoing = await self.gw.pipeline.prepare(facts, raw)

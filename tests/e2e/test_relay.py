@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.utils
 import json
+import re
 import smtplib
 from pathlib import Path
 from typing import Any
@@ -10,10 +13,12 @@ from typing import Any
 import pytest
 
 from gateway.delivery import headers
+from tests.support import authenv
 from tests.support.consent import grant_in_process
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
+from tests.support.verifiers import OpenDkim, dkimpy_verify_all
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +82,51 @@ def test_an_internationalised_recipient_goes_upstream_as_utf8_with_smtputf8(
     assert (got.mail_from, got.rcpt_tos) == ("news@bounce.example.jp", ["太郎@example.com"])
     assert got.mail_options == ["SMTPUTF8"]
     assert [e["recipient"] for e in events(gateway)] == ["太郎@example.com"]
+
+
+def test_a_missing_message_id_and_date_are_added_before_signing(
+    gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path
+) -> None:
+    raw = marketing()
+    for name in ("Message-ID", "Date"):
+        raw = headers.remove_header(raw, name)
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, _ = client.data(raw)
+    assert code == 250
+    delivered = sink.received[0].data
+    relayed, _ = unsigned(delivered)
+    parsed = email.message_from_bytes(relayed)
+    message_id = parsed["Message-ID"]
+    assert re.fullmatch(r"<[0-9a-f]+\.[0-9a-f]{16}@example\.jp>", message_id), message_id
+    assert email.utils.parsedate_to_datetime(parsed["Date"]) is not None
+    dns = authenv.shared().dns
+    assert dkimpy_verify_all(delivered, dns) == [True, True]  # both signatures cover them
+    assert "dkim=pass" in OpenDkim("/usr/sbin/opendkim", tmp_path).verify(delivered, dns)
+    [event] = events(gateway)
+    assert event["message_id"] == message_id  # the id the recipient's copy carries
+    [result] = [r for r in event["results"] if r["rule"] == "message.header_fields"]
+    assert result["detail"] == "missing, added by the gateway: Message-ID, Date"
+
+
+def test_a_repeated_subject_and_a_bad_message_id_are_refused_naming_both(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    raw = b"Subject: another subject\r\n" + marketing().replace(
+        b"Message-ID: <", b"Message-ID: <broken ", 1)
+    with connect(gateway) as client:
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        code, reply = client.data(raw)
+    assert code == 550
+    assert reply.startswith(b"5.6.0 [message.header_fields] Header fields violate RFC 5322")
+    assert sink.received == []
+    [event] = events(gateway, "--verdict", "rejected")
+    assert event["rule_ids"] == ["message.header_fields"]
+    [result] = [r for r in event["results"] if r["rule"] == "message.header_fields"]
+    assert result["detail"].startswith("Subject appears 2 times (at most once, RFC 5322 §3.6); "
+                                       "Message-ID '<broken ")
 
 
 def test_from_of_another_identity_is_refused_with_rule_id(

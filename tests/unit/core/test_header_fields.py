@@ -1,0 +1,93 @@
+"""message.header_fields: RFC 5322 header hygiene over the header section the DATA phase
+parses, with the at_most_once list the baseline pack gives it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.checks.message import header_fields
+from gateway.config import ClientConfig, Config
+from gateway.engine.context import Facts
+from gateway.engine.packs import load_packs
+from gateway.model import Outcome, Phase
+from gateway.smtp.message import gather_message_facts
+
+ROOT = Path(__file__).resolve().parents[3]
+PARAMS = next(r.params for r in load_packs([str(ROOT / "rules" / "baseline.toml")]).rules
+              if r.id == "message.header_fields")
+GOOD = {
+    "From": "=?UTF-8?B?5qCq5byP5Lya56S+?= <news@example.jp>",  # encoded display name: fine
+    "To": "taro@example.com",
+    "Subject": "=?UTF-8?B?44K744O844Or?=",
+    "Date": "Tue, 01 Apr 2025 10:00:00 +0900",
+    "Message-ID": "<20250401.abc@example.jp>",
+}
+
+
+def run(fields: list[tuple[str, str]]) -> tuple[Outcome, str]:
+    raw = "".join(f"{name}: {value}\r\n" for name, value in fields).encode() + b"\r\nbody\r\n"
+    facts = Facts(config=Config(), client=ClientConfig(username="t"), client_ip="",
+                  phase=Phase.DATA)
+    gather_message_facts(facts, raw)
+    outcome, detail = header_fields(facts, PARAMS)[:2]
+    return outcome, detail
+
+
+def test_a_well_formed_header_section_passes() -> None:
+    assert run(list(GOOD.items())) == (Outcome.PASS, "")
+
+
+def test_missing_message_id_and_date_pass_and_say_they_are_added() -> None:
+    fields = [(k, v) for k, v in GOOD.items() if k not in ("Message-ID", "Date")]
+    assert run(fields) == (Outcome.PASS, "missing, added by the gateway: Message-ID, Date")
+
+
+@pytest.mark.parametrize(("name", "spelt"), [
+    ("Subject", "Subject"), ("To", "to"), ("Date", "DATE"), ("Message-ID", "Message-Id"),
+    ("Reply-To", "Reply-To"), ("Cc", "CC"),
+])
+def test_a_repeated_single_instance_field_fails_naming_it(name: str, spelt: str) -> None:
+    """Field names are case-insensitive: a second one in other letters still counts."""
+    value = GOOD.get(name, "hanako@example.com")
+    first = [] if name in GOOD else [(name, value)]
+    outcome, detail = run([*GOOD.items(), *first, (spelt, value)])
+    assert (outcome, detail) == (
+        Outcome.FAIL, f"{name} appears 2 times (at most once, RFC 5322 §3.6)")
+
+
+@pytest.mark.parametrize("value", ["", "20250401.abc@example.jp", "<a b@example.jp>",
+                                   "<a@example.jp> <b@example.jp>", "<no-at-sign>"])
+def test_a_message_id_that_is_not_one_msg_id_fails(value: str) -> None:
+    outcome, detail = run([*((k, v) for k, v in GOOD.items() if k != "Message-ID"),
+                           ("Message-ID", value)])
+    assert (outcome, detail) == (
+        Outcome.FAIL, f"Message-ID {value!r} is not one <id@domain>")
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "Tue, 01 Apr 2025"])
+def test_a_date_that_does_not_parse_fails(value: str) -> None:
+    outcome, detail = run([*((k, v) for k, v in GOOD.items() if k != "Date"), ("Date", value)])
+    assert (outcome, detail) == (Outcome.FAIL, f"Date {value!r} is not an RFC 5322 date")
+
+
+@pytest.mark.parametrize(("name", "value", "problem"), [
+    ("Reply-To", "=?UTF-8?Q?info?=@example.jp", "Reply-To has an encoded-word inside an address"),
+    ("Cc", "a@example.jp, =?UTF-8?Q?b?=@example.jp", "Cc has an encoded-word inside an address"),
+    ("References", "<a@example.jp> =?UTF-8?Q?x?=", "References has an encoded-word (not allowed "
+                                                    "in a message id)"),
+])
+def test_an_encoded_word_where_an_address_or_id_stands_fails(
+    name: str, value: str, problem: str
+) -> None:
+    assert run([*GOOD.items(), (name, value)]) == (Outcome.FAIL, problem)
+
+
+def test_every_problem_is_named_at_once() -> None:
+    outcome, detail = run([*GOOD.items(), ("Subject", "again"), ("Date", "later")])
+    assert outcome is Outcome.FAIL
+    assert detail.split("; ") == [
+        "Date appears 2 times (at most once, RFC 5322 §3.6)",
+        "Subject appears 2 times (at most once, RFC 5322 §3.6)",
+    ]
