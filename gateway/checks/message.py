@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -61,8 +62,8 @@ def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     if date is not None and not _is_date(str(date)):
         problems.append(f"Date {_shown(date)} is not an RFC 5322 date")
     for name in _ADDRESS_FIELDS:
-        values = [str(v) for v in message.get_all(name) or []] if counts[name] else []
-        if any("=?" in addr for _, addr in email.utils.getaddresses(values)):
+        if counts[name] and any(_encoded_word_in_address(str(v))
+                                for v in message.get_all(name) or []):
             problems.append(f"{name.title()} has an encoded-word inside an address")
     for name in _ID_FIELDS:
         if counts[name] and any("=?" in str(v) for v in message.get_all(name) or []):
@@ -73,11 +74,24 @@ def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     return Outcome.PASS, f"missing, added by the gateway: {', '.join(added)}" if added else ""
 
 
+# A campaign repeats its From, and messages stamped in the same second share a Date: the
+# two parses below (19 µs and 6 µs) are cached by the field's text.
+@functools.lru_cache(maxsize=256)
 def _is_date(value: str) -> bool:
     try:
         return email.utils.parsedate_to_datetime(value) is not None
     except (TypeError, ValueError, IndexError):
         return False
+
+
+def _encoded_word_in_address(value: str) -> bool:
+    """An encoded-word in an addr-spec (one in a display name is fine)."""
+    return "=?" in value and _encoded_word_in_parsed_address(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded_word_in_parsed_address(value: str) -> bool:
+    return any("=?" in addr for _, addr in email.utils.getaddresses([value]))
 
 
 def _shown(value: object, limit: int = 60) -> str:
