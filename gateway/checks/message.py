@@ -45,7 +45,8 @@ ADDED_WHEN_MISSING = ("Message-ID", "Date")
 @check("message.header_fields", phases={Phase.DATA}, params={"at_most_once": list})
 def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     """RFC 5322 header hygiene: single-instance fields once, a valid Message-ID and Date,
-    no encoded-word where an address or message id stands."""
+    no encoded-word where an address or message id stands, no raw 8-bit text without
+    SMTPUTF8."""
     message = facts.message
     if message is None:
         return Outcome.SKIP, "message not parsed (see message.malformed)"
@@ -65,6 +66,9 @@ def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
         if counts[name] and any(_encoded_word_in_address(str(v))
                                 for v in message.get_all(name) or []):
             problems.append(f"{name.title()} has an encoded-word inside an address")
+    eight_bit = _eight_bit_problem(facts.raw, facts.smtputf8)
+    if eight_bit:
+        problems.append(eight_bit)
     for name in _ID_FIELDS:
         if counts[name] and any("=?" in str(v) for v in message.get_all(name) or []):
             problems.append(f"{name.title()} has an encoded-word (not allowed in a message id)")
@@ -77,6 +81,37 @@ def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
 # A campaign repeats its From, and messages stamped in the same second share a Date: the
 # two parses below (19 µs and 6 µs) are cached by the field's text.
 @functools.lru_cache(maxsize=256)
+def _eight_bit_problem(raw: bytes, smtputf8: bool) -> str:
+    """Header fields are ASCII (RFC 5322 §2.2; non-ASCII text goes in RFC 2047 encoded-words)
+    unless the transaction uses SMTPUTF8, and then they are UTF-8 (RFC 6532). Gmail refuses
+    "Unicode in disallowed headers" with 5.7.1."""
+    end = raw.find(b"\r\n\r\n")
+    section = raw if end < 0 else raw[:end]
+    if section.isascii():
+        return ""
+    if smtputf8:
+        try:
+            section.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return ""
+        return f"{_fields_with_8bit(section)} not valid UTF-8 (RFC 6532)"
+    return (f"8-bit bytes in {_fields_with_8bit(section)} without SMTPUTF8: non-ASCII text "
+            "needs encoded-words (RFC 2047)")
+
+
+def _fields_with_8bit(section: bytes) -> str:
+    names: dict[str, None] = {}
+    name = "?"
+    for line in section.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t"):
+            name = line.partition(b":")[0].decode("ascii", "replace").strip() or "?"
+        if not line.isascii():
+            names[name] = None
+    return ", ".join(names)
+
+
 def _is_date(value: str) -> bool:
     try:
         return email.utils.parsedate_to_datetime(value) is not None

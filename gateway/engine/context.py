@@ -25,6 +25,7 @@ class Facts:
     phase: Phase = Phase.MAIL
     sender: SenderConfig | None = None
     mail_from: str = ""
+    smtputf8: bool = False  # the transaction asked for SMTPUTF8 (RFC 6531)
     recipient: str = ""
     recipient_count: int = 0
     raw: bytes = b""

@@ -220,6 +220,7 @@ class Handler:
             client_ip=state.client_ip,
             phase=Phase.MAIL,
             mail_from=address,
+            smtputf8=state.utf8,
         )
         facts.sender = self.gw.sender_for_envelope(client, address)
         verdict = self._evaluate(Phase.MAIL, facts)

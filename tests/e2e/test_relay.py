@@ -84,6 +84,26 @@ def test_an_internationalised_recipient_goes_upstream_as_utf8_with_smtputf8(
     assert [e["recipient"] for e in events(gateway)] == ["太郎@example.com"]
 
 
+def test_a_raw_utf8_subject_goes_with_smtputf8_and_is_refused_without(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    raw = re.sub(rb"(?m)^Subject: .*$", "Subject: 冬のセール\r".encode(), marketing(), count=1)
+    outcomes = []
+    for options in (["SMTPUTF8"], []):
+        with connect(gateway) as client:
+            client.mail("news@bounce.example.jp", options)
+            client.rcpt("taro@example.com")
+            outcomes.append(client.data(raw))
+    assert outcomes[0][0] == 250  # RFC 6532: UTF-8 header text in an SMTPUTF8 transaction
+    code, reply = outcomes[1]
+    assert code == 550 and reply.startswith(b"5.6.0 [message.header_fields]"), reply
+    assert len(sink.received) == 1 and "Subject: 冬のセール\r\n".encode() in sink.received[0].data
+    [refused] = events(gateway, "--verdict", "rejected")
+    [result] = [r for r in refused["results"] if r["rule"] == "message.header_fields"]
+    assert result["detail"] == ("8-bit bytes in Subject without SMTPUTF8: non-ASCII text needs "
+                                "encoded-words (RFC 2047)")
+
+
 def test_a_missing_message_id_and_date_are_added_before_signing(
     gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path
 ) -> None:

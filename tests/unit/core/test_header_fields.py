@@ -26,10 +26,13 @@ GOOD = {
 }
 
 
-def run(fields: list[tuple[str, str]]) -> tuple[Outcome, str]:
-    raw = "".join(f"{name}: {value}\r\n" for name, value in fields).encode() + b"\r\nbody\r\n"
+def run(fields: list[tuple[str, str]], *, smtputf8: bool = False,
+        raw: bytes | None = None) -> tuple[Outcome, str]:
+    if raw is None:
+        raw = "".join(f"{name}: {value}\r\n" for name, value in fields).encode()
+        raw += b"\r\nbody \xe6\x9c\xac\xe6\x96\x87\r\n"  # 8-bit in the body is none of its business
     facts = Facts(config=Config(), client=ClientConfig(username="t"), client_ip="",
-                  phase=Phase.DATA)
+                  phase=Phase.DATA, smtputf8=smtputf8)
     gather_message_facts(facts, raw)
     outcome, detail = header_fields(facts, PARAMS)[:2]
     return outcome, detail
@@ -91,3 +94,15 @@ def test_every_problem_is_named_at_once() -> None:
         "Date appears 2 times (at most once, RFC 5322 §3.6)",
         "Subject appears 2 times (at most once, RFC 5322 §3.6)",
     ]
+
+
+def test_raw_8bit_header_text_needs_smtputf8_and_then_utf8() -> None:
+    fields = [*GOOD.items(), ("Subject", "冬のセール")]
+    fields = [f for f in fields if f != ("Subject", GOOD["Subject"])]
+    assert run(fields) == (Outcome.FAIL, "8-bit bytes in Subject without SMTPUTF8: non-ASCII "
+                                         "text needs encoded-words (RFC 2047)")
+    assert run(fields, smtputf8=True) == (Outcome.PASS, "")  # RFC 6532
+    raw = "".join(f"{n}: {v}\r\n" for n, v in GOOD.items()).encode()
+    raw += "X-Campaign: 冬\r\n".encode("shift_jis") + b" \xff folded\r\n\r\nbody\r\n"
+    assert run([], smtputf8=True, raw=raw) == (Outcome.FAIL,
+                                               "X-Campaign not valid UTF-8 (RFC 6532)")
