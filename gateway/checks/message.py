@@ -78,9 +78,6 @@ def header_fields(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     return Outcome.PASS, f"missing, added by the gateway: {', '.join(added)}" if added else ""
 
 
-# A campaign repeats its From, and messages stamped in the same second share a Date: the
-# two parses below (19 µs and 6 µs) are cached by the field's text.
-@functools.lru_cache(maxsize=256)
 def _eight_bit_problem(raw: bytes, smtputf8: bool) -> str:
     """Header fields are ASCII (RFC 5322 §2.2; non-ASCII text goes in RFC 2047 encoded-words)
     unless the transaction uses SMTPUTF8, and then they are UTF-8 (RFC 6532). Gmail refuses
@@ -112,6 +109,9 @@ def _fields_with_8bit(section: bytes) -> str:
     return ", ".join(names)
 
 
+# A campaign repeats its From, and messages stamped in the same second share a Date: the
+# two parses below (6 µs and 19 µs) are cached by the field's text.
+@functools.lru_cache(maxsize=256)
 def _is_date(value: str) -> bool:
     try:
         return email.utils.parsedate_to_datetime(value) is not None
