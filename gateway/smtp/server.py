@@ -180,7 +180,8 @@ class GatewaySMTP(SMTP):
         else:
             reply = TOO_MANY_CONNECTIONS if over == "total" else TOO_MANY_FROM_IP
             self._refusal = replies_mod.finalize(reply)
-            self.gw.metrics.session_refusal(f"connections_{over}")
+            self.gw.metrics.session_refusal(
+                "max_connections" if over == "total" else "max_connections_per_ip")
             log.warning(
                 "connection refused: %s limit", over, extra={"fields": {"client_ip": ip}}
             )

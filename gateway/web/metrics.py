@@ -76,8 +76,8 @@ class Metrics:
             "each was answered 4xx with a ref= that names its log line", ["error"], registry=r)
         self.session_refusals = Counter(
             "tokuden_session_refusals", "SMTP commands and connections refused before any "
-            "rule ran, by reason: connections_total, connections_ip, auth_failed, "
-            "auth_throttled, relay_denied, store_unavailable, draining, message_rate, "
+            "rule ran, by reason: max_connections, max_connections_per_ip (the limits), "
+            "auth_failed, auth_throttled, relay_denied, store_unavailable, draining, message_rate, "
             "sender_invalid (the last three are events too when the client logged in)",
             ["reason"], registry=r)
         self.http_auth_failures = Counter(

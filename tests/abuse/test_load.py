@@ -13,6 +13,7 @@ import pytest
 from tests.faults.client import RawSMTP, SmtpError, dot_stuff, send_message
 from tests.faults.invariant import check_invariant, event_log, new_message
 from tests.support.gateway import GatewayProcess
+from tests.support.metrics import scrape
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
@@ -186,6 +187,9 @@ def test_slowloris_hits_the_timeout_and_does_not_starve_others(
           f"{max(normal) * 1000:.0f} ms max; RSS {current:.0f} MB")
 
 
+REFUSED = 'tokuden_session_refusals_total{reason="%s"}'
+
+
 def test_per_ip_connection_limits(config: dict[str, Any], start_gateway: StartGateway) -> None:
     config["server"].update(max_connections_per_ip=5, max_connections=8)
     gw = start_gateway(config)
@@ -222,6 +226,9 @@ def test_per_ip_connection_limits(config: dict[str, Any], start_gateway: StartGa
             await c.close()
 
     asyncio.run(scenario())
+    counted = scrape(gw.config)
+    assert [counted.get(REFUSED % reason) for reason in
+            ("max_connections_per_ip", "max_connections")] == [1.0, 1.0], counted
 
 
 def test_per_ip_message_rate_limit(
