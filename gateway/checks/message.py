@@ -115,7 +115,7 @@ def _fields_with_8bit(section: bytes) -> str:
 def _is_date(value: str) -> bool:
     try:
         return email.utils.parsedate_to_datetime(value) is not None
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: huge numbers
         return False
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.checks.message import header_fields
 from gateway.config import ClientConfig, Config
@@ -106,3 +108,29 @@ def test_raw_8bit_header_text_needs_smtputf8_and_then_utf8() -> None:
     raw += "X-Campaign: 冬\r\n".encode("shift_jis") + b" \xff folded\r\n\r\nbody\r\n"
     assert run([], smtputf8=True, raw=raw) == (Outcome.FAIL,
                                                "X-Campaign not valid UTF-8 (RFC 6532)")
+
+
+@pytest.mark.parametrize("date", [
+    "Tue, 01 Apr 99999999999999999999 10:00:00 +0900",  # OverflowError inside the stdlib
+    "Tue, 01 Apr 2025 10:00:00 +99999999999999999999",
+])
+def test_a_date_the_stdlib_overflows_on_is_refused_not_an_error(date: str) -> None:
+    """An exception out of a check is ERROR: 451, and the MA tool would retry for ever."""
+    outcome, detail = run([*((k, v) for k, v in GOOD.items() if k != "Date"), ("Date", date)])
+    assert (outcome, detail) == (Outcome.FAIL, f"Date {date!r} is not an RFC 5322 date")
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                max_size=80)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(
+    ["From", "To", "Cc", "Reply-To", "Date", "Message-ID", "References", "Subject", "X-Any"]),
+    _TEXT), max_size=8), st.booleans())
+def test_any_header_values_get_a_verdict_never_an_exception(
+    fields: list[tuple[str, str]], smtputf8: bool
+) -> None:
+    outcome, _ = run([*GOOD.items(), *fields], smtputf8=smtputf8)
+    # SKIP: the header section did not parse, which message.malformed refuses
+    assert outcome in (Outcome.PASS, Outcome.FAIL, Outcome.SKIP)
