@@ -29,6 +29,7 @@ from gateway.auth.dkim_sign import (
     verify_existing,
 )
 from gateway.auth.dmarc import DmarcRecordError, parse_dmarc_record
+from gateway.checks.message import header_fields
 from gateway.consent.address import InvalidAddress, normalize_address
 from gateway.consent.importer import ImportFormat, validate_file
 from gateway.content.footer import check_message, check_parts
@@ -37,9 +38,12 @@ from gateway.content.insert import InsertError, insert_footer
 from gateway.content.mimetree import parse_message, parse_well_formed
 from gateway.content.parts import readable_parts
 from gateway.delivery import headers
+from gateway.engine.context import Facts
+from gateway.engine.packs import load_packs
 from gateway.errors import ConfigError
+from gateway.model import Outcome, Phase
 from gateway.smtp.mailto import MailtoOptOut
-from gateway.smtp.message import wire_problems
+from gateway.smtp.message import gather_message_facts, wire_problems
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
 from tests.support.footer import ROOT, SPEC, TEMPLATE, WORDS, tree_shape
 
@@ -178,14 +182,23 @@ def mailto(data: bytes) -> None:
     assert all(isinstance(token, str) for token in found)
 
 
+_HEADER_PARAMS = next(r.params for r in load_packs([str(ROOT / "rules" / "baseline.toml")]).rules
+                      if r.id == "message.header_fields")
+
+
 def data_phase(data: bytes) -> None:
     """A message that passes the wire checks goes through the DATA path's steps without an
-    exception: the footer report (FooterPolicy.report_for has no try/except of its own),
-    insert mode, the report of the repaired message, and DKIM signing that dkimpy verifies."""
+    exception: the header fields check (an exception out of a check is ERROR, a 451 for
+    ever), the footer report (FooterPolicy.report_for has no try/except of its own), insert
+    mode, the report of the repaired message, and DKIM signing that dkimpy verifies."""
     raw = data.replace(b"\0", b"").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     raw = raw.replace(b"\n", b"\r\n")
     if wire_problems(raw):
         return  # refused as malformed before any of this runs
+    facts = Facts(config=config.Config(), client=config.ClientConfig(username="fuzz"),
+                  client_ip="", phase=Phase.DATA, smtputf8=data[:1] == b"U")
+    gather_message_facts(facts, raw)
+    assert header_fields(facts, _HEADER_PARAMS)[0] in (Outcome.PASS, Outcome.FAIL, Outcome.SKIP)
     report = check_parts(readable_parts(parse_message(raw)), SPEC, WORDS)
     if not report.ok and not report.malformed:
         try:
