@@ -368,6 +368,21 @@ def parse_hostport(text: str, default_port: int, where: str) -> tuple[str, int]:
     return host, port
 
 
+def warnings(config: Config) -> list[str]:
+    """What a valid config does that an operator may not mean: said at `serve` start."""
+    found: list[str] = []
+    advertising = any(c.class_ == "advertising" for c in config.clients)
+    if advertising and not config.http.public_url.lower().startswith("https://"):
+        found.append(
+            f"http.public_url {config.http.public_url!r} is not https://: the List-Unsubscribe "
+            "one-click link is built on it, and Gmail and Yahoo take one-click unsubscribe only "
+            "from an HTTPS URL (RFC 8058)"
+        )
+    if config.policy.mode == "monitor":
+        found.append('policy.mode = "monitor": every verdict is recorded and nothing is refused')
+    return found
+
+
 def _validate(config: Config) -> None:
     parse_hostport(config.server.listen, 25, "server.listen")
     # values that end up in SMTP replies, commands or header names: one printable token

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from gateway.errors import ConfigError
 from gateway.smtp.server import make_socket
 from gateway.store import open_store
 
+log = logging.getLogger(__name__)
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the gateway until SIGTERM")
@@ -41,6 +44,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     logs.setup(args.log_level)
+    if args.worker is None:  # said once, by the process the operator started
+        for warning in config.warnings(cfg):
+            log.warning(warning)
     workers = cfg.server.workers
     if workers > 1 and args.worker is None:
         return _supervise(args, workers, cfg)

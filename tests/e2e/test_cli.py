@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.config import from_dict, warnings
 from scripts.sandbox import prepare as prepare_sandbox
 from tests.support import toml
-from tests.support.gateway import base_config, cli
+from tests.support.gateway import GatewayProcess, base_config, cli
 
 pytestmark = pytest.mark.e2e
 
@@ -168,3 +171,28 @@ def test_a_command_imports_only_what_it_needs(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_serve_says_once_that_a_plain_http_public_url_breaks_one_click(
+    config: dict[str, Any], start_gateway: Callable[..., GatewayProcess]
+) -> None:
+    config["server"]["workers"] = 2
+    gw = start_gateway(config)
+    said = [json.loads(line) for line in gw.stderr_lines if "is not https://" in line]
+    assert [(s["level"], s["logger"]) for s in said] == [("warning", "gateway.cli.cmd_serve")]
+    assert "Gmail and Yahoo take one-click unsubscribe only from an HTTPS URL" in said[0]["msg"]
+
+
+@pytest.mark.parametrize(("public_url", "mode", "expected"), [
+    ("https://gw.example.jp", "enforce", []),
+    ("HTTPS://gw.example.jp", "enforce", []),
+    ("http://gw.example.jp", "enforce", ["is not https://"]),
+    ("https://gw.example.jp", "monitor", ['policy.mode = "monitor"']),
+])
+def test_config_warnings(tmp_path: Path, public_url: str, mode: str,
+                         expected: list[str]) -> None:
+    raw = base_config(tmp_path, 2525)
+    raw["http"]["public_url"] = public_url
+    raw["policy"]["mode"] = mode
+    said = warnings(from_dict(raw, base_dir=tmp_path))
+    assert len(said) == len(expected) and all(e in w for e, w in zip(expected, said, strict=True))
