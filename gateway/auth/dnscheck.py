@@ -14,7 +14,7 @@ from gateway.errors import LookupTempError
 
 @dataclass(slots=True)
 class RecordCheck:
-    kind: str  # spf | dkim | dmarc
+    kind: str  # spf | mx | dkim | dmarc
     name: str
     ok: bool
     publish: str  # the TXT value to publish (or keep)
@@ -47,6 +47,32 @@ def _spf_suggestion(ips: tuple[str, ...]) -> str:
     return f"v=spf1 {mechanisms} -all" if ips else "v=spf1 -all"
 
 
+async def _mail_host(auth: AuthPolicy, domain: str, *, required: bool) -> RecordCheck:
+    """Somewhere to deliver mail for `domain`: an MX, or an A/AAAA as the implicit MX (RFC 5321
+    §5.1). Bounces go to the envelope domain, and receivers that check the sender's domain
+    refuse one that takes no mail; Japanese carriers also look for an MX on the From domain
+    (legal.md §2.4), so there it is advice unless it is an envelope domain too."""
+    why = "" if required else " (recommended for Japanese carriers)"
+    try:
+        hosts = (await auth.dns.lookup(domain, "MX")).mx()
+        if hosts and all(host in ("", ".") for _, host in hosts):
+            return RecordCheck("mx", domain, False, "", "null MX (RFC 7505): the domain takes "
+                               f"no mail, so bounces and replies to it are lost{why}", required)
+        if hosts:
+            names = ", ".join(host for _, host in sorted(hosts))
+            return RecordCheck("mx", domain, True, "", f"MX {names}", required)
+        for rdtype in ("A", "AAAA"):
+            found = (await auth.dns.lookup(domain, rdtype)).addresses()
+            if found:
+                return RecordCheck("mx", domain, True, "",
+                                   f"no MX; {rdtype} {found[0]} takes its place (RFC 5321 §5.1)",
+                                   required)
+    except LookupTempError as exc:
+        return RecordCheck("mx", domain, False, "", f"DNS failing: {exc}", required)
+    return RecordCheck("mx", domain, False, "", "neither MX nor A/AAAA: publish an MX naming "
+                       f"the host that receives this domain's mail{why}", required)
+
+
 async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
     result = SenderCheck(sender.id)
     envelope = set(sender.envelope_domains) or set(sender.domains)
@@ -73,6 +99,8 @@ async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
                 required,
             )
         )
+    for domain in dict.fromkeys((*sender.envelope_domains, *sender.domains)):
+        result.records.append(await _mail_host(auth, domain, required=domain in envelope))
     for key in auth.signer.active_keys(signing_domain(sender)):
         pub = await published_key_matches(auth.dns, key.selector, key.domain, key)
         result.records.append(RecordCheck("dkim", pub.name, pub.ok, pub.expected, pub.detail))

@@ -27,6 +27,35 @@ def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: Rec
     assert records[("dmarc", "_dmarc.example.jp")]["ok"] is True
     # the From domain's SPF does not list the egress IP: advice, not a failure
     assert records[("spf", "example.jp")]["required"] is False
+    # somewhere for bounces to go (required), and an MX on the From domain (advice)
+    bounce, author = records[("mx", "bounce.example.jp")], records[("mx", "example.jp")]
+    assert (bounce["ok"], bounce["required"], bounce["detail"]) == (True, True, "MX mx1.example.jp")
+    assert (author["ok"], author["required"]) == (True, False)
+
+
+@pytest.mark.parametrize(("domain", "detail"), [
+    ("nullmx.example.jp", "null MX (RFC 7505): the domain takes no mail, so bounces and "
+                          "replies to it are lost"),
+    ("nospf.example.jp", "no MX; A 192.0.2.1 takes its place (RFC 5321 §5.1)"),
+    ("gone1.example.jp", "neither MX nor A/AAAA: publish an MX naming the host that receives "
+                         "this domain's mail"),
+])
+def test_dns_check_wants_a_mail_host_for_the_envelope_domain(
+    tmp_path: Path, sink: RecordingSink, domain: str, detail: str
+) -> None:
+    cfg = base_config(tmp_path, sink.port)
+    cfg["senders"][0]["envelope_domains"] = [domain]
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
+    records = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["senders"][0]["records"]}
+    found = records[("mx", domain)]
+    assert (found["detail"], found["required"]) == (detail, True)
+    assert found["ok"] is detail.startswith("no MX;")
+    table = cli("dns", "check", "--sender", "sample", config=path).stdout
+    [row] = [line.split() for line in table.splitlines() if line.startswith("mx ")
+             and domain in line]
+    assert row[2] == ("OK" if found["ok"] else "MISSING"), table
 
 
 def test_new_selector_is_reported_until_published(tmp_path: Path, sink: RecordingSink) -> None:
