@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+
+import dns.reversename
 
 from gateway.auth.dkim_sign import published_key_matches
 from gateway.auth.dmarc import DmarcStatus, discover
@@ -14,7 +17,7 @@ from gateway.errors import LookupTempError
 
 @dataclass(slots=True)
 class RecordCheck:
-    kind: str  # spf | mx | dkim | dmarc
+    kind: str  # spf | mx | ptr | dkim | dmarc
     name: str
     ok: bool
     publish: str  # the TXT value to publish (or keep)
@@ -73,6 +76,27 @@ async def _mail_host(auth: AuthPolicy, domain: str, *, required: bool) -> Record
                        f"the host that receives this domain's mail{why}", required)
 
 
+async def _reverse_dns(auth: AuthPolicy, ip: str) -> RecordCheck:
+    """Forward-confirmed reverse DNS of an egress address: its PTR names a host whose A/AAAA
+    is the address again. Gmail and Yahoo require it of every sender (legal.md §2.1-2.2);
+    the PTR is published by whoever holds the address block, often the hosting provider."""
+    name = dns.reversename.from_address(ip).to_text(omit_final_dot=True)
+    rdtype = "AAAA" if ipaddress.ip_address(ip).version == 6 else "A"
+    try:
+        hosts = (await auth.dns.lookup(name, "PTR")).ptr()
+        for host in hosts:
+            back = (await auth.dns.lookup(host, rdtype)).addresses()
+            if any(ipaddress.ip_address(a) == ipaddress.ip_address(ip) for a in back):
+                return RecordCheck("ptr", ip, True, "", f"PTR {host}, whose {rdtype} is {ip}")
+    except LookupTempError as exc:
+        return RecordCheck("ptr", ip, False, "", f"DNS failing: {exc}")
+    if not hosts:
+        return RecordCheck("ptr", ip, False, "", f"no PTR at {name}: ask whoever holds the "
+                           "address (the hosting provider) for one naming a host of yours")
+    return RecordCheck("ptr", ip, False, "", f"PTR {', '.join(hosts)}, but no {rdtype} of it "
+                       f"is {ip} (forward-confirmed reverse DNS fails)")
+
+
 async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
     result = SenderCheck(sender.id)
     envelope = set(sender.envelope_domains) or set(sender.domains)
@@ -101,6 +125,8 @@ async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
         )
     for domain in dict.fromkeys((*sender.envelope_domains, *sender.domains)):
         result.records.append(await _mail_host(auth, domain, required=domain in envelope))
+    for ip in sender.egress_ips:
+        result.records.append(await _reverse_dns(auth, ip))
     for key in auth.signer.active_keys(signing_domain(sender)):
         pub = await published_key_matches(auth.dns, key.selector, key.domain, key)
         result.records.append(RecordCheck("dkim", pub.name, pub.ok, pub.expected, pub.detail))

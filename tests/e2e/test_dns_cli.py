@@ -31,6 +31,29 @@ def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: Rec
     bounce, author = records[("mx", "bounce.example.jp")], records[("mx", "example.jp")]
     assert (bounce["ok"], bounce["required"], bounce["detail"]) == (True, True, "MX mx1.example.jp")
     assert (author["ok"], author["required"]) == (True, False)
+    ptr = records[("ptr", "192.0.2.10")]  # forward-confirmed reverse DNS of the egress IP
+    assert (ptr["ok"], ptr["detail"]) == (True, "PTR out1.example.jp, whose A is 192.0.2.10")
+
+
+@pytest.mark.parametrize(("ip", "detail"), [
+    ("192.0.2.11", "no PTR at 11.2.0.192.in-addr.arpa: ask whoever holds the address (the "
+                   "hosting provider) for one naming a host of yours"),
+    ("192.0.2.12", "PTR out2.example.jp, but no A of it is 192.0.2.12 (forward-confirmed "
+                   "reverse DNS fails)"),
+])
+def test_dns_check_wants_forward_confirmed_reverse_dns_for_each_egress_ip(
+    tmp_path: Path, sink: RecordingSink, ip: str, detail: str
+) -> None:
+    cfg = base_config(tmp_path, sink.port)
+    cfg["senders"][0]["egress_ips"] = [ip]  # inside bounce.example.jp's SPF range: SPF passes
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
+    assert result.returncode == 1, result.stdout
+    records = json.loads(result.stdout)["senders"][0]["records"]
+    assert [(r["name"], r["ok"], r["detail"]) for r in records if r["kind"] == "ptr"] == [
+        (ip, False, detail)]
+    assert [r["kind"] for r in records if not r["ok"] and r["required"]] == ["ptr"]
 
 
 @pytest.mark.parametrize(("domain", "detail"), [
