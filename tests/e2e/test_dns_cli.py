@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,19 @@ from tests.support.gateway import base_config, cli
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
+
+
+def sample_checked(
+    tmp_path: Path, sink: RecordingSink, **sender: Any
+) -> tuple[Path, int, list[dict[str, Any]]]:
+    """`dns check --json` of the sample sender with `sender` settings changed: (config path,
+    exit status, its records)."""
+    cfg = base_config(tmp_path, sink.port)
+    cfg["senders"][0].update(sender)
+    path = tmp_path / "gw.toml"
+    path.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
+    return path, result.returncode, json.loads(result.stdout)["senders"][0]["records"]
 
 
 def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: RecordingSink) -> None:
@@ -44,13 +58,9 @@ def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: Rec
 def test_dns_check_wants_forward_confirmed_reverse_dns_for_each_egress_ip(
     tmp_path: Path, sink: RecordingSink, ip: str, detail: str
 ) -> None:
-    cfg = base_config(tmp_path, sink.port)
-    cfg["senders"][0]["egress_ips"] = [ip]  # inside bounce.example.jp's SPF range: SPF passes
-    path = tmp_path / "gw.toml"
-    path.write_text(toml.dumps(cfg), encoding="utf-8")
-    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
-    assert result.returncode == 1, result.stdout
-    records = json.loads(result.stdout)["senders"][0]["records"]
+    # inside bounce.example.jp's SPF range: SPF passes
+    _, code, records = sample_checked(tmp_path, sink, egress_ips=[ip])
+    assert code == 1
     assert [(r["name"], r["ok"], r["detail"]) for r in records if r["kind"] == "ptr"] == [
         (ip, False, detail)]
     assert [r["kind"] for r in records if not r["ok"] and r["required"]] == ["ptr"]
@@ -66,13 +76,8 @@ def test_dns_check_wants_forward_confirmed_reverse_dns_for_each_egress_ip(
 def test_dns_check_wants_a_mail_host_for_the_envelope_domain(
     tmp_path: Path, sink: RecordingSink, domain: str, detail: str
 ) -> None:
-    cfg = base_config(tmp_path, sink.port)
-    cfg["senders"][0]["envelope_domains"] = [domain]
-    path = tmp_path / "gw.toml"
-    path.write_text(toml.dumps(cfg), encoding="utf-8")
-    result = cli("dns", "check", "--sender", "sample", "--json", config=path)
-    records = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)["senders"][0]["records"]}
-    found = records[("mx", domain)]
+    path, _, records = sample_checked(tmp_path, sink, envelope_domains=[domain])
+    [found] = [r for r in records if (r["kind"], r["name"]) == ("mx", domain)]
     assert (found["detail"], found["required"]) == (detail, True)
     assert found["ok"] is detail.startswith("no MX;")
     table = cli("dns", "check", "--sender", "sample", config=path).stdout
