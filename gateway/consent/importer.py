@@ -796,6 +796,8 @@ class ImportReader:
                     )
         if len(source_ref) > 200:
             return _fail(line, "source_ref", "longer than 200 characters", raw)
+        if status is _EXEMPT and method in _EVIDENCE and not source_ref.strip():
+            self.report._warn(RowWarning(line, "source_ref", _EVIDENCE[method]))
         if len(source_system) > 200:
             return _fail(line, "source_system", "longer than 200 characters", raw)
         if len(user_agent) > 1000:
@@ -870,6 +872,15 @@ _IPV4_RE: Final = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 # lookup in CPython 3.11 (~0.2 µs), which adds up on the per-row path.
 _OPTED_IN: Final = ConsentStatus.OPTED_IN
 _EXEMPT: Final = ConsentStatus.EXEMPT
+# Exemptions whose basis is a document the sender must be able to show (legal.md §5.2): a row
+# without a reference to it is kept, with a warning naming what to keep.
+_EVIDENCE: Final = {
+    ConsentMethod.BUSINESS_CARD: "business_card exemption without source_ref: keep a reference "
+    "to the card received in writing (a scan or form id) / 名刺の控えの参照を記録してください",
+    ConsentMethod.PUBLISHED_ADDRESS: "published_address exemption without source_ref: keep the "
+    "URL where the address is published, and a copy of the page / "
+    "公表アドレスのURLを記録してください",
+}
 _OPTED_OUT: Final = ConsentStatus.OPTED_OUT
 _STATUSES: Final = (_OPTED_IN, _EXEMPT, _OPTED_OUT)
 _STATUS_INDEX: Final = {s: i for i, s in enumerate(_STATUSES)}

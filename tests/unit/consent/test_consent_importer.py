@@ -230,3 +230,23 @@ def test_column_spec_markdown() -> None:
     md = column_spec_markdown()
     assert md.splitlines()[0].startswith("| Column | Required")
     assert "| `email` | yes | メールアドレス, メール, eメール |" in md
+
+
+def test_an_exemption_without_its_evidence_is_kept_with_a_warning() -> None:
+    """legal.md §5.2: a business-card or published-address exemption should carry a reference
+    to its evidence; a row without one is imported, and the report says what to keep."""
+    data = (
+        "email,status,method,consented_at,source_system,source_ref,topic,client_ip,user_agent\n"
+        "a@example.net,exempt,business_card,2026/11/4 9:05,,card-77,,,\n"
+        "b@example.net,exempt,business_card,2026/11/4 9:05,,,,,\n"
+        "c@example.net,exempt,published_address,2026/11/4 9:05,, ,,,\n"
+        "d@example.net,exempt,transaction,2026/11/4 9:05,,,,,\n"
+    ).encode()
+    report = validate_file(io.BytesIO(data), format="csv", now=NOW)
+    assert report.ok and report.valid == 4
+    assert [(w.line_number, w.column) for w in report.warnings] == [(3, "source_ref"),
+                                                                     (4, "source_ref")]
+    assert str(report.warnings[0]).startswith(
+        "line 3: column source_ref: business_card exemption without source_ref: keep a "
+        "reference to the card received in writing")
+    assert "keep the URL where the address is published" in str(report.warnings[1])
