@@ -236,12 +236,12 @@ def test_an_exemption_without_its_evidence_is_kept_with_a_warning() -> None:
     """legal.md §5.2: a business-card or published-address exemption should carry a reference
     to its evidence; a row without one is imported, and the report says what to keep."""
     data = (
-        "email,status,method,consented_at,source_system,source_ref,topic,client_ip,user_agent\n"
-        "a@example.net,exempt,business_card,2026/11/4 9:05,,card-77,,,\n"
-        "b@example.net,exempt,business_card,2026/11/4 9:05,,,,,\n"
-        "c@example.net,exempt,published_address,2026/11/4 9:05,, ,,,\n"
-        "d@example.net,exempt,transaction,2026/11/4 9:05,,,,,\n"
-    ).encode()
+        b"email,status,method,consented_at,source_system,source_ref,topic,client_ip,user_agent\n"
+        b"a@example.net,exempt,business_card,2026/11/4 9:05,,card-77,,,\n"
+        b"b@example.net,exempt,business_card,2026/11/4 9:05,,,,,\n"
+        b"c@example.net,exempt,published_address,2026/11/4 9:05,, ,,,\n"
+        b"d@example.net,exempt,transaction,2026/11/4 9:05,,,,,\n"
+    )
     report = validate_file(io.BytesIO(data), format="csv", now=NOW)
     assert report.ok and report.valid == 4
     assert [(w.line_number, w.column) for w in report.warnings] == [(3, "source_ref"),
