@@ -22,6 +22,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("log", parents=[common], help="show the event log (newest first)")
     p.add_argument("--since", metavar="WHEN", help='e.g. "1h", "30m", "2d" or an ISO date-time')
     p.add_argument("--verdict", choices=["accepted", "rejected", "tempfailed"])
+    p.add_argument("--phase", choices=["mail", "rcpt", "data"],
+                   help="where the decision fell (mail: refused before any recipient)")
     p.add_argument("--rule", metavar="ID", help="only events naming this rule id")
     p.add_argument("--client", metavar="NAME")
     p.add_argument("--sender", metavar="ID")
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     flt = EventFilter(
         since=parse_since(args.since) if args.since else None,
         verdict=args.verdict,
+        phase=args.phase,
         rule=args.rule,
         client=args.client,
         sender_id=args.sender,

@@ -16,6 +16,7 @@ class EventFilter:
     since: float | None = None
     until: float | None = None
     verdict: str | None = None
+    phase: str | None = None  # mail | rcpt | data
     rule: str | None = None
     client: str | None = None
     sender_id: str | None = None

@@ -86,6 +86,7 @@ def events_query(flt: EventFilter) -> tuple[str, list[Any]]:
         where.append("(rule_ids LIKE ? ESCAPE '\\' OR monitored LIKE ? ESCAPE '\\')")
         params.extend([f"%,{needle},%", f"%{needle}%"])
     for column, value in (
+        ("phase", flt.phase),
         ("client", flt.client),
         ("sender_id", flt.sender_id),
         ("recipient", flt.recipient),

@@ -81,10 +81,14 @@ def event_filter(params: dict[str, str], *, limit: int = 100) -> EventFilter:
     if verdict is not None and verdict not in ("accepted", "rejected", "tempfailed"):
         raise ApiError(422, "invalid", "verdict is accepted, rejected or tempfailed",
                        field="verdict")
+    phase = params.get("phase") or None
+    if phase is not None and phase not in ("mail", "rcpt", "data"):
+        raise ApiError(422, "invalid", "phase is mail, rcpt or data", field="phase")
     return EventFilter(
         since=parse_time(params.get("since"), "since"),
         until=parse_time(params.get("until"), "until"),
         verdict=verdict,
+        phase=phase,
         rule=params.get("rule") or None,
         client=params.get("client") or None,
         sender_id=params.get("sender") or None,
@@ -118,7 +122,8 @@ async def reveal_wanted(request: Request, principal: Principal, subject: str) ->
 
 def describe(flt: EventFilter) -> str:
     parts = [f"{k}={v}" for k, v in (
-        ("since", flt.since), ("until", flt.until), ("verdict", flt.verdict), ("rule", flt.rule),
+        ("since", flt.since), ("until", flt.until), ("verdict", flt.verdict), ("phase", flt.phase),
+        ("rule", flt.rule),
         ("client", flt.client), ("sender", flt.sender_id), ("recipient", flt.recipient),
         ("before_id", flt.before_id)) if v is not None]
     return "events " + (" ".join(parts) or "(all)")

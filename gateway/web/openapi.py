@@ -57,6 +57,8 @@ _EVENT_FILTERS = [
     _q("until", "before this time"),
     _q("verdict", "accepted | rejected | tempfailed",
        {"type": "string", "enum": ["accepted", "rejected", "tempfailed"]}),
+    _q("phase", "mail | rcpt | data: where the decision fell",
+       {"type": "string", "enum": ["mail", "rcpt", "data"]}),
     _q("rule", "events naming this rule id (refused or monitored)"),
     _q("client", "MA tool user name"),
     _q("sender", "sender identity id"),

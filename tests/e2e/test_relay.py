@@ -172,6 +172,9 @@ def test_envelope_domain_of_another_identity_is_refused_at_mail(
     assert code == 550
     assert b"[auth.from_not_allowed]" in reply
     assert sink.commands == []  # the upstream never saw the refused transaction
+    [refused] = events(gateway, "--phase", "mail")
+    assert (refused["phase"], refused["rule_ids"]) == ("mail", ["auth.from_not_allowed"])
+    assert events(gateway, "--phase", "data") == []
 
 
 def test_several_from_headers_are_refused(gateway: GatewayProcess, sink: RecordingSink) -> None:

@@ -140,6 +140,10 @@ async def test_events_filters_pagination_and_masking(env: Env) -> None:
                     ).json()["events"]) == 1
         bad = await c.get("/api/v1/events", params={"since": "yesterday"})
         assert bad.status_code == 422 and bad.json()["field"] == "since"
+        data = (await c.get("/api/v1/events", params={"phase": "data"})).json()
+        assert [e["rule_ids"] for e in data["events"]] == [["footer.postal_address"]]
+        bad = await c.get("/api/v1/events", params={"phase": "delivery"})
+        assert bad.status_code == 422 and bad.json()["field"] == "phase"
         # ops may not reveal
         r = await c.get("/api/v1/events", params={"reveal": "1", "reason": "x"})
         assert r.status_code == 403
