@@ -796,13 +796,14 @@ class ImportReader:
                     )
         if len(source_ref) > 200:
             return _fail(line, "source_ref", "longer than 200 characters", raw)
-        if status is _EXEMPT and method in _EVIDENCE and not source_ref.strip():
-            self.report._warn(RowWarning(line, "source_ref", _EVIDENCE[method]))
         if len(source_system) > 200:
             return _fail(line, "source_system", "longer than 200 characters", raw)
         if len(user_agent) > 1000:
             return _fail(line, "user_agent", "longer than 1000 characters", raw)
 
+        if status is _EXEMPT and method in _EVIDENCE and not source_ref.strip():
+            # only for a row that passed every check: a refused row has its error instead
+            self.report._warn(RowWarning(line, "source_ref", _EVIDENCE[method]))
         return _new_row(
             ImportRow,
             (

@@ -11,12 +11,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.unsubscribe.tokens import generate_secret_file
 from tests.support import authenv, toml
 from tests.support.authenv import AuthEnv
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+# The `start_gateway` fixture of tests/integration/smtp: (**server settings) -> a started
+# gateway in the test's own process.
+StartInProcess = Callable[..., Awaitable["Gateway"]]
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"

@@ -3,7 +3,7 @@ upstream (the `sink` fixture), and taro@example.com opted in to the sample sende
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,12 @@ from gateway.app import Gateway, build
 from gateway.config import from_dict
 from gateway.consent.address import normalize_address, suppression_key
 from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
-from tests.support.gateway import base_config
+from tests.support.gateway import StartInProcess, base_config
 from tests.support.sink import RecordingSink
-
-StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[StartGateway]:
+async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[StartInProcess]:
     """start_gateway(**server_settings): a started gateway, stopped after the test unless
     the test stopped it itself."""
     started: list[Gateway] = []
@@ -47,5 +45,5 @@ async def start_gateway(tmp_path: Path, sink: RecordingSink) -> AsyncIterator[St
 
 
 @pytest.fixture
-async def gateway(start_gateway: StartGateway) -> Gateway:
+async def gateway(start_gateway: StartInProcess) -> Gateway:
     return await start_gateway()

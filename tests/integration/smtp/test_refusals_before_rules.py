@@ -11,7 +11,7 @@ from typing import Any
 from gateway.app import Gateway
 from tests.faults.client import RawSMTP, dot_stuff
 from tests.faults.invariant import new_message
-from tests.integration.smtp.conftest import StartGateway
+from tests.support.gateway import StartInProcess
 from tests.support.sink import RecordingSink
 
 COLUMNS = "verdict, phase, reply, client, mail_from, rule_ids, recipient"
@@ -77,7 +77,7 @@ async def test_an_unparsable_sender_is_an_event_for_a_client_and_a_count_for_a_s
 
 
 async def test_the_message_rate_refusal_is_an_event_naming_its_rule(
-    start_gateway: StartGateway, sink: RecordingSink,
+    start_gateway: StartInProcess, sink: RecordingSink,
 ) -> None:
     gateway = await start_gateway(max_messages_per_minute_per_ip=2)
     client = await logged_in(gateway)

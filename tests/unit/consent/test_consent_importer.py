@@ -250,3 +250,8 @@ def test_an_exemption_without_its_evidence_is_kept_with_a_warning() -> None:
         "line 3: column source_ref: business_card exemption without source_ref: keep a "
         "reference to the card received in writing")
     assert "keep the URL where the address is published" in str(report.warnings[1])
+    # a row refused for another reason gets its error, not this warning as well
+    refused = validate_file(io.BytesIO(data[: data.index(b"\n") + 1] + b"e@example.net,exempt,"
+                                       b"business_card,2026/11/4 9:05," + b"s" * 201 + b",,,,\n"),
+                            format="csv", now=NOW)
+    assert [e.column for e in refused.errors] == ["source_system"] and refused.warnings == []
