@@ -9,6 +9,7 @@ loaded `Config` is passed down from `app.build()`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -140,6 +141,12 @@ class PolicyConfig:
     footer_template: FilePath | None = None  # default: footer_template.toml next to the packs
 
 
+@functools.cache
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    # Asked on every connection of a client authorised by source address: parse once.
+    return ipaddress.ip_network(text, strict=False)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConfig:
     username: str
@@ -153,7 +160,7 @@ class ClientConfig:
             address = ipaddress.ip_address(ip)
         except ValueError:
             return False
-        return any(address in ipaddress.ip_network(net, strict=False) for net in self.networks)
+        return any(address in _network(net) for net in self.networks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

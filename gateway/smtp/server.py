@@ -154,7 +154,8 @@ class GatewaySMTP(SMTP):
         self.handler = handler
         self.gw = gateway
         self.limits = handler.limits
-        self.state = ConnectionState(gateway, "")
+        # Made in connection_made, which asyncio calls before anything else reads it.
+        self.state: ConnectionState
         self._relax_auth_tls = not kwargs.get("auth_require_tls", True)
         self._refusal: str | None = None  # a 421 for a connection over the limits
         self._admitted = False
