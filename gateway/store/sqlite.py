@@ -167,14 +167,16 @@ class SqliteStore:
         started = loop.time()
         try:
             ids = await self._run_batch(batch)
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError as exc:
             if len(batch) > 1:
                 # One write broke a constraint (e.g. a resent source_ref): commit the
                 # others without it instead of failing every session of the batch.
                 for item in batch:
                     await self._commit([item])
                 return
-            self._fail(batch, "constraint")
+            # SQLite's own words ("NOT NULL constraint failed: events.recipient") name the
+            # column; append_consent looks for "UNIQUE constraint failed" in them.
+            self._fail(batch, str(exc))
             return
         except (sqlite3.Error, ValueError) as exc:
             log.error("group commit of %d writes failed: %s", len(batch), exc)
@@ -194,9 +196,7 @@ class SqliteStore:
 
     @staticmethod
     def _fail(batch: list[PendingWrite], why: str) -> None:
-        failure = StoreUnavailable(
-            "UNIQUE constraint failed" if why == "constraint" else f"commit failed: {why}"
-        )
+        failure = StoreUnavailable(f"commit failed: {why}")
         for item in batch:
             if not item.done.done():
                 item.done.set_exception(failure)
