@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -164,9 +165,7 @@ async def events_csv(request: Request, flt: EventFilter, reveal: bool) -> AsyncI
     yield ("\ufeff" + out.getvalue()).encode("utf-8")
     before = flt.before_id
     while True:
-        page = EventFilter(since=flt.since, until=flt.until, verdict=flt.verdict, rule=flt.rule,
-                           client=flt.client, sender_id=flt.sender_id, recipient=flt.recipient,
-                           limit=EXPORT_PAGE, before_id=before)
+        page = dataclasses.replace(flt, limit=EXPORT_PAGE, before_id=before)
         rows = await store.query_events(page)
         out.seek(0)
         out.truncate()

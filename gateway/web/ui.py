@@ -27,6 +27,7 @@ from gateway.access.sessions import (
 from gateway.access.tokens import authenticate
 from gateway.consent import service
 from gateway.consent.address import InvalidAddress
+from gateway.store.base import EventFilter
 from gateway.web import api
 from gateway.web.auth import ApiError, UiError, ui
 from gateway.web.charts import daily_counts, refusal_chart, rule_colors, totals
@@ -135,22 +136,29 @@ def _day_bound(value: str | None, name: str, end: bool) -> str | None:
     return str(day.timestamp() + (86400 if end else 0))
 
 
+_EVENT_FIELDS = ("verdict", "phase", "rule", "client", "sender", "recipient", "from", "to")
+
+
+def _event_filter(params: dict[str, str], limit: int) -> EventFilter:
+    """The log page's form fields (dates in Japan time) as the API's event filter."""
+    return api.event_filter({
+        "verdict": params.get("verdict", ""), "phase": params.get("phase", ""),
+        "rule": params.get("rule", "").strip(), "client": params.get("client", "").strip(),
+        "sender": params.get("sender", ""), "recipient": params.get("recipient", "").strip(),
+        "before_id": params.get("before_id", ""),
+        "since": _day_bound(params.get("from"), "from", False) or "",
+        "until": _day_bound(params.get("to"), "to", True) or "", "limit": str(limit),
+    }, limit=limit)
+
+
 @ui(Permission.EVENTS_READ)
 async def events_page(request: Request, session: Session) -> Response:
     ctx = ctx_of(request)
     q = request.query_params
-    params = {k: q.get(k, "") for k in ("verdict", "rule", "client", "sender", "recipient",
-                                         "from", "to", "before_id")}
+    params = {k: q.get(k, "") for k in (*_EVENT_FIELDS, "before_id")}
     if "verdict" not in q:
         params["verdict"] = "rejected"  # the rejection log by default
-    flt_params = {
-        "verdict": params["verdict"], "rule": params["rule"].strip(),
-        "client": params["client"].strip(), "sender": params["sender"],
-        "recipient": params["recipient"].strip(), "before_id": params["before_id"],
-        "since": _day_bound(params["from"], "from", False) or "",
-        "until": _day_bound(params["to"], "to", True) or "", "limit": "50",
-    }
-    flt = api.event_filter(flt_params, limit=50)
+    flt = _event_filter(params, limit=50)
     if flt.recipient:
         await service.audit(ctx.store, session.principal.actor, "events.search",
                             f"recipient={flt.recipient}")
@@ -159,22 +167,17 @@ async def events_page(request: Request, session: Session) -> Response:
     if len(rows) == flt.limit:
         next_link = "/ui/events?" + urlencode({**params, "before_id": rows[-1]["id"]})
     rules = sorted({r.id for r in ctx.gateway.rules.rules})
+    csv_params = {k: v for k, v in params.items() if k != "before_id"}
     return render(request, session, "events.html", active="events", events=rows,
                   params=params, next_link=next_link, rules=rules,
-                  csv_link="/ui/events.csv?" + urlencode(params))
+                  csv_link="/ui/events.csv?" + urlencode(csv_params))
 
 
 @ui(Permission.EVENTS_READ)
 async def events_csv(request: Request, session: Session) -> Response:
     """Every event matching the page's filters, masked, as CSV (audited as an export)."""
     q = request.query_params
-    flt = api.event_filter({
-        "verdict": q.get("verdict", ""), "rule": q.get("rule", "").strip(),
-        "client": q.get("client", "").strip(), "sender": q.get("sender", ""),
-        "recipient": q.get("recipient", "").strip(),
-        "since": _day_bound(q.get("from"), "from", False) or "",
-        "until": _day_bound(q.get("to"), "to", True) or "",
-    })
+    flt = _event_filter({k: q.get(k, "") for k in _EVENT_FIELDS}, limit=100)
     await service.audit(ctx_of(request).store, session.principal.actor, "events.export",
                         api.describe(flt))
     return StreamingResponse(api.events_csv(request, flt, False), media_type="text/csv",

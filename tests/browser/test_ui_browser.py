@@ -39,14 +39,19 @@ async def _seed(env: Env) -> None:
     now = time.time()
     rules = ["optin.missing", "footer.postal_address", "optin.opted_out", "align.dkim",
              "footer.optout_notice"]
+    seeded: list[dict[str, Any]] = []
     for day in range(10):
         for i in range(day % 4 + 2):
-            await add_event(env.store, rules=(rules[(day + i) % len(rules)],),
-                            recipient=f"user{day}{i}@example.jp", at=now - day * 86400 - i * 60,
-                            phase="rcpt" if "optin" in rules[(day + i) % len(rules)] else "data")
+            rule = rules[(day + i) % len(rules)]
+            seeded.append({"rules": (rule,), "recipient": f"user{day}{i}@example.jp",
+                           "at": now - day * 86400 - i * 60,
+                           "phase": "rcpt" if "optin" in rule else "data"})
         for i in range(day % 3 + 4):
-            await add_event(env.store, verdict="accepted", recipient=f"ok{day}{i}@example.jp",
-                            at=now - day * 86400 - i * 90, phase="data")
+            seeded.append({"verdict": "accepted", "recipient": f"ok{day}{i}@example.jp",
+                           "at": now - day * 86400 - i * 90, "phase": "data"})
+    # in the order they happened, as the gateway writes them: the log lists newest first
+    for fields in sorted(seeded, key=lambda f: f["at"]):
+        await add_event(env.store, **fields)
     await add_event(env.store, rules=("footer.postal_address", "footer.contact"),
                     recipient="taro.yamada@example.jp", phase="data", at=now - 30,
                     reply="550 5.7.1 [footer.postal_address] [footer.contact] 住所・連絡先の表示が"
@@ -106,14 +111,18 @@ async def test_ops_filters_log_and_opens_event(served: tuple[Env, str], browser:
     await page.click("nav >> text=拒否ログ")
     await page.fill("#f-rule", "footer.postal_address")
     await page.select_option("#f-verdict", "rejected")
+    await page.select_option("#f-phase", "data")
     await page.click("#f-submit")
     await page.wait_for_load_state("networkidle")
-    assert "rule=footer.postal_address" in page.url
+    assert "rule=footer.postal_address" in page.url and "phase=data" in page.url
     rows = page.locator("table.events tbody tr")
     count = await rows.count()
     assert count >= 2
     for i in range(count):
-        assert "footer.postal_address" in await rows.nth(i).inner_text()
+        row = await rows.nth(i).inner_text()
+        assert "footer.postal_address" in row and "\tdata\t" in row
+    times = [await link.inner_text() for link in await page.locator("a.event-link").all()]
+    assert times == sorted(times, reverse=True)  # newest first
     assert "t***@example.jp" in await page.content()
     await _shot(page, "rejection-log")
 

@@ -180,6 +180,20 @@ async def test_events_csv_export(env: Env) -> None:
     assert audit == [{"actor": "ops-tanaka", "action": "events.export"}]
 
 
+async def test_events_csv_export_keeps_every_filter(env: Env) -> None:
+    # The export pages through the log: each page keeps the caller's filters, phase too.
+    await add_event(env.store, rules=("address.sender_invalid",), recipient="", phase="mail")
+    for i in range(2):
+        await add_event(env.store, rules=("optin.missing",), recipient=f"u{i}@example.com")
+    async with env.client(headers=bearer(await env.token("ops", "ops-tanaka"))) as c:
+        for phase, expected in (("mail", ["address.sender_invalid"]),
+                                ("rcpt", ["optin.missing"] * 2)):
+            r = await c.get("/api/v1/events", params={"format": "csv", "phase": phase})
+            rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+            assert [row["rule_ids"] for row in rows] == expected
+            assert {row["phase"] for row in rows} == {phase}
+
+
 async def test_consent_lookup_is_audited_with_token_name(env: Env) -> None:
     async with env.client(headers=bearer(await env.token("marketer", "mk-sato"))) as c:
         r = await c.get("/api/v1/consents/sample/Taro@Example.com",

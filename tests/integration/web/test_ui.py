@@ -110,6 +110,26 @@ async def test_ops_pages_render_masked(env: Env) -> None:
         assert (await c.get("/ui/events/424242")).status_code == 404
 
 
+async def test_ui_log_filters_by_phase_and_exports_what_it_shows(env: Env) -> None:
+    await add_event(env.store, rules=("address.sender_invalid",), recipient="", phase="mail",
+                    reply="553 5.1.7 [address.sender_invalid] bad sender")
+    await add_event(env.store, rules=("optin.missing",), recipient="hanako@example.jp")
+    async with env.client() as c:
+        await login(c, await env.token("ops", "ops-ui"))
+        page = await c.get("/ui/events", params={"phase": "mail"})
+        assert page.status_code == 200
+        assert "553 5.1.7 [address.sender_invalid]" in page.text
+        assert "h***@example.jp" not in page.text
+        assert '<option value="mail" selected' in page.text
+        link = re.search(r'href="(/ui/events\.csv\?[^"]*)"', page.text)
+        assert link is not None and "phase=mail" in link.group(1)
+        export = await c.get(link.group(1).replace("&amp;", "&"))
+        assert export.status_code == 200
+        assert "address.sender_invalid" in export.text and "optin.missing" not in export.text
+        bad = await c.get("/ui/events", params={"phase": "delivery"})
+        assert bad.status_code == 422 and "phase is mail, rcpt or data" in bad.text
+
+
 async def test_auditor_reveal_report_audit_pages(env: Env) -> None:
     event_id = await add_event(env.store, rules=("optin.missing",), recipient="taro@example.jp")
     async with env.client() as c:
