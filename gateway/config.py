@@ -403,7 +403,25 @@ def _validate(config: Config) -> None:
             raise ConfigError("must be one word without spaces or control characters", key)
     parse_hostport(config.http.listen, 8025, "http.listen")
     for i, ns in enumerate(config.dns.nameservers):
-        parse_hostport(ns, 53, f"dns.nameservers[{i}]")
+        host, _ = parse_hostport(ns, 53, f"dns.nameservers[{i}]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            # finding a resolver by its name would need a resolver
+            raise ConfigError(
+                f"{host!r} is not an IP address: nameservers are asked by address",
+                f"dns.nameservers[{i}]",
+            ) from None
+    if not 0 < config.upstream.port <= 65535:
+        raise ConfigError("must be a TCP port, 1 to 65535", "upstream.port")
+    for key, seconds in (
+        ("dns.timeout", config.dns.timeout),
+        ("upstream.timeout", config.upstream.timeout),
+        ("upstream.connect_timeout", config.upstream.connect_timeout),
+        ("server.idle_timeout", config.server.idle_timeout),
+    ):
+        if seconds <= 0:
+            raise ConfigError("must be more than 0 seconds", key)
     if bool(config.server.tls_cert) != bool(config.server.tls_key):
         raise ConfigError("tls_cert and tls_key must be given together", "server.tls_cert")
     for key in ("tls_cert", "tls_key"):
@@ -450,12 +468,13 @@ def _validate(config: Config) -> None:
         sender_ids.add(sender.id)
         if not sender.domains:
             raise ConfigError("at least one From domain is required", f"{where}.domains")
-        for j, domain in enumerate(sender.domains + sender.envelope_domains):
-            if domain != domain.lower() or not re.match(r"^[a-z0-9.-]+$", domain):
-                raise ConfigError(
-                    f"{domain!r} must be a lower-case ASCII (A-label) domain",
-                    f"{where}.domains[{j}]",
-                )
+        for key in ("domains", "envelope_domains"):
+            for j, domain in enumerate(getattr(sender, key)):
+                if domain != domain.lower() or not re.match(r"^[a-z0-9.-]+$", domain):
+                    raise ConfigError(
+                        f"{domain!r} must be a lower-case ASCII (A-label) domain",
+                        f"{where}.{key}[{j}]",
+                    )
         for j, ip in enumerate(sender.egress_ips):
             try:
                 ipaddress.ip_address(ip)

@@ -47,7 +47,7 @@ class AuthPolicy:
         self.spf = SpfEvaluator(self.dns)
         self._facts: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self.signer = DkimSigner(body_cache=config.server.body_cache)
-        for sender in config.senders:
+        for n, sender in enumerate(config.senders):
             for i, key in enumerate(sender.dkim):
                 try:
                     self.signer.add_key(
@@ -59,7 +59,7 @@ class AuthPolicy:
                         )
                     )
                 except SigningKeyError as exc:
-                    raise ConfigError(str(exc), f"senders[{i}].dkim") from None
+                    raise ConfigError(str(exc), f"senders[{n}].dkim[{i}].key") from None
 
     async def warm(self) -> None:
         """Fetch every record the senders need, so the first messages find them cached."""

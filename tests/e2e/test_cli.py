@@ -73,6 +73,25 @@ BAD_CONFIGS = {
     "plain password": (
         lambda c: c["clients"][0].update(password_hash="hunter2"), "clients[0].password_hash: must be a hash"
     ),
+    "nameserver by name": (
+        lambda c: c["dns"].update(nameservers=["ns.example.jp:53"]),
+        "dns.nameservers[0]: 'ns.example.jp' is not an IP address",
+    ),
+    "zero DNS timeout": (lambda c: c["dns"].update(timeout=0), "dns.timeout: must be more than 0"),
+    "zero upstream timeout": (
+        lambda c: c["upstream"].update(connect_timeout="0s"), "upstream.connect_timeout: must be more than 0"
+    ),
+    "upstream port out of range": (
+        lambda c: c["upstream"].update(port=70000), "upstream.port: must be a TCP port"
+    ),
+    "upper-case envelope domain": (
+        lambda c: c["senders"][0].update(envelope_domains=["Bounce.example.jp"]),
+        "senders[0].envelope_domains[0]: 'Bounce.example.jp' must be",
+    ),
+    "DKIM key file that holds no key, on the second sender": (
+        lambda c: c["senders"][1].update(dkim=[{"selector": "s1", "key": str(Path(__file__))}]),
+        "senders[1].dkim[0].key:",
+    ),
 }
 
 
