@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -114,13 +115,32 @@ class Gateway:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        """Listen and serve; a start that fails part way closes what it opened."""
+        cfg = self.config.server
+        if self.listen_fd is not None:
+            sock = adopt_socket(self.listen_fd)  # one accept queue shared by the workers
+        else:
+            sock = make_socket(cfg.listen)  # first: a taken address costs nothing to find
+        try:
+            await self._start(sock)
+        except BaseException:
+            sock.close()
+            await self._close_opened()
+            raise
+
+    async def _start(self, sock: socket.socket) -> None:
         await self.store.open()
         if self.serve_http:
             self.http = HttpServer()
             app = create_app(
                 self, metrics_=self.metrics, codec=self.codec, preflight=self._preflight
             )
-            await self.http.start(app, self.config.http.listen)
+            try:
+                await self.http.start(app, self.config.http.listen)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {self.config.http.listen}: {exc.strerror}", "http.listen"
+                ) from None
         try:
             await asyncio.wait_for(self.auth.warm(), timeout=self.config.dns.timeout * 4 + 1)
         except TimeoutError:
@@ -144,10 +164,6 @@ class Gateway:
                 loop=loop,
             )
 
-        if self.listen_fd is not None:
-            sock = adopt_socket(self.listen_fd)  # one accept queue shared by the workers
-        else:
-            sock = make_socket(cfg.listen)
         # asyncio calls listen() again: pass the backlog, or 500 simultaneous connects
         # overflow the default of 100 and some clients never see a greeting
         self._server = await loop.create_server(factory, sock=sock, backlog=1024)
@@ -168,12 +184,16 @@ class Gateway:
             if conn.transport is not None:
                 conn.transport.close()
         await asyncio.sleep(0.05)  # let connection_lost clean-ups hand links back
+        await self._close_opened()
+        log.info("stopped")
+
+    async def _close_opened(self) -> None:
+        # The store's writer thread would otherwise keep the process alive after a failed start.
         if self.http is not None:
             await self.http.stop()
         await self.pool.close()
         await self.auth.close()
         await self.store.close()
-        log.info("stopped")
 
 
 def _load_codec(config: Config) -> TokenCodec | None:

@@ -26,7 +26,6 @@ from typing import Any
 import uvloop
 
 from gateway import app, config, logs
-from gateway.errors import ConfigError
 from gateway.smtp.server import make_socket
 from gateway.store import open_store
 
@@ -85,10 +84,7 @@ def _migrate(url: str) -> None:
 
 def _supervise(args: argparse.Namespace, workers: int, cfg: config.Config) -> int:
     _migrate(cfg.store.url)
-    try:
-        listener = make_socket(cfg.server.listen)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {cfg.server.listen}: {exc}", "server.listen") from exc
+    listener = make_socket(cfg.server.listen)
     stopping = False
 
     def spawn(index: int) -> subprocess.Popen[str]:
@@ -128,6 +124,13 @@ def _supervise(args: argparse.Namespace, workers: int, cfg: config.Config) -> in
         line = child.stdout.readline()
         if "listening on port" not in line:
             on_signal(signal.SIGTERM, None)
+            for other in children:
+                try:
+                    other.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    other.kill()
+            if child.returncode == 2:
+                return 2  # a config error, which the worker has named on stderr
             print("tokuden: a worker failed to start", file=sys.stderr)
             return 1
         port = line.rsplit(" ", 1)[1].strip()

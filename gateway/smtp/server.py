@@ -16,6 +16,7 @@ from gateway import replies as replies_mod
 from gateway.config import ClientConfig, parse_hostport
 from gateway.delivery.upstream import UpstreamLink
 from gateway.engine.context import Facts
+from gateway.errors import ConfigError
 from gateway.eventlog import new_id
 from gateway.model import RuleResult
 from gateway.replies import replies
@@ -403,14 +404,19 @@ def adopt_socket(fd: int) -> socket.socket:
 
 
 def make_socket(listen: str) -> socket.socket:
+    """The SMTP listener; a ConfigError naming server.listen when the address is taken."""
     host, port = parse_hostport(listen, 25, "server.listen")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when
     # the listener says it is TCP, and aiosmtpd writes each EHLO line on its own — with
     # Nagle on, every EHLO waited ~40 ms for the client's delayed ACK (bench/RESULTS.md).
     sock = _ListeningSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(LISTEN_BACKLOG)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {listen}: {exc.strerror}", "server.listen") from None
     sock.setblocking(False)
     return sock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,6 +103,28 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, case: str) -> None:
     result = cli("serve", config=path)
     assert result.returncode == 2
     assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["server.listen", "http.listen"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_exits_2_when_its_address_is_taken(tmp_path: Path, key: str, workers: int) -> None:
+    # Another process holds the port: serve must say which key and exit, not hang.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = base_config(tmp_path, 2526)
+        section, name = key.split(".")
+        cfg[section][name] = f"127.0.0.1:{port}"
+        cfg["server"]["workers"] = workers
+        if key == "server.listen":
+            cfg["http"]["listen"] = "127.0.0.1:0"
+        else:
+            cfg["server"]["listen"] = "127.0.0.1:0"
+        result = cli("serve", config=write(tmp_path, cfg), timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert f"{key}: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

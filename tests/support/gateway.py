@@ -161,12 +161,12 @@ class GatewayProcess:
 
 
 def cli(*args: str, config: Path | None = None, input: str | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `python -m gateway ARGS` as a real process."""
     argv = [sys.executable, "-m", "gateway", *args]
     if config is not None:
         argv += ["--config", str(config)]
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=60, input=input,
+        argv, capture_output=True, text=True, timeout=timeout, input=input,
         env={**os.environ, **(env or {})}, cwd=ROOT,
     )
