@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from tqdm import tqdm
 
+from gateway.cli import args as args_mod
 from gateway.cli.table import render
 from gateway.errors import StoreUnavailable
 from gateway.store import open_store
@@ -39,7 +40,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("from_url", metavar="FROM_URL", help="sqlite:///path or postgresql://...")
     p.add_argument("to_url", metavar="TO_URL", help="sqlite:///path or postgresql://...")
     p.add_argument("--force", action="store_true", help="empty a non-empty destination first")
-    p.add_argument("--batch-size", type=int, default=5000, metavar="N", help="rows per batch")
+    p.add_argument("--batch-size", type=args_mod.at_least(1), default=5000, metavar="N",
+                   help="rows per batch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -13,6 +13,7 @@ from gateway import config as config_mod
 from gateway.auth.dkim_sign import generate_key
 from gateway.auth.dnscheck import SenderCheck, check_sender
 from gateway.auth.policy import AuthPolicy
+from gateway.cli import args as args_mod
 from gateway.cli.table import render
 from gateway.errors import ConfigError
 from gateway.unsubscribe.tokens import generate_secret_file, rotate_secret_file
@@ -45,7 +46,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     gen.set_defaults(func=run_secret_generate)
     rot = secret_actions.add_parser("rotate", help="new current key; older keys keep working")
     rot.add_argument("path", type=Path)
-    rot.add_argument("--keep", type=int, default=3, help="older keys to keep (default 3)")
+    rot.add_argument("--keep", type=args_mod.at_least(0), default=3,
+                     help="older keys to keep (default 3)")
     rot.set_defaults(func=run_secret_rotate)
 
 

@@ -5,53 +5,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 from gateway import config
+from gateway.cli import args as args_mod
 from gateway.cli.table import render
 from gateway.store import EventFilter, open_store
-
-_AGO = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("log", parents=[common], help="show the event log (newest first)")
-    p.add_argument("--since", metavar="WHEN", help='e.g. "1h", "30m", "2d" or an ISO date-time')
+    p.add_argument("--since", metavar="WHEN", type=args_mod.moment,
+                   help='e.g. "1h", "30m", "2d" or an ISO date-time')
     p.add_argument("--verdict", choices=["accepted", "rejected", "tempfailed"])
     p.add_argument("--phase", choices=["mail", "rcpt", "data"],
                    help="where the decision fell (mail: refused before any recipient)")
     p.add_argument("--rule", metavar="ID", help="only events naming this rule id")
     p.add_argument("--client", metavar="NAME")
     p.add_argument("--sender", metavar="ID")
-    p.add_argument("--limit", type=int, default=50, help="at most this many events (default 50)")
+    p.add_argument("--limit", type=args_mod.at_least(1), default=50,
+                   help="at most this many events (default 50)")
     p.add_argument("--json", action="store_true", help="JSON lines with stable keys")
     p.set_defaults(func=run)
-
-
-def parse_since(text: str) -> float:
-    match = _AGO.match(text.strip())
-    if match:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-        return time.time() - int(match.group(1)) * unit
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise SystemExit(
-            f"tokuden log: error: --since {text!r} is neither like 1h/30m/2d nor an ISO date-time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     flt = EventFilter(
-        since=parse_since(args.since) if args.since else None,
+        since=args.since,
         verdict=args.verdict,
         phase=args.phase,
         rule=args.rule,

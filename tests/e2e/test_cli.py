@@ -180,6 +180,18 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     result = cli("frobnicate")
     assert result.returncode == 2
     assert "invalid choice: 'frobnicate'" in result.stderr and "copy-store" in result.stderr
+    for argv, said in (
+        (["log", "--since", "yesterday"], "argument --since: 'yesterday' is neither like 1h"),
+        (["log", "--limit", "-5"], "argument --limit: -5 is less than 1"),  # SQL: no limit
+        (["log", "--limit", "ten"], "argument --limit: 'ten' is not a whole number"),
+        (["copy-store", "sqlite:///a", "sqlite:///b", "--batch-size", "0"],
+         "argument --batch-size: 0 is less than 1"),
+        (["secret", "rotate", str(tmp_path / "k"), "--keep", "-1"],
+         "argument --keep: -1 is less than 0"),
+    ):
+        result = cli(*argv)
+        assert result.returncode == 2, (argv, result.stderr)
+        assert said in result.stderr and "Traceback" not in result.stderr
 
 
 def test_help_lists_every_command() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.utils
 import json
+from datetime import UTC, datetime
 import re
 import smtplib
 from pathlib import Path
@@ -175,6 +176,10 @@ def test_envelope_domain_of_another_identity_is_refused_at_mail(
     [refused] = events(gateway, "--phase", "mail")
     assert (refused["phase"], refused["rule_ids"]) == ("mail", ["auth.from_not_allowed"])
     assert events(gateway, "--phase", "data") == []
+    assert [e["id"] for e in events(gateway, "--since", "1h")] == [refused["id"]]
+    later = datetime.fromtimestamp(refused["created_at"] + 1, UTC).isoformat()
+    assert events(gateway, "--since", later) == []
+    assert len(events(gateway, "--since", later.removesuffix("+00:00") + "+09:00")) == 1
 
 
 def test_several_from_headers_are_refused(gateway: GatewayProcess, sink: RecordingSink) -> None:
