@@ -5,9 +5,9 @@ from __future__ import annotations
 import email
 import email.utils
 import json
-from datetime import UTC, datetime
 import re
 import smtplib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
