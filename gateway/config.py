@@ -90,6 +90,7 @@ class ServerConfig:
 class UpstreamConfig:
     host: str = "127.0.0.1"
     port: int = 25
+    # starttls: when the upstream offers it, certificate unchecked; required: always, verified
     tls: Literal["none", "starttls", "required"] = "none"
     # PEM bundle of the CAs that may vouch for the upstream's certificate (a private
     # relay's own CA); unset: the system's trust store. The name checked is `host`.

@@ -86,9 +86,17 @@ class UpstreamLink:
         cfg = self.config
         tls_context = None
         start_tls: bool | None = False
-        if cfg.tls in ("starttls", "required"):
+        if cfg.tls == "required":
             tls_context = ssl.create_default_context(cafile=cfg.ca_file)
             start_tls = True
+        elif cfg.tls == "starttls":
+            # Opportunistic (RFC 7435, Postfix's "may"): encrypt when offered, in the clear
+            # when not, and no certificate check: an unverified link is no worse than the
+            # clear one it would otherwise fall back to. "required" is the verified kind.
+            tls_context = ssl.create_default_context()
+            tls_context.check_hostname = False
+            tls_context.verify_mode = ssl.CERT_NONE
+            start_tls = None
         client = aiosmtplib.SMTP(
             hostname=cfg.host,
             port=cfg.port,

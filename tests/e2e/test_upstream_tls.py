@@ -1,5 +1,6 @@
 """STARTTLS towards the upstream: a relay that insists on TLS gets the message over TLS,
-and a certificate nobody vouches for is refused with a 4xx, never sent in the clear."""
+and a certificate nobody vouches for is refused with a 4xx, never sent in the clear.
+`tls = "starttls"` is opportunistic: TLS when offered (certificate unchecked), else clear."""
 
 from __future__ import annotations
 
@@ -80,3 +81,37 @@ def test_untrusted_upstream_certificate_is_a_temporary_failure(
     assert code == 451 and b"4.4.1" in reply, (code, reply)
     assert tls_sink.received == []
     assert not any(c.startswith("MAIL") for c in tls_sink.commands)
+
+
+@pytest.fixture
+def plain_sink() -> Iterator[RecordingSink]:
+    sink = RecordingSink().start()
+    yield sink
+    sink.stop()
+
+
+def test_opportunistic_starttls_encrypts_when_offered_without_checking_the_certificate(
+    tmp_path: Path, tls_sink: RecordingSink
+) -> None:
+    gw = _gateway(tmp_path, tls_sink, tls="starttls")  # system trust: does not know the CA
+    try:
+        code, reply = _send(gw)
+    finally:
+        gw.stop()
+    assert code == 250, reply
+    assert len(tls_sink.received) == 1  # the sink takes mail over TLS only
+
+
+@pytest.mark.parametrize(("tls", "expected"), [("starttls", 250), ("required", 451)])
+def test_upstream_without_starttls(
+    tmp_path: Path, plain_sink: RecordingSink, tls: str, expected: int
+) -> None:
+    gw = _gateway(tmp_path, plain_sink, tls=tls)
+    try:
+        code, reply = _send(gw)
+    finally:
+        gw.stop()
+    assert code == expected, reply
+    assert len(plain_sink.received) == (1 if expected == 250 else 0)
+    if expected != 250:
+        assert b"4.4.1" in reply and plain_sink.commands == []  # never in the clear
