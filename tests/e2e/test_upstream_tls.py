@@ -55,15 +55,20 @@ def _send(gw: GatewayProcess) -> tuple[int, bytes]:
         return client.data(marketing())
 
 
+def _send_once(tmp: Path, sink: RecordingSink, **upstream: object) -> tuple[int, bytes]:
+    """One message through a gateway with these upstream settings."""
+    gw = _gateway(tmp, sink, **upstream)
+    try:
+        return _send(gw)
+    finally:
+        gw.stop()
+
+
 def test_message_goes_over_starttls_with_the_configured_ca(
     tmp_path: Path, ca: trustme.CA, tls_sink: RecordingSink
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "upstream-ca.pem"))
-    gw = _gateway(tmp_path, tls_sink, tls="required", ca_file="upstream-ca.pem")
-    try:
-        code, reply = _send(gw)
-    finally:
-        gw.stop()
+    code, reply = _send_once(tmp_path, tls_sink, tls="required", ca_file="upstream-ca.pem")
     assert code == 250, reply
     # the sink refuses MAIL before STARTTLS (530), so an arrival means TLS was used
     assert len(tls_sink.received) == 1
@@ -73,11 +78,7 @@ def test_message_goes_over_starttls_with_the_configured_ca(
 def test_untrusted_upstream_certificate_is_a_temporary_failure(
     tmp_path: Path, tls_sink: RecordingSink
 ) -> None:
-    gw = _gateway(tmp_path, tls_sink, tls="required")  # system trust: does not know the CA
-    try:
-        code, reply = _send(gw)
-    finally:
-        gw.stop()
+    code, reply = _send_once(tmp_path, tls_sink, tls="required")  # system trust: does not know the CA
     assert code == 451 and b"4.4.1" in reply, (code, reply)
     assert tls_sink.received == []
     assert not any(c.startswith("MAIL") for c in tls_sink.commands)
@@ -93,11 +94,7 @@ def plain_sink() -> Iterator[RecordingSink]:
 def test_opportunistic_starttls_encrypts_when_offered_without_checking_the_certificate(
     tmp_path: Path, tls_sink: RecordingSink
 ) -> None:
-    gw = _gateway(tmp_path, tls_sink, tls="starttls")  # system trust: does not know the CA
-    try:
-        code, reply = _send(gw)
-    finally:
-        gw.stop()
+    code, reply = _send_once(tmp_path, tls_sink, tls="starttls")  # system trust: does not know the CA
     assert code == 250, reply
     assert len(tls_sink.received) == 1  # the sink takes mail over TLS only
 
@@ -106,11 +103,7 @@ def test_opportunistic_starttls_encrypts_when_offered_without_checking_the_certi
 def test_upstream_without_starttls(
     tmp_path: Path, plain_sink: RecordingSink, tls: str, expected: int
 ) -> None:
-    gw = _gateway(tmp_path, plain_sink, tls=tls)
-    try:
-        code, reply = _send(gw)
-    finally:
-        gw.stop()
+    code, reply = _send_once(tmp_path, plain_sink, tls=tls)
     assert code == expected, reply
     assert len(plain_sink.received) == (1 if expected == 250 else 0)
     if expected != 250:
