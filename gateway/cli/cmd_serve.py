@@ -26,6 +26,7 @@ from typing import Any
 import uvloop
 
 from gateway import app, config, logs
+from gateway.engine.packs import load_packs, unguarded
 from gateway.smtp.server import make_socket
 from gateway.store import open_store
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load(args.config)
     logs.setup(args.log_level)
     if args.worker is None:  # said once, by the process the operator started
-        for warning in config.warnings(cfg):
+        for warning in config.warnings(cfg) + unguarded(load_packs(cfg.policy.rules)):
             log.warning(warning)
     workers = cfg.server.workers
     if workers > 1 and args.worker is None:

@@ -64,6 +64,38 @@ class RuleSet:
         return next((r for r in self.rules if r.id == rule_id or rule_id in r.aliases), None)
 
 
+# Checks the shipped packs run and what goes unguarded without them: a config may leave a
+# pack out (the contract's own example lists tokuden.toml alone), so `serve` says so.
+GUARDS: dict[str, str] = {
+    "identity.allowed": "any logged-in client may send with any From or envelope domain "
+    "(rules/baseline.toml, Art. 5)",
+    "envelope.recipient_syntax": "relay-test recipient forms (user%host@, @route:, IP "
+    "literals) go to the upstream (rules/baseline.toml)",
+    "message.wellformed": "SMTP smuggling sequences, NUL bytes and broken MIME are relayed "
+    "(rules/baseline.toml)",
+    "message.single_from": "mail without a From, or with several, is relayed "
+    "(rules/baseline.toml)",
+    "consent.recorded": "advertising mail goes to recipients without consent "
+    "(rules/tokuden.toml, Art. 3)",
+    "consent.not_refused": "an opt-out does not stop mail (rules/tokuden.toml, Art. 3)",
+    "footer.item": "nothing checks the display items (rules/tokuden.toml, Art. 4)",
+    "auth.dmarc_aligned": "nothing checks that DKIM and DMARC will align at the receiver "
+    "(rules/alignment.toml, Art. 5)",
+    "auth.spf_pass": "nothing checks that SPF passes for the egress IPs "
+    "(rules/alignment.toml)",
+}
+
+
+def unguarded(rules: RuleSet) -> list[str]:
+    """A warning for each guarding check that no configured rule runs."""
+    running = {rule.check for rule in rules.rules}
+    return [
+        f"policy.rules runs no {check!r} check: {harm}"
+        for check, harm in GUARDS.items()
+        if check not in running
+    ]
+
+
 def load_packs(paths: tuple[str, ...] | list[str]) -> RuleSet:
     rules: list[Rule] = []
     data: dict[str, Any] = {}

@@ -237,6 +237,15 @@ def test_serve_says_once_that_a_plain_http_public_url_breaks_one_click(
     assert "Gmail and Yahoo take one-click unsubscribe only from an HTTPS URL" in said[0]["msg"]
 
 
+def test_serve_names_a_rule_pack_left_out(
+    config: dict[str, Any], start_gateway: Callable[..., GatewayProcess]
+) -> None:
+    config["policy"]["rules"] = [p for p in config["policy"]["rules"] if "alignment" not in p]
+    gw = start_gateway(config)
+    said = [json.loads(line)["msg"] for line in gw.stderr_lines if "policy.rules" in line]
+    assert [m.split("'")[1] for m in said] == ["auth.dmarc_aligned", "auth.spf_pass"]
+
+
 @pytest.mark.parametrize(("public_url", "mode", "expected"), [
     ("https://gw.example.jp", "enforce", []),
     ("HTTPS://gw.example.jp", "enforce", []),

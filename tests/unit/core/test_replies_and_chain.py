@@ -10,7 +10,7 @@ from gateway import replies
 from gateway.config import ClientConfig, Config
 from gateway.engine import chain
 from gateway.engine.context import Facts
-from gateway.engine.packs import load_packs
+from gateway.engine.packs import load_packs, unguarded
 from gateway.errors import PackError
 from gateway.model import Action, Outcome, Phase
 from gateway.replies import Reply
@@ -110,3 +110,20 @@ def test_duplicate_rule_ids_across_packs(tmp_path: Path) -> None:
     base = str(ROOT / "rules" / "baseline.toml")
     with pytest.raises(PackError, match="already defined"):
         load_packs([base, base])
+
+
+def test_a_pack_left_out_is_named_at_serve() -> None:
+    def said(*names: str) -> list[str]:
+        return unguarded(load_packs([str(ROOT / "rules" / f"{n}.toml") for n in names]))
+
+    assert said("baseline", "tokuden", "alignment") == []
+    # the contract's example lists tokuden.toml alone
+    alone = said("tokuden")
+    assert [w.split("'")[1] for w in alone] == [
+        "identity.allowed", "envelope.recipient_syntax", "message.wellformed",
+        "message.single_from", "auth.dmarc_aligned", "auth.spf_pass",
+    ]
+    assert "any logged-in client may send with any From or envelope domain" in alone[0]
+    assert [w.split("'")[1] for w in said("baseline", "alignment")] == [
+        "consent.recorded", "consent.not_refused", "footer.item",
+    ]
