@@ -386,6 +386,12 @@ def warnings(config: Config) -> list[str]:
             "one-click link is built on it, and Gmail and Yahoo take one-click unsubscribe only "
             "from an HTTPS URL (RFC 8058)"
         )
+    if advertising and not config.policy.unsubscribe_secret_file:
+        found.append(
+            "policy.unsubscribe_secret_file is not set: advertising mail goes out without "
+            "List-Unsubscribe, which Gmail and Yahoo require of bulk senders (one-click, RFC "
+            "8058), and the opt-out mailbox is off (tokuden secret generate FILE makes one)"
+        )
     if config.policy.mode == "monitor":
         found.append('policy.mode = "monitor": every verdict is recorded and nothing is refused')
     return found

@@ -259,3 +259,13 @@ def test_config_warnings(tmp_path: Path, public_url: str, mode: str,
     raw["policy"]["mode"] = mode
     said = warnings(from_dict(raw, base_dir=tmp_path))
     assert len(said) == len(expected) and all(e in w for e, w in zip(expected, said, strict=True))
+
+
+def test_config_warns_when_advertising_mail_would_carry_no_list_unsubscribe(tmp_path: Path) -> None:
+    raw = base_config(tmp_path, 2525)
+    raw["http"]["public_url"] = "https://gw.example.jp"
+    del raw["policy"]["unsubscribe_secret_file"]
+    [said] = warnings(from_dict(raw, base_dir=tmp_path))
+    assert said.startswith("policy.unsubscribe_secret_file is not set")
+    raw["clients"] = [c for c in raw["clients"] if c["class"] != "advertising"]
+    assert warnings(from_dict(raw, base_dir=tmp_path)) == []  # transactional mail needs none
