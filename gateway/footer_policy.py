@@ -68,7 +68,8 @@ class FooterPolicy:
         return self._specs[sender.id]
 
     def report(self, sender: SenderConfig, message: Message) -> FooterReport:
-        return check_parts(readable_parts(message), self.spec(sender), self.words)
+        return check_parts(readable_parts(message, visibility=self.words.visibility),
+                           self.spec(sender), self.words)
 
     def report_for(self, sender: SenderConfig, raw: bytes) -> FooterReport:
         """The report for raw message bytes, cached by what it depends on.

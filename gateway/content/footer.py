@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from gateway.content.html import Link
+from gateway.content.html import DEFAULT_VISIBILITY, Link, Visibility
 from gateway.content.mimetree import parse_message
 from gateway.content.normalize import (
     canonical_address_numbers,
@@ -77,6 +77,7 @@ class FooterWords:
     notice_words: tuple[str, ...]
     max_distance: int = 80
     edge_window: int = 400
+    visibility: Visibility = DEFAULT_VISIBILITY  # when HTML text counts as not displayed
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FooterWords:
@@ -94,12 +95,28 @@ class FooterWords:
                          ("tokusho.edge_window", edge_window)):
             if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                 raise ValueError(f"{key} must be a non-negative integer")
-        return cls(tuple(words), max_distance, edge_window)
+        return cls(tuple(words), max_distance, edge_window,
+                   _visibility(data.get("visibility", {})))
 
     @classmethod
     def from_toml(cls, text: str) -> FooterWords:
         """Parse the TOML text of a footer_words file."""
         return cls.from_mapping(tomllib.loads(text))
+
+
+def _visibility(table: Mapping[str, Any]) -> Visibility:
+    limits = {  # key: (lowest allowed, highest allowed)
+        "min_font_px": (0.0, 100.0), "min_contrast": (1.0, 21.0), "min_offset_px": (1.0, 1e6),
+    }
+    values: dict[str, float] = {}
+    for key, val in table.items():
+        if key not in limits:
+            raise ValueError(f"visibility.{key}: unknown key (known: {', '.join(limits)})")
+        low, high = limits[key]
+        if not isinstance(val, int | float) or isinstance(val, bool) or not low <= val <= high:
+            raise ValueError(f"visibility.{key} must be a number from {low:g} to {high:g}")
+        values[key] = float(val)
+    return Visibility(**values)
 
 
 def load_footer_words(path: str | Path) -> FooterWords:
@@ -496,15 +513,16 @@ def _snippet(text: str, start: int, end: int, pad: int = 20) -> str:
 class _Context:
     """Lazily prepared hidden and attachment texts shared by the items of one message."""
 
-    def __init__(self, parts: MessageParts) -> None:
+    def __init__(self, parts: MessageParts, visibility: Visibility) -> None:
         self._parts = parts
+        self._visibility = visibility
         self._attachments: list[tuple[str, _Prepared]] | None = None
 
     def attachments(self) -> list[tuple[str, _Prepared]]:
         if self._attachments is None:
             self._attachments = []
             for att in self._parts.attachments:
-                text = attachment_text(att)
+                text = attachment_text(att, self._visibility)
                 if text:
                     self._attachments.append((att.path, _prepare(text)))
         return self._attachments
@@ -712,7 +730,7 @@ def _wrong_optout(prep: _Prepared, notices: list[_Span], max_distance: int) -> _
 def check_parts(parts: MessageParts, spec: FooterSpec, words: FooterWords) -> FooterReport:
     """Check every readable part of an already decoded message against `spec`."""
     m = _matchers(spec, words)
-    ctx = _Context(parts)
+    ctx = _Context(parts, words.visibility)
     reports = tuple(_check_part(p, m, ctx) for p in parts.readable)
     problems = list(parts.problems)
     if not parts.readable:
@@ -726,7 +744,7 @@ def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterRep
         # compat32's tree (header values left raw; readable_parts reads them itself),
         # built without the stdlib's line-by-line parser when the message is well formed.
         msg = parse_message(raw)
-        parts = readable_parts(msg)
+        parts = readable_parts(msg, visibility=words.visibility)
     except (RecursionError, MemoryError, ValueError, TypeError, LookupError,
             AttributeError, IndexError) as exc:
         # The stdlib parser recurses per nesting level and can give up on hostile input.

@@ -11,7 +11,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from gateway.content.stylesheet import apply_stylesheets
 
-__all__ = ["HtmlText", "Link", "html_to_text"]
+__all__ = ["DEFAULT_VISIBILITY", "HtmlText", "Link", "Visibility", "html_to_text"]
 
 # Never rendered in a mail client's body view: not "hidden text", just not text.
 _DROP = frozenset({"script", "style", "head", "template", "noscript", "title", "meta", "link",
@@ -28,8 +28,19 @@ _INERT = frozenset({"href", "class", "id", "width", "height", "align", "valign",
                     "border", "cellpadding", "cellspacing", "target", "rel", "title", "name",
                     "lang", "dir", "role", "colspan", "rowspan", "type", "charset", "size"})
 
-# Thresholds for "too small to read": legal.md §1.5/§4.2 (tiny text risks a display violation).
-_MIN_PX = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """When text counts as not displayed (legal.md §1.5, §4.2: flag font-size <= ~8px and
+    colours near the background). The values come from rules/footer_words.toml."""
+
+    min_font_px: float = 8.0  # text this size or smaller is hidden
+    min_contrast: float = 1.5  # WCAG contrast ratio with the background below this: hidden
+    min_offset_px: float = 1000.0  # pushed this far off the left or top edge: hidden
+
+
+DEFAULT_VISIBILITY = Visibility()
 _NAMED = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 128, 0),
           "blue": (0, 0, 255), "gray": (128, 128, 128), "grey": (128, 128, 128),
           "silver": (192, 192, 192), "yellow": (255, 255, 0), "navy": (0, 0, 128),
@@ -38,6 +49,7 @@ _NAMED = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "gre
           "lightgrey": (211, 211, 211), "orange": (255, 165, 0), "transparent": (-1, -1, -1)}
 _COLOR_RE = re.compile(r"#[0-9a-f]{3,8}\b|rgba?\([^)]*\)|\b[a-z]+\b")
 _TRANSPARENT = (-1, -1, -1)
+_FAINT = "text colour close to background"
 _Color = tuple[int, int, int]
 
 
@@ -68,6 +80,7 @@ class _State:
     color: _Color
     background: _Color
     pre: bool
+    vis: Visibility = DEFAULT_VISIBILITY
 
 
 class _Buffer:
@@ -150,15 +163,36 @@ def _font_px(value: str) -> float | None:
     return size * {"px": 1.0, "pt": 4 / 3, "em": 16.0, "rem": 16.0, "%": 0.16}[unit]
 
 
-def _close(a: _Color, b: _Color) -> bool:
-    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) <= 24
+def _luminance(rgb: _Color) -> float:
+    # WCAG 2 relative luminance of an sRGB colour
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+@lru_cache(maxsize=1024)
+def contrast(a: _Color, b: _Color) -> float:
+    """WCAG contrast ratio, 1 (same colour) to 21 (black on white)."""
+    la, lb = _luminance(a), _luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def _offset_px(value: str) -> float | None:
+    px = _font_px(value.lstrip().removeprefix("-"))
+    return None if px is None else (-px if value.lstrip().startswith("-") else px)
 
 
 def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
     """Apply one element's inline CSS and presentational attributes to the inherited state."""
-    hidden = parent.hidden
+    # Hidden by colour is decided afresh for each element (a light-on-dark cell inside a
+    # dark box is visible again); any other reason is inherited by everything inside.
+    hidden = None if parent.hidden == _FAINT else parent.hidden
     color = parent.color
     background = parent.background
+    vis = parent.vis
     pre = parent.pre or tag in ("pre", "textarea", "plaintext", "xmp")
     if "hidden" in attrs and hidden is None:
         hidden = "hidden attribute"
@@ -170,6 +204,8 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
     if style:
         height_zero = False
         overflow_hidden = False
+        positioned = False
+        offset = 0.0
         for decl in style.lower().split(";"):
             prop, _, val = decl.partition(":")
             prop = prop.strip()
@@ -188,8 +224,18 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
                     pass
             elif prop == "font-size":
                 px = _font_px(val)
-                if px is not None and px <= _MIN_PX:
-                    hidden = hidden or "font-size:0"
+                if px is not None and px <= vis.min_font_px:
+                    hidden = hidden or f"font-size <= {vis.min_font_px:g}px"
+            elif prop == "position" and val in ("absolute", "fixed"):
+                positioned = True
+            elif prop in ("left", "top"):  # moves the box only when it is positioned
+                moved = _offset_px(val)
+                if moved is not None:
+                    offset = min(offset, moved)
+            elif prop in ("text-indent", "margin-left", "margin-top"):
+                moved = _offset_px(val)
+                if moved is not None and moved <= -vis.min_offset_px:
+                    hidden = hidden or "off-screen"
             elif prop == "color":
                 color = _parse_color(val) or color
             elif prop in ("background-color", "background"):
@@ -200,10 +246,12 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
                 overflow_hidden = True
         if height_zero and overflow_hidden:
             hidden = hidden or "height:0;overflow:hidden"
-    if hidden is None and (color != parent.color or background != parent.background) and (
-            color == _TRANSPARENT or (background != _TRANSPARENT and _close(color, background))):
-        hidden = "text colour equals background"
-    return _State(hidden, color, background, pre)
+        if positioned and offset <= -vis.min_offset_px:
+            hidden = hidden or "off-screen"
+    if hidden is None and (color == _TRANSPARENT or (
+            background != _TRANSPARENT and contrast(color, background) < vis.min_contrast)):
+        hidden = _FAINT
+    return _State(hidden, color, background, pre, vis)
 
 
 _TOP = _State(None, (0, 0, 0), (255, 255, 255), False)
@@ -296,7 +344,7 @@ def _classify(tagtext: str) -> _TagInfo | None:
     return (_OPEN, name, enter, leave, href.strip() if href else None, derive, void)
 
 
-def _render_serialized(markup: str) -> HtmlText | None:
+def _render_serialized(markup: str, top: _State = _TOP) -> HtmlText | None:
     """Render lexbor's serialisation of the body exactly as _walk would, or None to decline."""
     if _DECLINE.search(markup) or any(mark in markup for mark in _MARKS):
         return None
@@ -315,7 +363,7 @@ def _render_serialized(markup: str) -> HtmlText | None:
     links: list[list[Any]] = []
     n_starts = [0, 0]  # _LS/_LE markers written so far to (visible, hidden)
     n_ends = [0, 0]
-    state = _TOP
+    state = top
     out = visible  # the stream text goes to in the current state
     # Open elements: (name, state outside, stream outside, stream inside, leave marker, link).
     stack: list[tuple[str, _State, list[str], list[str], str, list[Any] | None]] = []
@@ -375,6 +423,8 @@ def _render_serialized(markup: str) -> HtmlText | None:
                     inside = hidden
                     if not state.hidden:
                         reasons[cur.hidden] = None
+                else:
+                    inside = visible  # visible again, e.g. light text in a dark cell
             if enter:
                 inside.append(enter)
             if not void:
@@ -461,8 +511,10 @@ def _collapse(out: list[str]) -> tuple[str, list[int], list[int]]:
     return text, starts, ends
 
 
-def html_to_text(html: str) -> HtmlText:
+def html_to_text(html: str, visibility: Visibility = DEFAULT_VISIBILITY) -> HtmlText:
     """Render `html` to visible text, hidden text and links; never raises on bad markup."""
+    top = _TOP if visibility == DEFAULT_VISIBILITY else _State(
+        None, _TOP.color, _TOP.background, False, visibility)
     tree = LexborHTMLParser(html)
     if _STYLE_ELEMENT.search(html):
         apply_stylesheets(tree)  # class and id rules that hide text become inline style
@@ -472,16 +524,16 @@ def html_to_text(html: str) -> HtmlText:
         # Python step per tag of that string is ~10x cheaper than a step per DOM node.
         serialized = body.html
         if serialized:
-            fast = _render_serialized(serialized)
+            fast = _render_serialized(serialized, top)
             if fast is not None:
                 return fast
     root = body or tree.root
     if root is None:
         return HtmlText("", "", ())
-    return _walk(root)
+    return _walk(root, top)
 
 
-def _walk(root: LexborNode) -> HtmlText:
+def _walk(root: LexborNode, top: _State = _TOP) -> HtmlText:
     """The reference renderer: walk the DOM node by node (used when the fast path declines)."""
     visible = _Buffer()
     hidden = _Buffer()
@@ -490,7 +542,7 @@ def _walk(root: LexborNode) -> HtmlText:
     # Explicit stack, not recursion: hostile mail can nest elements thousands deep.
     # Items: (node, state) to enter, or (None, exit-record) to close an element.
     stack: list[tuple[LexborNode | None, _State, tuple[str, int, str | None] | None]] = [
-        (root, _TOP, None)
+        (root, top, None)
     ]
     while stack:
         node, state, exit_rec = stack.pop()
@@ -518,7 +570,7 @@ def _walk(root: LexborNode) -> HtmlText:
         cur = (_derive_cached(state, tag, tuple(attrs.items()))
                if (attrs and not _INERT.issuperset(attrs)) else state)
         if cur.pre != state.pre and tag == "pre":
-            cur = _State(cur.hidden, cur.color, cur.background, True)
+            cur = _State(cur.hidden, cur.color, cur.background, True, cur.vis)
         if cur.hidden and not state.hidden:
             reasons[cur.hidden] = None
         buf = hidden if cur.hidden else visible

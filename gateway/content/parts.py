@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from gateway.content.charsets import decode_text
-from gateway.content.html import Link, html_to_text
+from gateway.content.html import DEFAULT_VISIBILITY, Link, Visibility, html_to_text
 
 __all__ = [
     "MAX_DEPTH",
@@ -152,8 +152,8 @@ def _defect_names(msg: Message) -> list[str]:
     return [type(d).__name__ for d in getattr(msg, "defects", ())]
 
 
-def readable_parts(msg: Message, *, max_depth: int = MAX_DEPTH,
-                   max_parts: int = MAX_PARTS) -> MessageParts:
+def readable_parts(msg: Message, *, max_depth: int = MAX_DEPTH, max_parts: int = MAX_PARTS,
+                   visibility: Visibility = DEFAULT_VISIBILITY) -> MessageParts:
     """Walk `msg` (parsed with email.policy.default) and decode every part a reader may see."""
     readable: list[ReadablePart] = []
     attachments: list[AttachmentPart] = []
@@ -202,7 +202,7 @@ def readable_parts(msg: Message, *, max_depth: int = MAX_DEPTH,
         if disp == "attachment" or ctype not in ("text/plain", "text/html"):
             attachments.append(AttachmentPart(path, ctype, filename, params.get("charset"), part))
             continue
-        readable.append(_read(part, path, ctype, params.get("charset")))
+        readable.append(_read(part, path, ctype, params.get("charset"), visibility))
     readable.sort(key=lambda p: _path_key(p.path))
     attachments.sort(key=lambda p: _path_key(p.path))
     return MessageParts(tuple(readable), tuple(attachments), tuple(problems), malformed)
@@ -212,7 +212,8 @@ def _path_key(path: str) -> list[int]:
     return [int(x) for x in path.split(".") if x.isdigit()]
 
 
-def _read(part: Message, path: str, ctype: str, charset: str | None) -> ReadablePart:
+def _read(part: Message, path: str, ctype: str, charset: str | None,
+          visibility: Visibility) -> ReadablePart:
     cte = (raw_header(part, "content-transfer-encoding") or "").lower().strip()
     data, problem = decode_transfer(_payload_bytes(part), cte)
     problems = [problem] if problem else []
@@ -223,14 +224,15 @@ def _read(part: Message, path: str, ctype: str, charset: str | None) -> Readable
     elif decoded.replaced:
         problems.append("undecodable text")
     if ctype == "text/html":
-        rendered = html_to_text(decoded.text)
+        rendered = html_to_text(decoded.text, visibility)
         return ReadablePart(path, ctype, charset, decoded.codec, cte or "7bit", rendered.visible,
                             rendered.hidden, rendered.links, tuple(problems))
     return ReadablePart(path, ctype, charset, decoded.codec, cte or "7bit", decoded.text.strip(),
                         "", (), tuple(problems))
 
 
-def attachment_text(att: AttachmentPart) -> str | None:
+def attachment_text(att: AttachmentPart,
+                    visibility: Visibility = DEFAULT_VISIBILITY) -> str | None:
     """Visible text of a text/* attachment (HTML rendered), or None for binary attachments."""
     if not att.content_type.startswith("text/"):
         return None
@@ -238,7 +240,7 @@ def attachment_text(att: AttachmentPart) -> str | None:
     data, _problem = decode_transfer(_payload_bytes(att.message), cte)
     text = decode_text(data, att.charset).text
     if att.content_type == "text/html":
-        rendered = html_to_text(text)
+        rendered = html_to_text(text, visibility)
         return rendered.visible
     return text
 

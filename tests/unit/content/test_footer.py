@@ -131,6 +131,31 @@ def test_footer_words_validation() -> None:
     with pytest.raises(ValueError, match="max_distance"):
         FooterWords.from_toml('[optout_notice]\nwords = ["x"]\nmax_distance = -1\n')
     assert "unsubscribe" in WORDS.notice_words
+    for table, said in (("min_font_px = -1", "visibility.min_font_px must be a number"),
+                        ("min_contrast = 0.5", "visibility.min_contrast must be a number"),
+                        ('min_contrast = "high"', "visibility.min_contrast must be a number"),
+                        ("min_size = 8", "visibility.min_size: unknown key")):
+        with pytest.raises(ValueError, match=said):
+            FooterWords.from_toml(f'[optout_notice]\nwords = ["x"]\n[visibility]\n{table}\n')
+    assert (WORDS.visibility.min_font_px, WORDS.visibility.min_contrast) == (8.0, 1.5)
+
+
+@pytest.mark.parametrize(("style", "shown"), [
+    ("font-size:12px;color:#666666", True),
+    ("font-size:8px", False),  # legal.md §4.2: flag <= ~8px
+    ("font-size:6pt", False),
+    ("color:#eeeeee", False),  # near the white background
+    ("color:#ffffff;background:#333333", True),  # light on dark is read
+    ("position:absolute;left:-9999px", False),
+])
+def test_a_display_item_nobody_can_read_is_missing(style: str, shown: bool) -> None:
+    html = (f'<p>株式会社サンプル</p><p>配信停止は <a href="https://example.jp/unsubscribe">こちら</a>'
+            f'</p><p>TEL 03-1234-5678</p><p style="{style}">〒100-0005 東京都千代田区丸の内1-1-1</p>')
+    report = check_message(_alt(GOOD, html), SPEC, WORDS)
+    assert report.parts[1].missing() == ([] if shown else ["footer.postal_address"])
+    lenient = dataclasses.replace(WORDS, visibility=footer.Visibility(min_font_px=4, min_contrast=1))
+    if "font-size" in style or "#eee" in style:
+        assert check_message(_alt(GOOD, html), SPEC, lenient).parts[1].missing() == []
 
 
 def test_spec_rejects_unknown_law() -> None:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
-from gateway.content.html import _render_serialized, _walk, html_to_text
+from gateway.content.html import Visibility, _render_serialized, _walk, contrast, html_to_text
 
 
 def test_drops_non_rendered_and_keeps_blocks() -> None:
@@ -28,6 +28,34 @@ def test_hidden_by_inline_css() -> None:
     assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "six", "seven",
                                       "eight"]
     assert "display:none" in res.hidden_reasons
+
+
+def test_text_too_small_too_faint_or_off_screen_is_not_displayed() -> None:
+    # legal.md §4.2: flag font-size <= ~8px and colours near the background
+    res = html_to_text(
+        '<p style="font-size:8px">a</p><p style="font-size:9px">b</p>'
+        '<p style="font-size:0.5em">c</p><p style="font-size:6pt">d</p>'
+        '<p style="color:#eeeeee">e</p><p style="color:#f5f5f5">f</p>'
+        '<p style="color:#999999">g</p><p style="color:#aaa">h</p>'
+        '<div style="background:#222"><p style="color:#333">i</p><p style="color:#ccc">j</p></div>'
+        '<p style="position:absolute;left:-9999px">k</p><p style="left:-9999px">l</p>'
+        '<p style="text-indent:-10000px">m</p><p style="position:absolute;top:-50px">n</p>'
+        '<p><font size="1">o</font></p>')
+    assert res.visible.split("\n") == ["b", "g", "h", "j", "l", "n", "o"]
+    assert res.hidden.split("\n") == ["a", "c", "d", "e", "f", "i", "k", "m"]
+    assert set(res.hidden_reasons) == {
+        "font-size <= 8px", "text colour close to background", "off-screen"}
+
+
+def test_visibility_thresholds_come_from_the_caller() -> None:
+    html = '<p style="font-size:10px;color:#cccccc">small print</p>'
+    assert html_to_text(html).visible == "small print"
+    strict = Visibility(min_font_px=10.0, min_contrast=1.5)
+    assert html_to_text(html, strict).hidden == "small print"
+    assert html_to_text(html, Visibility(min_contrast=1.7)).hidden_reasons == (
+        "text colour close to background",)
+    assert round(contrast((0, 0, 0), (255, 255, 255)), 2) == 21.0
+    assert round(contrast((204, 204, 204), (255, 255, 255)), 2) == 1.61
 
 
 def test_hidden_by_stylesheet_rules() -> None:
@@ -55,8 +83,8 @@ def test_hidden_by_stylesheet_rules() -> None:
     assert res.visible.split("\n") == ["visible", "desktop", "link", "shown", "inline",
                                        "also inline"]
     assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "配信停止"]
-    assert {"display:none", "visibility:hidden", "font-size:0",
-            "text colour equals background"} <= set(res.hidden_reasons)
+    assert {"display:none", "visibility:hidden", "font-size <= 8px",
+            "text colour close to background"} <= set(res.hidden_reasons)
     assert [lk.hidden for lk in res.links] == [False, True]
 
 
