@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from typing import Any
 
+from gateway import config
+from gateway.errors import ConfigError
 from gateway.smtp.credentials import hash_password
 
 
@@ -25,9 +28,38 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="read the password from FILE (default: $GATEWAY_PASSWORD, else prompt)",
     )
     add.add_argument(
-        "--sender", action="append", default=[], metavar="ID", help="sender identity it may use"
+        "--sender", action="append", default=[], metavar="ID",
+        help="sender identity it may use (repeat for several; default: the config's only one)",
+    )
+    add.add_argument(
+        "--class", dest="class_", choices=["advertising", "transactional"], default="advertising",
+        help="advertising (consent and display items checked) or transactional",
     )
     add.set_defaults(func=run_add)
+
+
+def _senders(args: argparse.Namespace) -> list[str]:
+    """--sender as given, checked against the config when there is one; else the config's
+    only sender identity. Raises ConfigError (exit 2) naming --sender."""
+    try:
+        cfg = config.load(args.config)
+    except ConfigError:
+        if args.sender:
+            return list(args.sender)  # no config at hand: the ids are taken on trust
+        raise
+    known = [s.id for s in cfg.senders]
+    for sender in args.sender:
+        if sender not in known:
+            raise ConfigError(
+                f"no sender identity {sender!r} (configured: {', '.join(known)})", "--sender"
+            )
+    if args.sender:
+        return list(args.sender)
+    if len(known) == 1:
+        return known
+    raise ConfigError(
+        f"name the sender identities with --sender (configured: {', '.join(known)})", "--sender"
+    )
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -53,10 +85,10 @@ def run_add(args: argparse.Namespace) -> int:
     if len(password) < 12:
         print("tokuden: password must be at least 12 characters", file=sys.stderr)
         return 2
-    senders = ", ".join(f'"{s}"' for s in args.sender) or '"sample"'
+    senders = ", ".join(json.dumps(s) for s in _senders(args))
     print("[[clients]]")
-    print(f'username = "{args.name}"')
+    print(f"username = {json.dumps(args.name)}")
     print(f'password_hash = "{hash_password(password)}"')
     print(f"senders = [{senders}]")
-    print('class = "advertising"')
+    print(f'class = "{args.class_}"')
     return 0

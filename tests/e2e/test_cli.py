@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,29 @@ def test_user_add_prints_a_working_client_entry(tmp_path: Path) -> None:
     assert verify_password("a-long-enough-password", line.split('"')[1])
     short = cli("user", "add", "crm", input="short\n")
     assert short.returncode == 2 and "at least 12" in short.stderr
+
+
+def test_user_add_takes_its_senders_from_the_config(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path, 2526)
+    path = write(tmp_path, cfg)
+    password = "a-long-enough-password\n"
+    several = cli("user", "add", "crm", config=path, input=password)
+    assert several.returncode == 2
+    assert "name the sender identities with --sender (configured: sample, other)" in several.stderr
+    unknown = cli("user", "add", "crm", "--sender", "nope", config=path, input=password)
+    assert unknown.returncode == 2 and "--sender: no sender identity 'nope'" in unknown.stderr
+    made = cli("user", "add", "crm", "--sender", "other", "--class", "transactional",
+               config=path, input=password)
+    assert made.returncode == 0, made.stderr
+    entry = tomllib.loads(made.stdout)["clients"][0]
+    assert (entry["senders"], entry["class"]) == (["other"], "transactional")
+    cfg["clients"].append(entry)
+    assert from_dict(cfg, base_dir=tmp_path).client("crm") is not None  # pastes as it is
+    cfg["senders"] = cfg["senders"][:1]
+    cfg["clients"] = [c for c in cfg["clients"] if c["senders"] == ["sample"]]
+    alone = cli("user", "add", "crm", config=write(tmp_path, cfg), input=password)
+    assert alone.returncode == 0, alone.stderr
+    assert tomllib.loads(alone.stdout)["clients"][0]["senders"] == ["sample"]
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
