@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import asyncpg
 from tqdm import tqdm
 
+from gateway import config
 from gateway.cli import args as args_mod
 from gateway.cli.table import render
 from gateway.errors import StoreUnavailable
@@ -32,13 +33,15 @@ SKIP_TABLES = frozenset({"schema_migrations", "store_probe"})  # bookkeeping, no
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "copy-store",
+        parents=[common],
+        usage="tokuden copy-store [FROM_URL] TO_URL [--config FILE] [--force] [--batch-size N]",
         help="copy a whole store, e.g. SQLite into PostgreSQL (counts verified)",
-        description="Copy every table of the store at FROM_URL into the store at TO_URL. "
-        "Stop the gateways writing to either store first. The destination must be empty "
-        "unless --force (which empties it first).",
+        description="Copy every table of the store at FROM_URL (default: the config's "
+        "store.url) into the store at TO_URL. Stop the gateways writing to either store "
+        "first. The destination must be empty unless --force (which empties it first).",
     )
-    p.add_argument("from_url", metavar="FROM_URL", help="sqlite:///path or postgresql://...")
-    p.add_argument("to_url", metavar="TO_URL", help="sqlite:///path or postgresql://...")
+    p.add_argument("urls", nargs="+", metavar="URL",
+                   help="[FROM_URL] TO_URL: sqlite:///path or postgresql://...")
     p.add_argument("--force", action="store_true", help="empty a non-empty destination first")
     p.add_argument("--batch-size", type=args_mod.at_least(1), default=5000, metavar="N",
                    help="rows per batch")
@@ -47,6 +50,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if len(args.urls) > 2:
+        print("tokuden copy-store: error: give at most FROM_URL and TO_URL", file=sys.stderr)
+        return EXIT_USAGE
+    if len(args.urls) == 2:
+        args.from_url, args.to_url = args.urls
+    else:
+        args.from_url, args.to_url = config.load(args.config).store.url, args.urls[0]
     for url in (args.from_url, args.to_url):
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             print(
@@ -56,9 +66,6 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     if args.from_url == args.to_url:
         print("tokuden copy-store: error: FROM_URL and TO_URL are the same", file=sys.stderr)
-        return EXIT_USAGE
-    if args.batch_size < 1:
-        print("tokuden copy-store: error: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     return asyncio.run(
         copy_store(

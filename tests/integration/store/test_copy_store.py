@@ -15,7 +15,8 @@ from gateway.errors import StoreUnavailable
 from gateway.store import EventFilter, Store, open_store
 from gateway.store.consent_rows import consent_row
 from tests.integration.store.factories import T0, consent, event
-from tests.support.gateway import cli
+from tests.support import toml
+from tests.support.gateway import base_config, cli
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +113,18 @@ def test_sqlite_into_postgres_copies_every_row(sqlite_url: str, pg_url: str) -> 
             await store.close()
 
     asyncio.run(keeps_working())
+
+
+def test_from_url_defaults_to_the_configs_store(sqlite_url: str, pg_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    cfg = base_config(tmp_path, 2526)
+    cfg["store"]["url"] = sqlite_url
+    config.write_text(toml.dumps(cfg), encoding="utf-8")
+    result = cli("copy-store", pg_url, "--quiet", config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert asyncio.run(counts(pg_url)) == asyncio.run(counts(sqlite_url))
+    three = cli("copy-store", sqlite_url, pg_url, sqlite_url)
+    assert three.returncode == 2 and "at most FROM_URL and TO_URL" in three.stderr
 
 
 def test_a_non_empty_destination_is_refused_unless_forced(sqlite_url: str, pg_url: str) -> None:
