@@ -168,6 +168,7 @@ class _Replies:
         550,
         "5.7.1",
         "配信停止のトークンがありません / No valid unsubscribe token; use the link in the message",
+        ("unsubscribe.mailto",),
     )
 
 

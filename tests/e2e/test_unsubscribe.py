@@ -138,7 +138,7 @@ def test_mailto_without_a_token_is_answered_clearly(gateway: GatewayProcess) -> 
         client.mail("someone@example.com")
         client.rcpt("unsubscribe@gw.test")
         code, text = client.data(b"Subject: stop\r\n\r\nplease stop\r\n")
-    assert code == 550 and b"No valid unsubscribe token" in text
+    assert code == 550 and b"5.7.1 [unsubscribe.mailto] No valid unsubscribe token" in text
 
 
 def test_many_concurrent_one_clicks(gateway: GatewayProcess, sink: RecordingSink) -> None:
