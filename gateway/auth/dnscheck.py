@@ -9,7 +9,7 @@ from typing import Any
 import dns.reversename
 
 from gateway.auth.dkim_sign import published_key_matches
-from gateway.auth.dmarc import DmarcStatus, discover
+from gateway.auth.dmarc import DmarcRecord, DmarcStatus, discover
 from gateway.auth.policy import AuthPolicy, signing_domain
 from gateway.config import SenderConfig
 from gateway.errors import LookupTempError
@@ -17,7 +17,7 @@ from gateway.errors import LookupTempError
 
 @dataclass(slots=True)
 class RecordCheck:
-    kind: str  # spf | mx | ptr | dkim | dmarc
+    kind: str  # spf | mx | ptr | dkim | dmarc | dmarc_rua
     name: str
     ok: bool
     publish: str  # the TXT value to publish (or keep)
@@ -48,6 +48,20 @@ class SenderCheck:
 def _spf_suggestion(ips: tuple[str, ...]) -> str:
     mechanisms = " ".join(("ip6:" if ":" in ip else "ip4:") + ip for ip in ips)
     return f"v=spf1 {mechanisms} -all" if ips else "v=spf1 -all"
+
+
+def _aggregate_reports(record: DmarcRecord | None, where: str) -> RecordCheck:
+    """Advice: rua= on the DMARC record (legal.md §5.2: Japanese carriers look for it, and
+    the reports show who else sends as the domain)."""
+    name = f"_dmarc.{where}"
+    if record is not None and record.rua:
+        return RecordCheck("dmarc_rua", name, True, "", "rua=" + ",".join(record.rua),
+                           required=False)
+    return RecordCheck(
+        "dmarc_rua", name, False, "",
+        f"no rua=: add rua=mailto:dmarc-reports@{where} to receive aggregate reports "
+        "(recommended; Japanese carriers look for it)", required=False,
+    )
 
 
 async def _mail_host(auth: AuthPolicy, domain: str, *, required: bool) -> RecordCheck:
@@ -151,6 +165,7 @@ async def check_sender(auth: AuthPolicy, sender: SenderConfig) -> SenderCheck:
                     + (f"; {note}" if note else ""),
                 )
             )
+            result.records.append(_aggregate_reports(dmarc.record, where))
         else:
             result.records.append(
                 RecordCheck("dmarc", name, False, suggestion, dmarc.error or dmarc.status.value)

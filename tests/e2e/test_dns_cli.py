@@ -47,6 +47,19 @@ def test_dns_check_passes_when_everything_is_published(tmp_path: Path, sink: Rec
     assert (author["ok"], author["required"]) == (True, False)
     ptr = records[("ptr", "192.0.2.10")]  # forward-confirmed reverse DNS of the egress IP
     assert (ptr["ok"], ptr["detail"]) == (True, "PTR out1.example.jp, whose A is 192.0.2.10")
+    rua = records[("dmarc_rua", "_dmarc.example.jp")]  # aggregate reports: advice
+    assert (rua["ok"], rua["required"]) == (True, False)
+    assert rua["detail"] == "rua=mailto:dmarc-reports@example.jp"
+
+
+def test_dns_check_advises_dmarc_aggregate_reports(tmp_path: Path, sink: RecordingSink) -> None:
+    _path, code, records = sample_checked(tmp_path, sink, domains=["example.jp", "monitor.example.jp"])
+    rua = {r["name"]: r for r in records if r["kind"] == "dmarc_rua"}
+    assert rua["_dmarc.example.jp"]["ok"] is True
+    missing = rua["_dmarc.monitor.example.jp"]
+    assert (missing["ok"], missing["required"]) == (False, False)
+    assert "add rua=mailto:dmarc-reports@monitor.example.jp" in missing["detail"]
+    assert code == 0, records  # advice does not fail the check
 
 
 @pytest.mark.parametrize(("ip", "detail"), [
