@@ -1,10 +1,14 @@
-"""Message checks: well-formedness, RFC 5322 header hygiene and the author (From) identity."""
+"""Message checks: well-formedness, RFC 5322 header hygiene, the author (From) identity and
+what the Subject claims."""
 
 from __future__ import annotations
 
+import email.errors
+import email.header
 import email.utils
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -107,6 +111,45 @@ def _fields_with_8bit(section: bytes) -> str:
         if not line.isascii():
             names[name] = None
     return ", ".join(names)
+
+
+@check("message.fake_reply", phases={Phase.DATA}, params={"prefixes": list})
+def fake_reply(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """A Subject that starts like a reply or a forward ("Re:", "Fwd:", "転送:") belongs to a
+    message that answers or forwards one: In-Reply-To or References says which. Gmail's
+    sender guidelines forbid fake ones (legal.md §2.1)."""
+    message = facts.message
+    if message is None:
+        return Outcome.SKIP, "message not parsed (see message.malformed)"
+    subject = message.get("Subject")
+    if subject is None:
+        return Outcome.PASS, ""
+    if isinstance(subject, email.header.Header):  # raw 8-bit text (UTF-8 with SMTPUTF8)
+        subject = "".join(part.decode("utf-8", "replace") if isinstance(part, bytes) else part
+                          for part, _charset in email.header.decode_header(subject))
+    prefix = _reply_prefix(str(subject), tuple(params.get("prefixes", ())))
+    if not prefix or message.get("In-Reply-To") is not None or message.get("References"):
+        return Outcome.PASS, ""
+    return (Outcome.FAIL, f"Subject starts with {prefix!r} but the message has no In-Reply-To "
+            "or References: it replies to or forwards nothing", {"prefix": prefix})
+
+
+@functools.lru_cache(maxsize=256)
+def _reply_prefix(subject: str, prefixes: tuple[str, ...]) -> str:
+    """The reply or forward prefix the Subject starts with, as the reader sees it, or ""."""
+    try:
+        text = str(email.header.make_header(email.header.decode_header(subject)))
+    except (ValueError, LookupError, email.errors.MessageError):  # CharsetError among them
+        text = subject  # an unknown charset: the prefix, if any, is still plain text
+    # NFKC: "Ｒｅ：" reads as "Re:"; a counter like "Re[2]:" or "RE(3):" is still a reply
+    found = _prefix_pattern(prefixes).match(unicodedata.normalize("NFKC", text))
+    return found.group().strip() if found else ""
+
+
+@functools.lru_cache(maxsize=16)
+def _prefix_pattern(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(p) for p in sorted(prefixes, key=len, reverse=True))
+    return re.compile(rf"\s*(?:{words})\s*(?:\[\d+\]|\(\d+\))?\s*:", re.IGNORECASE)
 
 
 # A campaign repeats its From, and messages stamped in the same second share a Date: the

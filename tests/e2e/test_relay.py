@@ -131,6 +131,27 @@ def test_a_missing_message_id_and_date_are_added_before_signing(
     assert result["detail"] == "missing, added by the gateway: Message-ID, Date"
 
 
+def test_a_fake_reply_subject_is_refused_and_a_real_reply_goes(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    fake = marketing(subject="Re: 冬のセールのお知らせ")
+    real = marketing(subject="Re: ご質問の件", extra_headers={"In-Reply-To": "<q1@example.com>"})
+    outcomes = []
+    for raw in (fake, real):
+        with connect(gateway) as client:
+            client.mail("news@bounce.example.jp")
+            client.rcpt("taro@example.com")
+            outcomes.append(client.data(raw))
+    code, reply = outcomes[0]
+    assert code == 550 and reply.startswith(b"5.7.1 [message.fake_reply] "), reply
+    assert outcomes[1][0] == 250, outcomes[1]
+    assert len(sink.received) == 1 and b"In-Reply-To: <q1@example.com>" in sink.received[0].data
+    [refused] = events(gateway, "--verdict", "rejected")
+    [result] = [r for r in refused["results"] if r["rule"] == "message.fake_reply"]
+    assert result["detail"] == ("Subject starts with 'Re:' but the message has no In-Reply-To or "
+                                "References: it replies to or forwards nothing")
+
+
 def test_a_repeated_subject_and_a_bad_message_id_are_refused_naming_both(
     gateway: GatewayProcess, sink: RecordingSink
 ) -> None:

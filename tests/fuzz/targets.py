@@ -29,7 +29,7 @@ from gateway.auth.dkim_sign import (
     verify_existing,
 )
 from gateway.auth.dmarc import DmarcRecordError, parse_dmarc_record
-from gateway.checks.message import header_fields
+from gateway.checks.message import fake_reply, header_fields
 from gateway.consent.address import InvalidAddress, normalize_address
 from gateway.consent.importer import ImportFormat, validate_file
 from gateway.content.footer import check_message, check_parts
@@ -182,8 +182,9 @@ def mailto(data: bytes) -> None:
     assert all(isinstance(token, str) for token in found)
 
 
-_HEADER_PARAMS = next(r.params for r in load_packs([str(ROOT / "rules" / "baseline.toml")]).rules
-                      if r.id == "message.header_fields")
+_BASELINE = {r.id: r.params for r in load_packs([str(ROOT / "rules" / "baseline.toml")]).rules}
+_HEADER_PARAMS = _BASELINE["message.header_fields"]
+_REPLY_PARAMS = _BASELINE["message.fake_reply"]
 
 
 def data_phase(data: bytes) -> None:
@@ -199,6 +200,7 @@ def data_phase(data: bytes) -> None:
                   client_ip="", phase=Phase.DATA, smtputf8=data[:1] == b"U")
     gather_message_facts(facts, raw)
     assert header_fields(facts, _HEADER_PARAMS)[0] in (Outcome.PASS, Outcome.FAIL, Outcome.SKIP)
+    assert fake_reply(facts, _REPLY_PARAMS)[0] in (Outcome.PASS, Outcome.FAIL, Outcome.SKIP)
     report = check_parts(readable_parts(parse_message(raw)), SPEC, WORDS)
     if not report.ok and not report.malformed:
         try:
