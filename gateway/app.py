@@ -12,6 +12,7 @@ from typing import Any
 from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
 from gateway.delivery import headers
+from gateway.delivery.client_signatures import strip_broken
 from gateway.delivery.missing_fields import MissingFields
 from gateway.delivery.pipeline import Pipeline
 from gateway.delivery.unsubscribe import ListUnsubscribe
@@ -70,6 +71,7 @@ class Gateway:
                 self._strip_internal_headers,
                 MissingFields(config.server.hostname).add,
                 self.unsubscribe.add_headers,
+                strip_broken,  # after every change, before our signature
                 self.auth.sign,
             ]
         )

@@ -122,8 +122,10 @@ class AuthPolicy:
                 "DMARC p=none for a bulk sender",
                 extra={"fields": {"sender_id": sender.id, "domain": from_domain}},
             )
-        if b"dkim-signature:" in facts.raw[:65536].lower():
-            facts.extra["dkim_existing"] = await verify_existing(self.dns, facts.raw)
+        # the client's signatures, over the message as it sent it (an inserted footer is ours)
+        received: bytes = facts.extra.get("received", facts.raw)
+        if b"dkim-signature:" in received[:65536].lower():
+            facts.extra["dkim_existing"] = await verify_existing(self.dns, received)
 
     async def _publications(self, domain: str) -> list[KeyPublication]:
         keys = self.signer.active_keys(domain)

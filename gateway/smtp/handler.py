@@ -24,6 +24,7 @@ from gateway.consent.address import InvalidAddress, normalize_address, suppressi
 from gateway.consent.gate import decide_at_rcpt
 from gateway.consent.model import ConsentEvent, Law, decide
 from gateway.content.insert import InsertError
+from gateway.delivery.client_signatures import note_removed
 from gateway.engine import chain
 from gateway.engine.context import Facts
 from gateway.errors import GatewayError, StoreUnavailable, UpstreamError
@@ -327,6 +328,7 @@ class Handler:
         facts.recipient_count = len(envelope.rcpt_tos)
         started = time.perf_counter()
         gather_message_facts(facts, raw)
+        facts.extra["received"] = raw  # as the client sent it, before any repair
         if facts.message is not None:
             topic = facts.message.get(self.gw.config.policy.topic_header)
             facts.extra["topic"] = str(topic).strip() or None if topic is not None else None
@@ -351,6 +353,7 @@ class Handler:
                 state, facts, exc.reply, EventVerdict.TEMPFAILED, recipients, str(exc)
             )
         state.timings["prepare"] = time.perf_counter() - started
+        note_removed(state.results, facts.extra.get("client_dkim_removed"))
         if not self.store_health.ok():
             # the store stopped committing during this transaction: do not relay
             return await self._finish_with(

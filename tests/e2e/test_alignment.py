@@ -8,6 +8,7 @@ import smtplib
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 
 from gateway.auth.dkim_sign import DkimSigner, load_key
@@ -15,6 +16,7 @@ from tests.support import authenv
 from tests.support.gateway import PASSWORD, GatewayProcess, base_config, cli
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
+from tests.support.verifiers import dkimpy_verify_all
 
 pytestmark = pytest.mark.e2e
 
@@ -85,16 +87,43 @@ def test_dns_outage_with_nothing_cached_tempfails(tmp_path: Path, sink: Recordin
     assert sink.received == []
 
 
+def _client_event(gw: GatewayProcess) -> dict[str, Any]:
+    [event] = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    return next(r for r in event["results"] if r["rule"] == "align.client_dkim")
+
+
 def test_client_signature_is_verified_recorded_and_kept(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    # signed over fields the gateway leaves alone: it still verifies after the relay
+    env = authenv.shared()
+    message = marketing()
+    signed_by_client = dkim.sign(
+        message, b"mk2026", b"example.jp", env.rsa_key.read_bytes(),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+    ) + message
+    assert send(gateway, signed_by_client)[0] == 250
+    delivered = sink.received[-1].data
+    assert delivered.count(b"DKIM-Signature:") == 3  # the client's, plus our RSA and Ed25519
+    assert dkimpy_verify_all(delivered, env.dns) == [True, True, True]
+    client_dkim = _client_event(gateway)
+    assert client_dkim["outcome"] == "pass" and client_dkim["detail"] == "d=example.jp s=mk2026: pass"
+
+
+def test_a_client_signature_the_gateways_changes_break_is_removed(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    # signed over List-Unsubscribe (absent, oversigned), which the gateway adds: it would fail
     env = authenv.shared()
     signer = DkimSigner([load_key(env.rsa_key, selector="mk2026", domain="example.jp")])
     signed_by_client = signer.sign(marketing(), "example.jp")
     assert send(gateway, signed_by_client)[0] == 250
     delivered = sink.received[-1].data
-    assert delivered.count(b"DKIM-Signature:") == 3  # the client's, plus our RSA and Ed25519
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
-    client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
-    assert client_dkim["outcome"] == "pass" and "d=example.jp s=mk2026: pass" in client_dkim["detail"]
+    assert delivered.count(b"DKIM-Signature:") == 2  # ours only
+    assert dkimpy_verify_all(delivered, env.dns) == [True, True]
+    client_dkim = _client_event(gateway)
+    assert client_dkim["outcome"] == "pass"  # it verified as the client sent it
+    assert client_dkim["detail"] == (
+        "d=example.jp s=mk2026: pass; removed, the gateway changed what they sign: "
+        "d=example.jp s=mk2026 (list-unsubscribe, list-unsubscribe-post)")
 
 
 def test_a_client_signature_that_cannot_be_read_is_a_permerror_not_a_tempfail(
@@ -113,4 +142,4 @@ def test_a_client_signature_that_cannot_be_read_is_a_permerror_not_a_tempfail(
     assert code == 250
     [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
     client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
-    assert client_dkim["detail"] == "d=example.jp s=mk2026: permerror"
+    assert client_dkim["detail"].startswith("d=example.jp s=mk2026: permerror; removed")
