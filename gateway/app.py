@@ -64,7 +64,8 @@ class Gateway:
         self.metrics.watch(self.auth.dns.stats, store, self.pool)
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
-        self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store)
+        self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store,
+                                   self.auth.dns, tuple(s.id for s in config.senders))
         # Order matters: every change first, signing last (RFC 6376 §8).
         self.pipeline = Pipeline(
             [

@@ -167,7 +167,8 @@ class _Replies:
     optout_no_token: Final = Reply(
         550,
         "5.7.1",
-        "配信停止のトークンがありません / No valid unsubscribe token; use the link in the message",
+        "配信停止のトークンがなく、送信者も確認できません / No valid unsubscribe token, and no "
+        "DKIM signature of the From domain proves the sender; use the link in the message",
         ("unsubscribe.mailto",),
     )
 

@@ -29,7 +29,16 @@ from gateway.engine import chain
 from gateway.engine.context import Facts
 from gateway.errors import GatewayError, StoreUnavailable, UpstreamError
 from gateway.eventlog import new_id
-from gateway.model import Action, ClientClass, Event, EventVerdict, Phase, Verdict
+from gateway.model import (
+    Action,
+    ClientClass,
+    Event,
+    EventVerdict,
+    Outcome,
+    Phase,
+    RuleResult,
+    Verdict,
+)
 from gateway.replies import Reply, replies
 from gateway.smtp.limits import MESSAGE_RATE_EXCEEDED, ClientLimits
 from gateway.smtp.message import gather_message_facts
@@ -436,23 +445,26 @@ class Handler:
             return _line(exc.reply)
         reply = replies.optout_recorded if optout else replies.optout_no_token
         line = _line(reply)
-        event = Event(
-            verdict=EventVerdict.ACCEPTED if optout else EventVerdict.REJECTED,
-            phase=Phase.DATA,
-            reply=line,
-            client="(mailto opt-out)",
-            client_ip=state.client_ip,
-            sender_id=optout.sender_id if optout else "",
-            mail_from=envelope.mail_from or "",
-            recipient=optout.address_key if optout else ",".join(envelope.rcpt_tos),
-            size=len(raw),
-            rule_ids=("unsubscribe.mailto",),
-            session_id=state.session_id,
-        )
-        try:
-            await self.gw.eventlog.record(event)
-        except GatewayError:
-            pass  # the opt-out itself is in the consent store already
+        for sender_id in optout.sender_ids if optout else ("",):  # an event per sender
+            event = Event(
+                verdict=EventVerdict.ACCEPTED if optout else EventVerdict.REJECTED,
+                phase=Phase.DATA,
+                reply=line,
+                client="(mailto opt-out)",
+                client_ip=state.client_ip,
+                sender_id=sender_id,
+                mail_from=envelope.mail_from or "",
+                recipient=optout.address_key if optout else ",".join(envelope.rcpt_tos),
+                size=len(raw),
+                rule_ids=("unsubscribe.mailto",),
+                results=(RuleResult("unsubscribe.mailto", Outcome.PASS, optout.proof),)
+                if optout else (),
+                session_id=state.session_id,
+            )
+            try:
+                await self.gw.eventlog.record(event)
+            except GatewayError:
+                pass  # the opt-out itself is in the consent store already
         if optout:
             self.gw.metrics.unsubscribe("mailto")
         await state.end_transaction()

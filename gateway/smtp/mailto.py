@@ -4,6 +4,13 @@
 target must work for recipients who cannot log in. The session is local: nothing
 is relayed, so this is no open relay. The opt-out token travels in the Subject
 (`unsubscribe TOKEN`, as our mailto: URI sets it) or as `+TOKEN` in the address.
+
+A message without a valid token (written by hand, or a mail app that dropped the
+Subject) is still a refusal when its author is proven: a DKIM signature that verifies
+and whose d= shares the From address's organisational domain (as DMARC would align
+it). The opt-out then holds for the senders that mailed that address through the
+gateway, or for every sender when none did. Without such proof anyone could opt
+anyone out, so the message is refused and says why.
 """
 
 from __future__ import annotations
@@ -12,10 +19,16 @@ import email.errors
 import email.header
 import email.parser
 import email.policy
+import email.utils
 import re
 from dataclasses import dataclass
 
+from gateway.auth.dkim_sign import DkimMessageError, DkimVerifyStatus, verify_existing
+from gateway.auth.dmarc import psl_org_domain
+from gateway.auth.dns import DnsCache
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.model import ConsentMethod
+from gateway.errors import GatewayError
 from gateway.store.base import Store
 from gateway.unsubscribe.service import record_optout
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
@@ -26,16 +39,20 @@ _HEADERS = email.parser.BytesParser(policy=email.policy.compat32)
 
 @dataclass(frozen=True, slots=True)
 class OptOut:
-    sender_id: str
+    sender_ids: tuple[str, ...]
     address_key: str
     recorded: bool  # False: a replay of an opt-out the gateway recorded moments ago
+    proof: str = "token"  # or the verified signature that stands for the author: "dkim d=..."
 
 
 class MailtoOptOut:
-    def __init__(self, address: str | None, codec: TokenCodec | None, store: Store) -> None:
+    def __init__(self, address: str | None, codec: TokenCodec | None, store: Store,
+                 dns: DnsCache | None = None, senders: tuple[str, ...] = ()) -> None:
         self.address = address.lower() if address else None
         self.codec = codec
         self.store = store
+        self.dns = dns
+        self.senders = senders
         local, _, domain = (self.address or "").partition("@")
         self._plus = re.compile(
             rf"^{re.escape(local)}\+([A-Za-z0-9_-]+)@{re.escape(domain)}$", re.I
@@ -73,5 +90,36 @@ class MailtoOptOut:
             recorded = await record_optout(
                 self.store, sender_id, address_key, ConsentMethod.MAILTO, client_ip, None
             )
-            return OptOut(sender_id, address_key, recorded)
-        return None
+            return OptOut((sender_id,), address_key, recorded)
+        return await self._from_proven_author(raw, client_ip)
+
+    async def _from_proven_author(self, raw: bytes, client_ip: str) -> OptOut | None:
+        """The From address's refusal, when a signature aligned with it proves the author."""
+        if self.dns is None or not self.senders:
+            return None
+        froms = _HEADERS.parsebytes(raw, headersonly=True).get_all("From") or []
+        authors = [a for _, a in email.utils.getaddresses([str(v) for v in froms]) if a]
+        if len(authors) != 1:
+            return None
+        try:
+            key = suppression_key(normalize_address(authors[0]))
+        except InvalidAddress:
+            return None
+        org = psl_org_domain(authors[0].rpartition("@")[2])
+        try:
+            signatures = await verify_existing(self.dns, raw)
+        except (DkimMessageError, GatewayError):
+            return None
+        proof = next((f"dkim d={sig.domain}" for sig in signatures
+                      if sig.status is DkimVerifyStatus.PASS and sig.domain and org
+                      and psl_org_domain(sig.domain) == org), None)
+        if proof is None:
+            return None
+        mailed = tuple([sid for sid in self.senders
+                        if await self.store.last_sent(sid, key) is not None])
+        recorded = False
+        for sender_id in mailed or self.senders:
+            recorded |= await record_optout(
+                self.store, sender_id, key, ConsentMethod.MAILTO, client_ip, None
+            )
+        return OptOut(mailed or self.senders, key, recorded, proof)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import re
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
+import dkim
 import httpx
 import pytest
 
 from tests.support import authenv
-from tests.support.gateway import PASSWORD, GatewayProcess
+from tests.support.consent import grant_in_process
+from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
 from tests.support.verifiers import OpenDkim, dkimpy_verify_all
@@ -139,6 +142,66 @@ def test_mailto_without_a_token_is_answered_clearly(gateway: GatewayProcess) -> 
         client.rcpt("unsubscribe@gw.test")
         code, text = client.data(b"Subject: stop\r\n\r\nplease stop\r\n")
     assert code == 550 and b"5.7.1 [unsubscribe.mailto] No valid unsubscribe token" in text
+
+
+def _handwritten(author: str, *, sign_as: str | None) -> bytes:
+    """A refusal written by hand to the mailbox: no token; DKIM-signed by `sign_as`'s key."""
+    reply = EmailMessage()
+    reply["From"] = author
+    reply["To"] = "unsubscribe@gw.test"
+    reply["Subject"] = "配信停止"
+    reply.set_content("今後のメールは不要です。")
+    raw = reply.as_bytes(policy=reply.policy.clone(linesep="\r\n"))
+    if sign_as is None:
+        return raw
+    env = authenv.shared()
+    return dkim.sign(raw, b"mk2026", sign_as.encode(), env.rsa_key.read_bytes(),
+                     include_headers=[b"from", b"to", b"subject"]) + raw
+
+
+def _to_mailbox(gw: GatewayProcess, raw: bytes) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:  # no AUTH
+        client.ehlo("mua.example.jp")
+        client.mail("reader@example.jp")
+        assert client.rcpt("unsubscribe@gw.test")[0] == 250
+        return client.data(raw)
+
+
+def test_a_handwritten_refusal_is_honoured_when_dkim_proves_the_author(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    grant_in_process(gateway.config_path, "sample", "reader@example.jp")
+    grant_in_process(gateway.config_path, "other", "reader@example.jp")
+    assert send(gateway, "reader@example.jp")[0] == 250  # "sample" mailed the reader
+    # no signature, or one of a domain that is not the author's: anyone could have sent it
+    for forged in (_handwritten("reader@example.jp", sign_as=None),
+                   _handwritten("reader@psd.test", sign_as="example.jp")):  # valid, not aligned
+        code, text = _to_mailbox(gateway, forged)
+        assert code == 550 and b"[unsubscribe.mailto] No valid unsubscribe token" in text
+    assert send(gateway, "reader@example.jp")[0] == 250
+    code, text = _to_mailbox(gateway, _handwritten("Reader@Example.jp", sign_as="example.jp"))
+    assert code == 250 and b"Opt-out recorded" in text, text
+    assert send(gateway, "reader@example.jp")[1][:23] == b"5.7.1 [optin.opted_out]"
+    # only the sender that mailed the reader: the other brand's consent stands
+    other = cli("consent", "lookup", "--sender", "other", "reader@example.jp", "--json",
+                config=gateway.config_path)
+    assert json.loads(other.stdout)["status"] == "allowed", other.stdout
+    events = [json.loads(x) for x in cli("log", "--json", "--client", "(mailto opt-out)",
+                                         config=gateway.config_path).stdout.splitlines()]
+    recorded = [e for e in events if e["verdict"] == "accepted"]
+    assert [(e["sender_id"], e["results"][0]["detail"]) for e in recorded] == [
+        ("sample", "dkim d=example.jp")]
+
+
+def test_a_handwritten_refusal_from_someone_never_mailed_holds_for_every_sender(
+    gateway: GatewayProcess,
+) -> None:
+    code, text = _to_mailbox(gateway, _handwritten("new@example.jp", sign_as="example.jp"))
+    assert code == 250 and b"Opt-out recorded" in text, text
+    for sender in ("sample", "other"):
+        looked = cli("consent", "lookup", "--sender", sender, "new@example.jp", "--json",
+                     config=gateway.config_path)
+        assert json.loads(looked.stdout)["status"] == "opted_out", looked.stdout
 
 
 def test_many_concurrent_one_clicks(gateway: GatewayProcess, sink: RecordingSink) -> None:
