@@ -6,8 +6,10 @@ import concurrent.futures
 import json
 import re
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import dkim
 import httpx
@@ -202,6 +204,42 @@ def test_a_handwritten_refusal_from_someone_never_mailed_holds_for_every_sender(
         looked = cli("consent", "lookup", "--sender", sender, "new@example.jp", "--json",
                      config=gateway.config_path)
         assert json.loads(looked.stdout)["status"] == "opted_out", looked.stdout
+
+
+def test_mailto_token_in_the_address_alone_is_enough(gateway: GatewayProcess, sink: RecordingSink) -> None:
+    # "unsubscribe+TOKEN@": the token survives a mail app that drops the Subject
+    assert send(gateway, "taro@example.com")[0] == 250
+    token = one_click_url(sink.received[-1].data).rsplit("/", 1)[1]
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("mua.example.com")
+        client.mail("taro@example.com")
+        assert client.rcpt(f"unsubscribe+{token}@gw.test")[0] == 250
+        code, text = client.data(b"From: taro@example.com\r\nSubject: stop\r\n\r\nstop\r\n")
+    assert code == 250 and b"Opt-out recorded" in text, text
+    assert send(gateway, "taro@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
+
+
+@pytest.mark.parametrize("own_header", [True, False])
+def test_list_unsubscribe_keep_leaves_the_ma_tools_header(
+    config: dict[str, Any], start_gateway: Callable[..., GatewayProcess], sink: RecordingSink,
+    own_header: bool,
+) -> None:
+    config["policy"]["list_unsubscribe"] = "keep"
+    gw = start_gateway(config)
+    theirs = "<https://ma.example.jp/unsub?u=1>"
+    extra = {"List-Unsubscribe": theirs, "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    raw = marketing(extra_headers=extra if own_header else None)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        client.rcpt("taro@example.com")
+        assert client.data(raw)[0] == 250
+    header = sink.received[-1].data.split(b"\r\n\r\n", 1)[0].decode()
+    fields = re.findall(r"(?m)^List-Unsubscribe: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", header)
+    if own_header:
+        assert fields == [theirs]  # kept as the MA tool wrote it, and no second one
+    else:
+        assert len(fields) == 1 and "/u/" in fields[0]  # none given: the gateway's
 
 
 def test_many_concurrent_one_clicks(gateway: GatewayProcess, sink: RecordingSink) -> None:
