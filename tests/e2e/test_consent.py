@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,27 @@ def test_purge_keeps_what_the_law_requires(gateway: GatewayProcess, tmp_path: Pa
         assert db.execute("SELECT count(*) FROM consent_events WHERE address_key='old@example.com'").fetchone()[0] == 0
         assert db.execute("SELECT count(*) FROM consent_events WHERE address_key='gone@example.com'").fetchone()[0] == 1
         assert db.execute("SELECT action FROM audit_log WHERE action='consent.purge'").fetchone()
+
+
+@pytest.mark.parametrize(("art7_order", "purgeable"), [(False, True), (True, False)])
+def test_an_art7_order_keeps_evidence_a_year(
+    config: dict[str, Any], start_gateway: Callable[..., GatewayProcess], art7_order: bool,
+    purgeable: bool,
+) -> None:
+    # 特電法 施行規則4条2項: 1 month after the last use, 1 year once an Art. 7 order came
+    config["senders"][0]["art7_order"] = art7_order
+    cfg = start_gateway(config, consent=False).config_path
+    two_months_ago = datetime.now(UTC) - timedelta(days=62)
+    import_rows(cfg, "sample", [
+        {"email": "spring@example.com", "status": "opted_in", "method": "web_form",
+         "consented_at": two_months_ago.isoformat()},
+    ], name="spring.csv")
+    cli("consent", "approve", _pending(cfg), "--by", "approver", config=cfg)
+    dry = cli("consent", "purge", "--dry-run", "--json", config=cfg)
+    [plan] = [p for p in map(json.loads, dry.stdout.splitlines())
+              if p["address_key"] == "spring@example.com"]
+    assert plan["purgeable"] is purgeable, plan
+    assert ("(Art. 7 order)" in plan["reason"]) is art7_order
 
 
 def test_evidence_is_append_only(gateway: GatewayProcess, tmp_path: Path) -> None:

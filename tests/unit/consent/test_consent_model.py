@@ -120,6 +120,16 @@ def test_tokusho_has_no_exemptions(method: M) -> None:
     assert d.reason == f"{method.value} does not count as consent under tokusho"
 
 
+def test_a_staff_entered_consent_does_not_count_under_tokusho() -> None:
+    # 特商法 needs the consumer's own request: a staff entry is weak evidence of one
+    e = ev(S.OPTED_IN, M.MANUAL, 1)
+    assert decide([e], None, Law.TOKUDEN, NOW).allowed
+    d = decide([e], None, Law.TOKUSHO, NOW)
+    assert d.outcome is Outcome.MISSING
+    assert d.reason == "manual does not count as consent under tokusho"
+    assert decide([e, ev(S.OPTED_IN, M.WEB_FORM, 2)], None, Law.TOKUSHO, NOW).allowed
+
+
 def test_event_validation() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         ConsentEvent(sender_id="s", address_key="a@b.jp", status=S.OPTED_IN,
