@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.model import Event
@@ -60,6 +61,9 @@ def event_row(event: Event) -> tuple[Any, ...]:
 def row_dict(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row as the stable JSON shape the CLI and API print."""
     out = dict(row)
+    # beside the epoch seconds: what a person (or a spreadsheet) can read
+    out["created_at_iso"] = datetime.fromtimestamp(float(row["created_at"]), UTC).isoformat(
+        timespec="milliseconds")
     out["rule_ids"] = [r for r in str(row.get("rule_ids", "")).split(",") if r]
     out["monitored"] = [r for r in str(row.get("monitored", "")).split(",") if r]
     out["results"] = json.loads(row["results"]) if row.get("results") else []

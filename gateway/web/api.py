@@ -35,9 +35,10 @@ from gateway.web.auth import ApiError, Endpoint, api
 from gateway.web.context import ctx_of
 from gateway.web.openapi import openapi_document
 
-EVENT_CSV_COLUMNS = ("id", "event_id", "created_at", "verdict", "phase", "client", "client_ip",
-                     "sender_id", "mail_from", "recipient", "header_from", "message_id", "size",
-                     "rule_ids", "monitored", "reply", "upstream_reply")
+EVENT_CSV_COLUMNS = ("id", "event_id", "created_at", "created_at_iso", "verdict", "phase",
+                     "client", "client_ip", "sender_id", "mail_from", "recipient",
+                     "header_from", "message_id", "size", "rule_ids", "monitored", "reply",
+                     "upstream_reply")
 EXPORT_PAGE = 1000
 MAX_CLOCK_SKEW = 300.0
 

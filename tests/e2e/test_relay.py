@@ -198,6 +198,8 @@ def test_envelope_domain_of_another_identity_is_refused_at_mail(
     assert (refused["phase"], refused["rule_ids"]) == ("mail", ["auth.from_not_allowed"])
     assert events(gateway, "--phase", "data") == []
     assert [e["id"] for e in events(gateway, "--since", "1h")] == [refused["id"]]
+    assert datetime.fromisoformat(refused["created_at_iso"]).timestamp() == pytest.approx(
+        refused["created_at"], abs=0.001)
     later = datetime.fromtimestamp(refused["created_at"] + 1, UTC).isoformat()
     assert events(gateway, "--since", later) == []
     assert len(events(gateway, "--since", later.removesuffix("+00:00") + "+09:00")) == 1

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway.access.throttle import FailureThrottle
@@ -176,6 +177,9 @@ async def test_events_csv_export(env: Env) -> None:
     assert len(rows) == 3
     assert {row["recipient"] for row in rows} == {"u***@example.com"}
     assert rows[0]["rule_ids"] == "optin.missing"
+    when = datetime.fromisoformat(rows[0]["created_at_iso"])  # readable beside the epoch
+    assert when.utcoffset() == timedelta(0)
+    assert abs(when.timestamp() - float(rows[0]["created_at"])) < 0.001
     audit = await env.store.fetch("SELECT actor, action FROM audit_log")
     assert audit == [{"actor": "ops-tanaka", "action": "events.export"}]
 
