@@ -11,7 +11,7 @@ from gateway.engine import chain
 from gateway.engine.context import Facts
 from gateway.engine.packs import RuleSet
 from gateway.footer_policy import FooterPolicy
-from gateway.model import Action, Outcome, Phase
+from gateway.model import Action, OnFail, Outcome, Phase
 from gateway.smtp.message import gather_message_facts
 
 # Rules that need the envelope, the store or DNS say nothing about a draft.
@@ -26,12 +26,14 @@ class PreflightResult:
     failed: tuple[str, ...]
     results: list[dict[str, Any]]
     footer: FooterReport | None
+    warned: tuple[str, ...] = ()  # failed rules that only warn (on_fail = "warn")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sender": self.sender,
             "ok": self.ok,
             "failed": list(self.failed),
+            "warned": list(self.warned),
             "rules": self.results,
             "footer": self.footer.to_dict() if self.footer else None,
         }
@@ -56,11 +58,14 @@ def preflight(
         if r.family in CONTENT_FAMILIES or r.id in CONTENT_RULES
     ]
     verdict = chain.evaluate(selected, facts)
-    failed = tuple(r.rule_id for r in verdict.results if r.outcome is Outcome.FAIL)
+    warn_only = {r.id for r in selected if r.on_fail is OnFail.WARN}
+    fails = [r.rule_id for r in verdict.results if r.outcome is Outcome.FAIL]
+    failed = tuple(r for r in fails if r not in warn_only)
     return PreflightResult(
         sender.id,
         verdict.action is Action.ACCEPT and not failed,
         failed,
         [r.to_dict() for r in verdict.results],
         report,
+        tuple(r for r in fails if r in warn_only),
     )

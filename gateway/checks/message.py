@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping
+from email.message import Message
 from typing import Any
 
 from gateway.engine.context import Facts
@@ -121,29 +122,52 @@ def fake_reply(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     message = facts.message
     if message is None:
         return Outcome.SKIP, "message not parsed (see message.malformed)"
-    subject = message.get("Subject")
-    if subject is None:
+    subject = subject_text(message)
+    if not subject:
         return Outcome.PASS, ""
-    if isinstance(subject, email.header.Header):  # raw 8-bit text (UTF-8 with SMTPUTF8)
-        subject = "".join(part.decode("utf-8", "replace") if isinstance(part, bytes) else part
-                          for part, _charset in email.header.decode_header(subject))
-    prefix = _reply_prefix(str(subject), tuple(params.get("prefixes", ())))
-    if not prefix or message.get("In-Reply-To") is not None or message.get("References"):
+    # a counter like "Re[2]:" or "RE(3):" is still a reply
+    found = _prefix_pattern(tuple(params.get("prefixes", ()))).match(subject)
+    if not found or message.get("In-Reply-To") is not None or message.get("References"):
         return Outcome.PASS, ""
+    prefix = found.group().strip()
     return (Outcome.FAIL, f"Subject starts with {prefix!r} but the message has no In-Reply-To "
             "or References: it replies to or forwards nothing", {"prefix": prefix})
 
 
+@check("message.legacy_label", phases={Phase.DATA}, params={"labels": list})
+def legacy_label(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """The 「未承諾広告※」 Subject label the law asked for until 2008 (legal.md §1.5): not
+    wrong in itself, but the mark of a template older than today's display items."""
+    message = facts.message
+    if message is None:
+        return Outcome.SKIP, "message not parsed (see message.malformed)"
+    subject = subject_text(message)
+    label = next((w for w in params.get("labels", ())
+                  if unicodedata.normalize("NFKC", w) in subject), None)
+    if label is None:
+        return Outcome.PASS, ""
+    return (Outcome.FAIL, f"Subject carries {label!r}, the label required before 2008: a "
+            "legacy template? Check it against today's display items", {"label": label})
+
+
+def subject_text(message: Message) -> str:
+    """The Subject as the reader sees it (encoded-words decoded, NFKC), or ""."""
+    subject = message.get("Subject")
+    if subject is None:
+        return ""
+    if isinstance(subject, email.header.Header):  # raw 8-bit text (UTF-8 with SMTPUTF8)
+        subject = "".join(part.decode("utf-8", "replace") if isinstance(part, bytes) else part
+                          for part, _charset in email.header.decode_header(subject))
+    return _readable(str(subject))
+
+
 @functools.lru_cache(maxsize=256)
-def _reply_prefix(subject: str, prefixes: tuple[str, ...]) -> str:
-    """The reply or forward prefix the Subject starts with, as the reader sees it, or ""."""
+def _readable(subject: str) -> str:
     try:
         text = str(email.header.make_header(email.header.decode_header(subject)))
     except (ValueError, LookupError, email.errors.MessageError):  # CharsetError among them
-        text = subject  # an unknown charset: the prefix, if any, is still plain text
-    # NFKC: "Ｒｅ：" reads as "Re:"; a counter like "Re[2]:" or "RE(3):" is still a reply
-    found = _prefix_pattern(prefixes).match(unicodedata.normalize("NFKC", text))
-    return found.group().strip() if found else ""
+        text = subject  # an unknown charset: what is plain text still reads
+    return unicodedata.normalize("NFKC", text)  # "Ｒｅ：" reads as "Re:"
 
 
 @functools.lru_cache(maxsize=16)

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         }
     ]
     for r in others:
-        print(f"{r['rule']}: {r.get('detail', '')}")
+        warning = " (warning only)" if r["rule"] in result.warned else ""
+        print(f"{r['rule']}{warning}: {r.get('detail', '')}")
     print(
         "\nresult: "
         + (

@@ -138,3 +138,15 @@ def test_check_command_preflights_a_draft(tmp_path: Path, gateway: GatewayProces
     draft.write_bytes(marketing())
     ok = cli("check", str(draft), config=gateway.config_path)
     assert ok.returncode == 0 and "pass" in ok.stdout
+    # a rule that only warns is said, and does not fail the draft
+    draft.write_bytes(marketing(subject="未承諾広告※冬のセール"))
+    legacy = cli("check", str(draft), config=gateway.config_path)
+    assert legacy.returncode == 0, legacy.stdout
+    assert "footer.legacy_label (warning only): Subject carries '未承諾広告※'" in legacy.stdout
+    data = json.loads(cli("check", str(draft), "--json", config=gateway.config_path).stdout)
+    assert (data["ok"], data["failed"], data["warned"]) == (True, [], ["footer.legacy_label"])
+    # relayed too, the warning in the event
+    assert send(gateway, marketing(subject="未承諾広告※冬のセール"))[0] == 250
+    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
+    [legacy_result] = [r for r in event["results"] if r["rule"] == "footer.legacy_label"]
+    assert legacy_result["outcome"] == "fail" and event["verdict"] == "accepted"

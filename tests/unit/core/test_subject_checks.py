@@ -1,5 +1,6 @@
-"""message.fake_reply: a Subject that starts like a reply or forward needs a message it answers
-(Gmail: no fake Re:/Fwd:), with the prefixes the baseline pack gives it."""
+"""What the Subject claims: message.fake_reply (a Re:/Fwd: needs a message it answers; Gmail
+forbids fake ones) and footer.legacy_label (the pre-2008 「未承諾広告※」), with their packs'
+parameters."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.checks.message import fake_reply
+from gateway.checks.message import fake_reply, legacy_label
 from gateway.config import ClientConfig, Config
 from gateway.engine.context import Facts
 from gateway.engine.packs import load_packs
@@ -68,3 +69,22 @@ def test_any_subject_gets_a_verdict(text: str, charset: str) -> None:
     if charset:
         subject = f"=?{charset}?B?{base64.b64encode(text.encode('utf-8', 'replace')).decode()}?="
     assert run(subject) in (Outcome.PASS, Outcome.FAIL)
+
+
+LABELS = next(r.params for r in load_packs([str(ROOT / "rules" / "tokuden.toml")]).rules
+              if r.id == "footer.legacy_label")
+
+
+@pytest.mark.parametrize(("subject", "outcome"), [
+    ("未承諾広告※春のセール", Outcome.FAIL),
+    (Header("未承諾広告※春のセール", "iso-2022-jp").encode(), Outcome.FAIL),
+    ("【未承諾広告】春のセール", Outcome.FAIL),
+    ("春のセール", Outcome.PASS),
+    (None, Outcome.PASS),
+])
+def test_the_pre_2008_subject_label_is_noticed(subject: str | None, outcome: Outcome) -> None:
+    fields = ["From: news@example.jp"] + ([f"Subject: {subject}"] if subject else [])
+    facts = Facts(config=Config(), client=ClientConfig(username="t"), client_ip="",
+                  phase=Phase.DATA, smtputf8=True)
+    gather_message_facts(facts, ("\r\n".join(fields) + "\r\n\r\nbody\r\n").encode())
+    assert legacy_label(facts, LABELS)[0] is outcome
