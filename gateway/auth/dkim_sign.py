@@ -596,8 +596,16 @@ class DkimVerification:
     detail: str
 
 
-async def verify_existing(cache: DnsCache, message: bytes) -> list[DkimVerification]:
-    """Verify every DKIM-Signature on `message` (topmost first), keys read through the cache.
+# Signatures verified per message at most: each costs a DNS query and an RSA operation, and
+# the sender chooses how many there are (the opt-out mailbox takes mail from anyone).
+MAX_VERIFIED = 8
+
+
+async def verify_existing(
+    cache: DnsCache, message: bytes, *, domains: Callable[[str], bool] | None = None
+) -> list[DkimVerification]:
+    """Verify the DKIM-Signatures on `message` (topmost first, at most MAX_VERIFIED; with
+    `domains`, only those whose d= it accepts), keys read through the cache.
 
     The keys are fetched first (async, cached); dkimpy then verifies each signature with a
     dnsfunc that only reads what was fetched, so its own resolver is never used.
@@ -609,8 +617,17 @@ async def verify_existing(cache: DnsCache, message: bytes) -> list[DkimVerificat
     sigs = [value for name, value in headers if name.lower() == b"dkim-signature"]
     results: list[DkimVerification] = []
     for index, value in enumerate(sigs):
+        if len(results) == MAX_VERIFIED:
+            break
+        if domains is not None and not domains(_signing_domain(value)):
+            continue
         results.append(await _verify_one(cache, message, index, value))
     return results
+
+
+def _signing_domain(value: bytes) -> str:
+    found = re.search(rb"(?:^|;)\s*d\s*=\s*([^;\s]+)", value)
+    return found.group(1).decode("ascii", "replace").lower() if found else ""
 
 
 async def _verify_one(

@@ -106,13 +106,15 @@ class MailtoOptOut:
         except InvalidAddress:
             return None
         org = psl_org_domain(authors[0].rpartition("@")[2])
-        try:
-            signatures = await verify_existing(self.dns, raw)
+        if org is None:
+            return None
+        try:  # only signatures that could prove this author are worth a DNS query
+            signatures = await verify_existing(
+                self.dns, raw, domains=lambda d: psl_org_domain(d) == org)
         except (DkimMessageError, GatewayError):
             return None
         proof = next((f"dkim d={sig.domain}" for sig in signatures
-                      if sig.status is DkimVerifyStatus.PASS and sig.domain and org
-                      and psl_org_domain(sig.domain) == org), None)
+                      if sig.status is DkimVerifyStatus.PASS), None)
         if proof is None:
             return None
         mailed = tuple([sid for sid in self.senders

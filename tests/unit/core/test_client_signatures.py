@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.auth import dkim_sign
+from gateway.auth.dkim_sign import MAX_VERIFIED, verify_existing
+from gateway.auth.dns import DnsCache, DnsConfig
 from gateway.config import ClientConfig, Config
 from gateway.delivery import headers
 from gateway.delivery.client_signatures import note_removed, strip_broken
 from gateway.engine.context import Facts
 from gateway.model import Outcome, Phase, RuleResult
+from tests.support import authenv
 
 SIG = (b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=ma.example; s=s1;\r\n"
        b" h=from:to:subject:list-unsubscribe; bh=AAAA; b=BBBB\r\n")
@@ -65,3 +69,21 @@ def test_the_note_goes_to_the_client_signature_result() -> None:
                                  "they sign: d=ma.example s=s1 (body)")
     assert results[1].data == {"signatures": [{"d": "ma.example"}],
                                "removed": ["d=ma.example s=s1 (body)"]}
+
+
+def test_verification_is_capped_and_can_skip_domains() -> None:
+    # a message may carry any number of signatures; each costs a DNS query and an RSA check
+    many = b"".join(SIG.replace(b"d=ma.example", f"d=d{i}.example.jp".encode())
+                    for i in range(40)) + MESSAGE
+
+    async def verify(**kw: object) -> list[str | None]:
+        cache = DnsCache(DnsConfig(nameservers=(authenv.shared().nameserver,), timeout=1.0))
+        try:
+            return [r.domain for r in await verify_existing(cache, many, **kw)]  # type: ignore[arg-type]
+        finally:
+            await cache.aclose()
+
+    assert asyncio.run(verify()) == [f"d{i}.example.jp" for i in range(MAX_VERIFIED)]
+    assert asyncio.run(verify(domains=lambda d: d == "d17.example.jp")) == ["d17.example.jp"]
+    assert dkim_sign._signing_domain(b" v=1; a=rsa-sha256; bh=x; d=\r\n Brand.Example; s=s") == (
+        "brand.example")
