@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,6 +51,7 @@ _NAMED = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "gre
 _COLOR_RE = re.compile(r"#[0-9a-f]{3,8}\b|rgba?\([^)]*\)|\b[a-z]+\b")
 _TRANSPARENT = (-1, -1, -1)
 _FAINT = "text colour close to background"
+_TINY = "font too small to read"
 _Color = tuple[int, int, int]
 
 
@@ -81,6 +83,7 @@ class _State:
     background: _Color
     pre: bool
     vis: Visibility = DEFAULT_VISIBILITY
+    font_px: float = 16.0  # the effective font size, inherited and overridable
 
 
 class _Buffer:
@@ -151,18 +154,6 @@ def _parse_color(value: str) -> _Color | None:
     return _NAMED.get(tok)
 
 
-def _font_px(value: str) -> float | None:
-    m = re.match(r"\s*([\d.]+)\s*(px|pt|em|rem|%)?", value)
-    if not m:
-        return None
-    try:
-        size = float(m.group(1))
-    except ValueError:
-        return None
-    unit = m.group(2) or "px"
-    return size * {"px": 1.0, "pt": 4 / 3, "em": 16.0, "rem": 16.0, "%": 0.16}[unit]
-
-
 def _luminance(rgb: _Color) -> float:
     # WCAG 2 relative luminance of an sRGB colour
     def channel(value: int) -> float:
@@ -180,19 +171,35 @@ def contrast(a: _Color, b: _Color) -> float:
     return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
 
 
+def _font_size(value: str, parent_px: float) -> float | None:
+    """A font-size value in px; em and % are relative to the parent's size."""
+    m = re.match(r"\s*([\d.]+)\s*(px|pt|em|rem|%)?", value)
+    if not m:
+        return None
+    try:
+        size = float(m.group(1))
+    except ValueError:
+        return None
+    unit = m.group(2) or "px"
+    return size * {"px": 1.0, "pt": 4 / 3, "em": parent_px, "rem": 16.0,
+                   "%": parent_px / 100}[unit]
+
+
 def _offset_px(value: str) -> float | None:
-    px = _font_px(value.lstrip().removeprefix("-"))
+    px = _font_size(value.lstrip().removeprefix("-"), 16.0)
     return None if px is None else (-px if value.lstrip().startswith("-") else px)
 
 
 def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
     """Apply one element's inline CSS and presentational attributes to the inherited state."""
-    # Hidden by colour is decided afresh for each element (a light-on-dark cell inside a
-    # dark box is visible again); any other reason is inherited by everything inside.
-    hidden = None if parent.hidden == _FAINT else parent.hidden
+    # Hidden by colour or size is decided afresh for each element: a light-on-dark cell
+    # inside a dark box, or 14px text in a "font-size:0" cell (the whitespace trick of
+    # responsive templates), is read. Any other reason is inherited by everything inside.
+    hidden = None if parent.hidden in (_FAINT, _TINY) else parent.hidden
     color = parent.color
     background = parent.background
     vis = parent.vis
+    font_px = parent.font_px
     pre = parent.pre or tag in ("pre", "textarea", "plaintext", "xmp")
     if "hidden" in attrs and hidden is None:
         hidden = "hidden attribute"
@@ -223,9 +230,9 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
                 except ValueError:
                     pass
             elif prop == "font-size":
-                px = _font_px(val)
-                if px is not None and px <= vis.min_font_px:
-                    hidden = hidden or f"font-size <= {vis.min_font_px:g}px"
+                px = _font_size(val, parent.font_px)
+                if px is not None:
+                    font_px = px
             elif prop == "position" and val in ("absolute", "fixed"):
                 positioned = True
             elif prop in ("left", "top"):  # moves the box only when it is positioned
@@ -248,10 +255,12 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
             hidden = hidden or "height:0;overflow:hidden"
         if positioned and offset <= -vis.min_offset_px:
             hidden = hidden or "off-screen"
+    if hidden is None and font_px <= vis.min_font_px:
+        hidden = _TINY
     if hidden is None and (color == _TRANSPARENT or (
             background != _TRANSPARENT and contrast(color, background) < vis.min_contrast)):
         hidden = _FAINT
-    return _State(hidden, color, background, pre, vis)
+    return _State(hidden, color, background, pre, vis, font_px)
 
 
 _TOP = _State(None, (0, 0, 0), (255, 255, 255), False)
@@ -513,8 +522,8 @@ def _collapse(out: list[str]) -> tuple[str, list[int], list[int]]:
 
 def html_to_text(html: str, visibility: Visibility = DEFAULT_VISIBILITY) -> HtmlText:
     """Render `html` to visible text, hidden text and links; never raises on bad markup."""
-    top = _TOP if visibility == DEFAULT_VISIBILITY else _State(
-        None, _TOP.color, _TOP.background, False, visibility)
+    top = _TOP if visibility == DEFAULT_VISIBILITY else dataclasses.replace(
+        _TOP, vis=visibility)
     tree = LexborHTMLParser(html)
     if _STYLE_ELEMENT.search(html):
         apply_stylesheets(tree)  # class and id rules that hide text become inline style
@@ -570,7 +579,7 @@ def _walk(root: LexborNode, top: _State = _TOP) -> HtmlText:
         cur = (_derive_cached(state, tag, tuple(attrs.items()))
                if (attrs and not _INERT.issuperset(attrs)) else state)
         if cur.pre != state.pre and tag == "pre":
-            cur = _State(cur.hidden, cur.color, cur.background, True, cur.vis)
+            cur = dataclasses.replace(cur, pre=True)
         if cur.hidden and not state.hidden:
             reasons[cur.hidden] = None
         buf = hidden if cur.hidden else visible

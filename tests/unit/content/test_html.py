@@ -44,7 +44,21 @@ def test_text_too_small_too_faint_or_off_screen_is_not_displayed() -> None:
     assert res.visible.split("\n") == ["b", "g", "h", "j", "l", "n", "o"]
     assert res.hidden.split("\n") == ["a", "c", "d", "e", "f", "i", "k", "m"]
     assert set(res.hidden_reasons) == {
-        "font-size <= 8px", "text colour close to background", "off-screen"}
+        "font too small to read", "text colour close to background", "off-screen"}
+
+
+def test_size_and_colour_are_decided_per_element_so_a_child_can_be_read_again() -> None:
+    # "font-size:0" on a cell is how responsive templates remove the gaps between
+    # inline-block columns; the text inside sets its own size and is read
+    res = html_to_text(
+        '<table><tr><td style="font-size:0"><div style="display:inline-block">'
+        '<span style="font-size:14px">配信停止はこちら</span></div></td></tr></table>'
+        '<div style="font-size:20px"><span style="font-size:0.3em">six px</span></div>'
+        '<div style="font-size:6px"><p style="font-size:200%">twelve px</p><p>six</p></div>'
+        '<div style="background:#ffffff;color:#fefefe"><b style="color:#222">dark</b> faint</div>'
+        '<div style="display:none"><span style="font-size:14px;color:#000">gone</span></div>')
+    assert res.visible.split("\n") == ["配信停止はこちら", "twelve px", "dark"]
+    assert res.hidden.split("\n") == ["six px", "six", "faint", "gone"]
 
 
 def test_visibility_thresholds_come_from_the_caller() -> None:
@@ -83,7 +97,7 @@ def test_hidden_by_stylesheet_rules() -> None:
     assert res.visible.split("\n") == ["visible", "desktop", "link", "shown", "inline",
                                        "also inline"]
     assert res.hidden.split("\n") == ["one", "two", "three", "four", "five", "配信停止"]
-    assert {"display:none", "visibility:hidden", "font-size <= 8px",
+    assert {"display:none", "visibility:hidden", "font too small to read",
             "text colour close to background"} <= set(res.hidden_reasons)
     assert [lk.hidden for lk in res.links] == [False, True]
 
