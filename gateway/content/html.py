@@ -207,6 +207,8 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
         color = _parse_color(attrs["color"] or "") or color
     if attrs.get("bgcolor"):
         background = _parse_color(attrs["bgcolor"] or "") or background
+    if attrs.get("background"):  # <td background="dark.jpg">: an image under the text
+        background = _TRANSPARENT
     style = attrs.get("style")
     if style:
         height_zero = False
@@ -245,8 +247,14 @@ def _derive(parent: _State, tag: str, attrs: dict[str, str | None]) -> _State:
                     hidden = hidden or "off-screen"
             elif prop == "color":
                 color = _parse_color(val) or color
-            elif prop in ("background-color", "background"):
-                background = _parse_color(val) or background
+            elif prop in ("background-color", "background", "background-image"):
+                # Under an image or a gradient the colour the reader sees is unknown: no
+                # contrast is judged there (a colour beside it is only the fallback).
+                image = "url(" in val or "gradient(" in val or "image-set(" in val
+                if image:
+                    background = _TRANSPARENT
+                elif prop != "background-image":
+                    background = _parse_color(val) or background
             elif prop in ("max-height", "height") and re.match(r"0(?:px|pt|em|%)?$", val):
                 height_zero = True
             elif prop == "overflow" and val == "hidden":

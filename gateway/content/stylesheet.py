@@ -28,8 +28,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 # The properties the renderer reads to decide whether text is hidden.
 VISIBILITY_PROPERTIES = frozenset({
     "display", "visibility", "opacity", "font-size", "color", "background-color", "background",
-    "height", "max-height", "overflow", "position", "left", "top", "text-indent", "margin-left",
-    "margin-top",
+    "background-image", "height", "max-height", "overflow", "position", "left", "top",
+    "text-indent", "margin-left", "margin-top",
 })
 MAX_RULES = 2000  # a stylesheet larger than any real template: the rest is not applied
 MAX_MATCHES = 20000

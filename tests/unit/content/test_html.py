@@ -61,6 +61,17 @@ def test_size_and_colour_are_decided_per_element_so_a_child_can_be_read_again() 
     assert res.hidden.split("\n") == ["six px", "six", "faint", "gone"]
 
 
+def test_no_contrast_is_judged_over_a_background_image() -> None:
+    res = html_to_text(
+        '<table><tr><td style="background:url(dark.jpg);color:#ffffff">one</td>'
+        '<td style="background:url(white-bg.png) #222222;color:#fff">two</td>'
+        '<td background="dark.jpg"><font color="#ffffff">three</font></td>'
+        '<td style="background-image:linear-gradient(#000,#333);color:#fff">four</td></tr></table>'
+        '<div style="background:#ffffff;color:#fefefe">five</div>')
+    assert res.visible.split("\n") == ["one two three four"]
+    assert res.hidden == "five"
+
+
 def test_visibility_thresholds_come_from_the_caller() -> None:
     html = '<p style="font-size:10px;color:#cccccc">small print</p>'
     assert html_to_text(html).visible == "small print"
