@@ -224,8 +224,11 @@ def default_path() -> str:
     return os.environ.get("GATEWAY_CONFIG") or DEFAULT_CONFIG_NAME
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Read, build and validate the config at `path`; raise ConfigError naming the key."""
+def load(path: str | os.PathLike[str], *, validate: bool = True) -> Config:
+    """Read, build and validate the config at `path`; raise ConfigError naming the key.
+
+    validate=False skips the checks across keys and of the files the config names: for
+    `secret generate`, which makes a file the config names before it can be read."""
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -237,10 +240,11 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"config file {file} is not UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
-    return from_dict(raw, base_dir=file.resolve().parent, path=str(file))
+    return from_dict(raw, base_dir=file.resolve().parent, path=str(file), validate=validate)
 
 
-def from_dict(raw: dict[str, Any], *, base_dir: Path, path: str = "") -> Config:
+def from_dict(raw: dict[str, Any], *, base_dir: Path, path: str = "",
+              validate: bool = True) -> Config:
     built: Config = _build(Config, raw, "", base_dir)
     store = built.store
     if store.url.startswith("sqlite:///"):
@@ -250,7 +254,8 @@ def from_dict(raw: dict[str, Any], *, base_dir: Path, path: str = "") -> Config:
             absolute = (base_dir / db_path).resolve()
             store = dataclasses.replace(store, url=f"sqlite:///{absolute}")
     config = dataclasses.replace(built, path=path, store=store)
-    _validate(config)
+    if validate:
+        _validate(config)
     return config
 
 

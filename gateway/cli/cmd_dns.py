@@ -41,11 +41,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     secret = sub.add_parser("secret", help="the unsubscribe-token key file")
     secret_actions = secret.add_subparsers(dest="secret_command", metavar="ACTION")
     secret_actions.required = True
-    gen = secret_actions.add_parser("generate", help="write a new key file (mode 0600)")
-    gen.add_argument("path", type=Path)
+    where = "the key file (default: the config's policy.unsubscribe_secret_file)"
+    gen = secret_actions.add_parser("generate", parents=[common],
+                                    help="write a new key file (mode 0600)")
+    gen.add_argument("path", type=Path, nargs="?", help=where)
     gen.set_defaults(func=run_secret_generate)
-    rot = secret_actions.add_parser("rotate", help="new current key; older keys keep working")
-    rot.add_argument("path", type=Path)
+    rot = secret_actions.add_parser("rotate", parents=[common],
+                                    help="new current key; older keys keep working")
+    rot.add_argument("path", type=Path, nargs="?", help=where)
     rot.add_argument("--keep", type=args_mod.at_least(0), default=3,
                      help="older keys to keep (default 3)")
     rot.set_defaults(func=run_secret_rotate)
@@ -118,7 +121,18 @@ def run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _secret_path(args: argparse.Namespace) -> Path:
+    if args.path is not None:
+        return Path(args.path)
+    named = config_mod.load(args.config, validate=False).policy.unsubscribe_secret_file
+    if not named:
+        raise ConfigError("not set: give the key file's path, or set it here",
+                          "policy.unsubscribe_secret_file")
+    return Path(named)
+
+
 def run_secret_generate(args: argparse.Namespace) -> int:
+    args.path = _secret_path(args)
     try:
         generate_secret_file(args.path)
     except FileExistsError:
@@ -129,6 +143,7 @@ def run_secret_generate(args: argparse.Namespace) -> int:
 
 
 def run_secret_rotate(args: argparse.Namespace) -> int:
+    args.path = _secret_path(args)
     rotate_secret_file(args.path, keep=args.keep)
     print(f"rotated {args.path}: new links use the new key; older links still work")
     return 0

@@ -149,3 +149,21 @@ def test_secret_generate_and_rotate(tmp_path: Path) -> None:
     assert cli("secret", "rotate", str(path)).returncode == 0
     rotated = keys()
     assert len(rotated) == 2 and rotated[1] == first[0]
+
+
+def test_secret_takes_its_path_from_the_config(tmp_path: Path, sink: RecordingSink) -> None:
+    cfg = base_config(tmp_path, sink.port)
+    cfg["policy"]["unsubscribe_secret_file"] = "secrets/new.key"  # next to the config, not there yet
+    (tmp_path / "secrets").mkdir()
+    config = tmp_path / "gw.toml"
+    config.write_text(toml.dumps(cfg), encoding="utf-8")
+    made = cli("secret", "generate", config=config)
+    assert made.returncode == 0, made.stderr
+    key = tmp_path / "secrets" / "new.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert cli("secret", "rotate", config=config).returncode == 0
+    assert len([x for x in key.read_text().splitlines() if not x.startswith("#")]) == 2
+    del cfg["policy"]["unsubscribe_secret_file"]
+    config.write_text(toml.dumps(cfg), encoding="utf-8")
+    unset = cli("secret", "rotate", config=config)
+    assert unset.returncode == 2 and "policy.unsubscribe_secret_file: not set" in unset.stderr
