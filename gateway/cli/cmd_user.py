@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from gateway import config
@@ -41,12 +42,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _senders(args: argparse.Namespace) -> list[str]:
     """--sender as given, checked against the config when there is one; else the config's
     only sender identity. Raises ConfigError (exit 2) naming --sender."""
-    try:
-        cfg = config.load(args.config)
-    except ConfigError:
+    path = Path(args.config or config.default_path())
+    if not path.exists():
         if args.sender:
             return list(args.sender)  # no config at hand: the ids are taken on trust
-        raise
+        raise ConfigError(f"name the sender identities (no config at {path})", "--sender")
+    cfg = config.load(path)  # a config that is there but broken is an error, not skipped
     known = [s.id for s in cfg.senders]
     for sender in args.sender:
         if sender not in known:

@@ -173,6 +173,9 @@ def test_user_add_prints_a_working_client_entry(tmp_path: Path) -> None:
     assert verify_password("a-long-enough-password", line.split('"')[1])
     short = cli("user", "add", "crm", input="short\n")
     assert short.returncode == 2 and "at least 12" in short.stderr
+    nameless = cli("user", "add", "crm", input="a-long-enough-password\n")
+    assert nameless.returncode == 2
+    assert "--sender: name the sender identities (no config at " in nameless.stderr
 
 
 def test_user_add_takes_its_senders_from_the_config(tmp_path: Path) -> None:
@@ -184,6 +187,10 @@ def test_user_add_takes_its_senders_from_the_config(tmp_path: Path) -> None:
     assert "name the sender identities with --sender (configured: sample, other)" in several.stderr
     unknown = cli("user", "add", "crm", "--sender", "nope", config=path, input=password)
     assert unknown.returncode == 2 and "--sender: no sender identity 'nope'" in unknown.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n", encoding="utf-8")
+    named = cli("user", "add", "crm", "--sender", "sample", config=broken, input=password)
+    assert named.returncode == 2 and "invalid TOML" in named.stderr  # not skipped
     made = cli("user", "add", "crm", "--sender", "other", "--class", "transactional",
                config=path, input=password)
     assert made.returncode == 0, made.stderr
