@@ -182,6 +182,8 @@ class SenderConfig:
     contacts: tuple[str, ...] = ()
     optout: tuple[str, ...] = ()
     info_urls: tuple[str, ...] = ()
+    # 特定商取引法 第11条: the seller's name, where another company sells what the mail offers.
+    seller_name: str = ""
     law: Literal["tokuden", "tokusho"] = "tokusho"  # the safe default: 3-year records
     footer: Literal["enforce", "insert", "monitor"] = "enforce"
     egress_ips: tuple[str, ...] = ()
@@ -502,7 +504,8 @@ def _validate(config: Config) -> None:
                     f"DKIM domain {domain!r} is not one of the sender's domains",
                     f"{where}.dkim[{j}].domain",
                 )
-        for value in (sender.name, sender.postal_address, *sender.contacts, *sender.optout):
+        for value in (sender.name, sender.seller_name, sender.postal_address, *sender.contacts,
+                      *sender.optout):
             if "\r" in value or "\n" in value:
                 raise ConfigError("line breaks are not allowed in display values", where)
 

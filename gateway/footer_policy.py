@@ -36,6 +36,20 @@ def _next_to_packs(config: Config, name: str) -> Path:
     raise ConfigError(f"{name} not found next to the rule packs", "policy.rules")
 
 
+def footer_spec(sender: SenderConfig, public_url: str) -> FooterSpec:
+    """The display values a sender's mail must show, from its [[senders]] entry."""
+    return FooterSpec(
+        name=sender.name,
+        postal_address=sender.postal_address,
+        contacts=sender.contacts,
+        # The gateway's own /u/ link counts as the sender's opt-out address (issue 6).
+        optout=(*sender.optout, public_url.rstrip("/") + "/u/"),
+        info_urls=sender.info_urls,
+        law=sender.law,
+        seller_name=sender.seller_name,
+    )
+
+
 class FooterPolicy:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -49,20 +63,13 @@ class FooterPolicy:
             self.template: FooterTemplate = load_footer_template(template_path)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{template_path}: {exc}", "policy.footer_template") from None
-        self.unsubscribe_prefix = config.http.public_url.rstrip("/") + "/u/"
-        self._specs = {s.id: self._spec(s) for s in config.senders}
+        for i, sender in enumerate(config.senders):
+            if sender.seller_name and sender.footer == "insert" and not self.template.shows_seller:
+                raise ConfigError(
+                    f"{template_path}: the insert template has no {{seller_line}}, so inserted "
+                    "footers would lack this sender's seller name", f"senders[{i}].seller_name")
+        self._specs = {s.id: footer_spec(s, config.http.public_url) for s in config.senders}
         self._reports: Lru[bytes, FooterReport] = Lru(config.server.body_cache)
-
-    def _spec(self, sender: SenderConfig) -> FooterSpec:
-        # The gateway's own /u/ link counts as the sender's opt-out address (issue 6).
-        return FooterSpec(
-            name=sender.name,
-            postal_address=sender.postal_address,
-            contacts=sender.contacts,
-            optout=(*sender.optout, self.unsubscribe_prefix),
-            info_urls=sender.info_urls,
-            law=sender.law,
-        )
 
     def spec(self, sender: SenderConfig) -> FooterSpec:
         return self._specs[sender.id]
@@ -125,4 +132,4 @@ def _header_value(header: bytes, name: bytes) -> bytes:
     return header[start : end if end >= 0 else len(header)]
 
 
-__all__ = ["FooterPolicy", "InsertError"]
+__all__ = ["FooterPolicy", "InsertError", "footer_spec"]

@@ -22,6 +22,8 @@ def item_present(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     report = facts.extra.get("footer")
     if not isinstance(report, FooterReport):
         return Outcome.SKIP, "message not checked (malformed or not advertising)"
+    if item not in report.required:
+        return Outcome.SKIP, "not a display item of this sender (no seller_name configured)"
     failing = []
     for part in report.parts:
         result = part.item(item)

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway import config as config_mod
 from gateway.cli.table import render
+from gateway.content.footer import ITEM_IDS
 from gateway.engine.packs import load_packs
 from gateway.errors import ConfigError
 from gateway.footer_policy import FooterPolicy
@@ -56,11 +57,7 @@ def run(args: argparse.Namespace) -> int:
         r
         for r in result.results
         if r["outcome"] == "fail"
-        and r["rule"]
-        not in {
-            f"footer.{x}"
-            for x in ("sender_name", "optout_address", "optout_notice", "postal_address", "contact")
-        }
+        and r["rule"] not in ITEM_IDS
     ]
     for r in others:
         warning = " (warning only)" if r["rule"] in result.warned else ""

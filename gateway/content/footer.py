@@ -40,6 +40,7 @@ __all__ = [
 
 ItemId = Literal[
     "footer.sender_name",
+    "footer.seller_name",
     "footer.optout_address",
     "footer.optout_notice",
     "footer.postal_address",
@@ -47,11 +48,14 @@ ItemId = Literal[
 ]
 ITEM_IDS: tuple[ItemId, ...] = (
     "footer.sender_name",
+    "footer.seller_name",
     "footer.optout_address",
     "footer.optout_notice",
     "footer.postal_address",
     "footer.contact",
 )
+# The seller's name (特定商取引法 第11条) is an item only where one is configured.
+_ALWAYS: tuple[ItemId, ...] = tuple(i for i in ITEM_IDS if i != "footer.seller_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +68,16 @@ class FooterSpec:
     optout: tuple[str, ...] = ()
     info_urls: tuple[str, ...] = ()
     law: Literal["tokuden", "tokusho"] = "tokuden"
+    seller_name: str = ""  # the 特商法 seller, where it is not the sender itself
 
     def __post_init__(self) -> None:
         if self.law not in ("tokuden", "tokusho"):
             raise ValueError(f"law must be 'tokuden' or 'tokusho', not {self.law!r}")
+
+    @property
+    def required(self) -> tuple[ItemId, ...]:
+        """The display items every readable part must show for this sender."""
+        return ITEM_IDS if self.seller_name.strip() else _ALWAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +197,7 @@ class FooterReport:
     problems: tuple[str, ...] = ()
     malformed: bool = False
     law: str = "tokuden"
+    required: tuple[ItemId, ...] = _ALWAYS
 
     @property
     def ok(self) -> bool:
@@ -196,15 +207,16 @@ class FooterReport:
     def missing(self) -> list[ItemId]:
         """Item ids missing in at least one readable part (all of them if there is no part)."""
         if not self.parts:
-            return list(ITEM_IDS)
+            return list(self.required)
         bad = {i for p in self.parts for i in p.missing()}
-        return [i for i in ITEM_IDS if i in bad]
+        return [i for i in self.required if i in bad]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with stable keys (used by `check FILE.eml --json`)."""
         return {
             "ok": self.ok,
             "law": self.law,
+            "required": list(self.required),
             "missing": self.missing(),
             "malformed": self.malformed,
             "problems": list(self.problems),
@@ -342,6 +354,7 @@ def canonical(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Matchers:
     name: re.Pattern[str]
+    seller: re.Pattern[str] | None
     address: re.Pattern[str]
     contacts: _TargetSet
     optout: _TargetSet
@@ -390,6 +403,8 @@ def _matchers(spec: FooterSpec, words: FooterWords) -> _Matchers:
 def _build_matchers(spec: FooterSpec, words: FooterWords) -> _Matchers:
     return _Matchers(
         name=re.compile(_text_regex(canonical(spec.name)), _FLAGS),
+        seller=(re.compile(_text_regex(canonical(spec.seller_name)), _FLAGS)
+                if spec.seller_name.strip() else None),
         address=re.compile(_text_regex(normalize_address(spec.postal_address)), _FLAGS),
         contacts=_TargetSet.of(tuple(_target(c) for c in spec.contacts if c.strip())),
         optout=_TargetSet.of(tuple(_target(o) for o in spec.optout if o.strip())),
@@ -575,6 +590,15 @@ def _check_part(part: ReadablePart, m: _Matchers, ctx: _Context) -> PartReport:
     else:
         results.append(miss("footer.sender_name", lambda p: _search(m.name, p.text),
                             _WRONG_NAME, "sender name"))
+    if m.seller is not None:
+        seller = m.seller
+        span = _search(seller, text)
+        if span:
+            results.append(ItemResult("footer.seller_name", Reason.FOUND, span.text, span.start))
+        else:
+            # No WRONG_VALUE guess: the sender's own company name would look like one.
+            results.append(miss("footer.seller_name", lambda p: _search(seller, p.text), None,
+                                "seller name (特定商取引法 第11条)"))
 
     # 2. opt-out address: a link href or a visible URL / e-mail address.
     optouts = _target_spans(m.optout, prep)
@@ -735,7 +759,7 @@ def check_parts(parts: MessageParts, spec: FooterSpec, words: FooterWords) -> Fo
     problems = list(parts.problems)
     if not parts.readable:
         problems.append("no readable text/plain or text/html part")
-    return FooterReport(reports, tuple(problems), parts.malformed, spec.law)
+    return FooterReport(reports, tuple(problems), parts.malformed, spec.law, spec.required)
 
 
 def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterReport:
@@ -749,5 +773,5 @@ def check_message(raw: bytes, spec: FooterSpec, words: FooterWords) -> FooterRep
             AttributeError, IndexError) as exc:
         # The stdlib parser recurses per nesting level and can give up on hostile input.
         return FooterReport((), (f"message could not be parsed: {type(exc).__name__}",), True,
-                            spec.law)
+                            spec.law, spec.required)
     return check_parts(parts, spec, words)

@@ -18,7 +18,9 @@ from gateway.content.parts import decode_transfer, header_params
 
 __all__ = ["FooterTemplate", "InsertError", "insert_footer", "load_footer_template"]
 
-_PLACEHOLDERS = ("{name}", "{postal_address}", "{contact}", "{optout_url}")
+_PLACEHOLDERS = ("{name}", "{postal_address}", "{contact}", "{optout_url}", "{seller_line}")
+# {seller_line} becomes this line when the sender has a 特商法 seller name, else nothing.
+_SELLER_LINES = {"text": "販売業者: {seller_name}\n", "html": "販売業者: {seller_name}<br>\n"}
 # Codecs whose bytes can simply be appended to: the original body stays byte-identical.
 _APPENDABLE = {"utf-8": "utf-8", "ascii": "ascii", "iso2022_jp": "iso2022_jp",
                "cp50220": "iso2022_jp", "cp932": "cp932", "euc_jp": "euc_jp",
@@ -32,25 +34,46 @@ class InsertError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class FooterTemplate:
-    """Text and HTML footer blocks with {name} {postal_address} {contact} {optout_url}."""
+    """Text and HTML footer blocks with the placeholders in _PLACEHOLDERS.
+
+    `text_seller` and `html_seller` are what {seller_line} becomes for a sender with a
+    seller name ({seller_name} inside them); for any other sender it becomes "".
+    """
 
     text: str
     html: str
+    text_seller: str = _SELLER_LINES["text"]
+    html_seller: str = _SELLER_LINES["html"]
+
+    @property
+    def shows_seller(self) -> bool:
+        """Whether both blocks carry the seller name of a sender that has one."""
+        return "{seller_line}" in self.text and "{seller_line}" in self.html
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> FooterTemplate:
         """Build from the parsed rules/footer_template.toml; ValueError names the bad key."""
         out: dict[str, str] = {}
         for key in ("text", "html"):
-            tpl = data.get(key, {}).get("template")
+            section = data.get(key, {})
+            tpl = section.get("template")
             if not isinstance(tpl, str) or "{optout_url}" not in tpl:
                 raise ValueError(f"{key}.template must be a string containing {{optout_url}}")
             try:
-                tpl.format(name="", postal_address="", contact="", optout_url="")
+                tpl.format(name="", postal_address="", contact="", optout_url="",
+                           seller_line="")
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{key}.template has an unknown placeholder: {exc}") from exc
+            line = section.get("seller_line", _SELLER_LINES[key])
+            if not isinstance(line, str) or "{seller_name}" not in line:
+                raise ValueError(f"{key}.seller_line must be a string containing {{seller_name}}")
+            try:
+                line.format(seller_name="")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"{key}.seller_line has an unknown placeholder: {exc}") from exc
             out[key] = tpl
-        return cls(out["text"], out["html"])
+            out[f"{key}_seller"] = line
+        return cls(**out)
 
     @classmethod
     def from_toml(cls, text: str) -> FooterTemplate:
@@ -151,7 +174,13 @@ def _values(spec: FooterSpec, optout_url: str | None) -> dict[str, str]:
     if not url:
         raise InsertError("no usable opt-out URL: pass optout_url= (e.g. the /u/TOKEN link)")
     return {"name": spec.name, "postal_address": spec.postal_address,
-            "contact": spec.contacts[0] if spec.contacts else "", "optout_url": url}
+            "contact": spec.contacts[0] if spec.contacts else "", "optout_url": url,
+            "seller_name": spec.seller_name}
+
+
+def _fill(template: str, seller_line: str, values: dict[str, str]) -> str:
+    seller = seller_line.format(seller_name=values["seller_name"]) if values["seller_name"] else ""
+    return template.format(seller_line=seller, **values)
 
 
 def _in_ascii_mode(data: bytes, pos: int) -> bool:
@@ -214,8 +243,9 @@ def insert_footer(raw: bytes, spec: FooterSpec, report: FooterReport, template: 
     if not lacking:
         return raw
     values = _values(spec, optout_url)
-    text_footer = template.text.format(**values)
-    html_footer = template.html.format(**{k: html.escape(v) for k, v in values.items()})
+    text_footer = _fill(template.text, template.text_seller, values)
+    html_footer = _fill(template.html, template.html_seller,
+                        {k: html.escape(v) for k, v in values.items()})
     eol = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
     leaves = _locate(raw)
     edits: list[tuple[_Leaf, bytes]] = []

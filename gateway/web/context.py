@@ -17,7 +17,8 @@ from starlette.templating import Jinja2Templates
 from gateway.access.audit import mask_address
 from gateway.access.throttle import FailureThrottle
 from gateway.config import Config, SenderConfig
-from gateway.content.footer import FooterSpec, FooterWords, check_message, load_footer_words
+from gateway.content.footer import FooterWords, check_message, load_footer_words
+from gateway.footer_policy import footer_spec
 from gateway.store.base import Store
 from gateway.unsubscribe.tokens import TokenCodec
 from gateway.web.metrics import Metrics
@@ -54,15 +55,7 @@ class WebContext:
         """The content report of a draft (the lead's full preflight when injected)."""
         if self.preflight_fn is not None:
             return self.preflight_fn(sender, raw)
-        spec = FooterSpec(
-            name=sender.name,
-            postal_address=sender.postal_address,
-            contacts=sender.contacts,
-            # the gateway's own /u/ link counts as the sender's opt-out address (issue 6)
-            optout=(*sender.optout, self.config.http.public_url.rstrip("/") + "/u/"),
-            info_urls=sender.info_urls,
-            law=sender.law,
-        )
+        spec = footer_spec(sender, self.config.http.public_url)
         report = check_message(raw, spec, self.footer_words())
         return {"sender": sender.id, "ok": report.ok and not report.malformed,
                 "footer": report.to_dict()}

@@ -90,6 +90,12 @@ BAD_CONFIGS = {
         lambda c: c["senders"][0].update(envelope_domains=["Bounce.example.jp"]),
         "senders[0].envelope_domains[0]: 'Bounce.example.jp' must be",
     ),
+    "seller name that an old insert template would leave out": (
+        lambda c: (c["policy"].update(footer_template=str(
+            Path(__file__).parents[1] / "data" / "rules" / "footer_template_without_seller.toml")),
+            c["senders"][0].update(seller_name="株式会社販売元", footer="insert")),
+        "senders[0].seller_name: ",
+    ),
     "DKIM key file that holds no key, on the second sender": (
         lambda c: c["senders"][1].update(dkim=[{"selector": "s1", "key": str(Path(__file__))}]),
         "senders[1].dkim[0].key:",

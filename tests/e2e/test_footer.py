@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import smtplib
 import tomllib
@@ -116,6 +118,28 @@ def test_insert_mode_adds_a_compliant_footer(
             for header in ("List-Unsubscribe", "List-Unsubscribe-Post"):
                 body = headers.remove_header(body, header)
             assert body.rstrip(b"\r\n") == original.rstrip(b"\r\n")  # compliant: untouched
+
+
+def test_a_configured_seller_must_be_named_and_insert_mode_names_it(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink, tmp_path: Path
+) -> None:
+    config["senders"][0]["seller_name"] = "株式会社販売元"
+    gw = start_gateway(config)
+    code, reply = send(gw, marketing())
+    assert (code, reply) == (550, b"5.7.1 [footer.seller_name] Seller name missing")
+    assert send(gw, marketing(body="販売元: 株式会社販売元\n"))[0] == 250
+    draft = tmp_path / "draft.eml"
+    draft.write_bytes(marketing())
+    result = cli("check", str(draft), "--json", config=gw.config_path)
+    assert result.returncode == 1 and json.loads(result.stdout)["failed"] == ["footer.seller_name"]
+    gw.stop()
+
+    config["senders"][0]["footer"] = "insert"
+    gw = start_gateway(config)
+    assert send(gw, marketing())[0] == 250
+    [part] = [p for p in email.message_from_bytes(sink.received[-1].data, policy=email.policy.default).walk()
+              if p.get_content_type() == "text/plain"]
+    assert "販売業者: 株式会社販売元" in part.get_content()
 
 
 def test_transactional_mail_skips_footer_rules(gateway: GatewayProcess, sink: RecordingSink) -> None:

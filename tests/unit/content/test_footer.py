@@ -118,6 +118,24 @@ def test_no_readable_part_misses_everything() -> None:
     assert len(report.missing()) == 5 and report.problems
 
 
+def test_a_configured_seller_name_is_a_display_item_of_its_own() -> None:
+    seller = dataclasses.replace(SPEC, seller_name="株式会社販売元")
+    assert check_message(_text(GOOD), SPEC, WORDS).parts[0].items[1].item != "footer.seller_name"
+    report = check_message(_text(GOOD), seller, WORDS)
+    assert report.missing() == ["footer.seller_name"]
+    res = report.parts[0].item("footer.seller_name")
+    assert res.reason is Reason.ABSENT and "特定商取引法" in res.detail
+    assert report.to_dict()["required"][:2] == ["footer.sender_name", "footer.seller_name"]
+    shown = check_message(_text("販売元: 株式会社 販売元\n" + GOOD), seller, WORDS)
+    assert shown.ok and shown.parts[0].item("footer.seller_name").matched == "株式会社 販売元"
+    hidden = _alt(GOOD, '<p style="display:none">株式会社販売元</p><p>' + GOOD + "</p>")
+    assert check_message(hidden, seller, WORDS).parts[1].item(
+        "footer.seller_name").reason is Reason.HIDDEN_ONLY
+    empty = b"Content-Type: image/png\r\n\r\niVBO\r\n"
+    assert "footer.seller_name" in check_message(empty, seller, WORDS).missing()
+    assert "footer.seller_name" not in check_message(empty, SPEC, WORDS).missing()
+
+
 def test_to_dict_is_json() -> None:
     data = check_message(_text(GOOD), SPEC, WORDS).to_dict()
     again = json.loads(json.dumps(data, ensure_ascii=False))

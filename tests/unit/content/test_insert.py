@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import email
 from pathlib import Path
 from typing import Literal
 
@@ -18,10 +19,12 @@ FIXABLE = sorted(p.name for p in MAIL.glob("*.eml")
                  if not p.name.startswith(("broken", "deeply", "missing_end", "truncated")))
 
 
+@pytest.mark.parametrize("seller", ["", "株式会社販売元＆Co."], ids=["no-seller", "seller"])
 @pytest.mark.parametrize("law", ["tokuden", "tokusho"])
 @pytest.mark.parametrize("name", FIXABLE)
-def test_insert_makes_every_corpus_mail_pass(name: str, law: Literal["tokuden", "tokusho"]) -> None:
-    spec = dataclasses.replace(SPEC, law=law)
+def test_insert_makes_every_corpus_mail_pass(name: str, law: Literal["tokuden", "tokusho"],
+                                             seller: str) -> None:
+    spec = dataclasses.replace(SPEC, law=law, seller_name=seller)
     raw = (MAIL / name).read_bytes()
     report = check_message(raw, spec, WORDS)
     new = insert_footer(raw, spec, report, TEMPLATE)
@@ -76,6 +79,28 @@ def test_template_validation() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         FooterTemplate.from_toml('[text]\ntemplate = "{optout_url}{bogus}"\n'
                                  '[html]\ntemplate = "{optout_url}"\n')
+
+
+def test_the_seller_line_appears_only_for_a_sender_with_a_seller() -> None:
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n"
+    plain = insert_footer(raw, SPEC, check_message(raw, SPEC, WORDS), TEMPLATE)
+    assert "販売業者".encode() not in plain
+    seller = dataclasses.replace(SPEC, seller_name="株式会社<販売元>")
+    html = b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hello</p>\r\n"
+    new = insert_footer(html, seller, check_message(html, seller, WORDS), TEMPLATE)
+    body = email.message_from_bytes(new).get_payload(decode=True)
+    assert "販売業者: 株式会社&lt;販売元&gt;<br>".encode() in body  # escaped in HTML
+    assert check_message(new, seller, WORDS).ok
+
+
+def test_seller_line_validation() -> None:
+    base = '[text]\ntemplate = "{optout_url}{seller_line}"\n[html]\ntemplate = "{optout_url}"\n'
+    assert FooterTemplate.from_toml(base).text_seller == "販売業者: {seller_name}\n"
+    assert not FooterTemplate.from_toml(base).shows_seller  # the HTML block lacks it
+    with pytest.raises(ValueError, match=r"text\.seller_line must .* \{seller_name\}"):
+        FooterTemplate.from_toml(base.replace("\n[html]", '\nseller_line = "x"\n[html]'))
+    with pytest.raises(ValueError, match=r"html\.seller_line has an unknown placeholder"):
+        FooterTemplate.from_toml(base + 'seller_line = "{seller_name}{name}"\n')
 
 
 @pytest.mark.parametrize("raw", [b"", b"Subject: x\r\n", b"Subject: x", b"Subject: x\r\n\r\n",
