@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.consent.model import Decision
 from gateway.consent.model import Outcome as ConsentOutcome
+from gateway.consent.suppression import Suppression
 from gateway.engine.context import Facts
 from gateway.engine.registry import CheckResult, check
 from gateway.model import Outcome, Phase
@@ -40,4 +41,17 @@ def not_refused(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
         return Outcome.SKIP, "no consent lookup for this recipient"
     if decision.outcome is ConsentOutcome.OPTED_OUT:
         return Outcome.FAIL, decision.reason
+    return Outcome.PASS, ""
+
+
+@check("consent.not_suppressed", phases={Phase.RCPT}, params={"hard_bounce": list})
+def not_suppressed(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """The address is not suppressed: no earlier hard bounce, no entry by ops."""
+    if "suppression" in facts.errors:
+        return Outcome.ERROR, facts.errors["suppression"]
+    if "suppression" not in facts.extra:
+        return Outcome.SKIP, "no suppression lookup for this recipient"
+    found = facts.extra["suppression"]
+    if isinstance(found, Suppression):
+        return Outcome.FAIL, found.describe()
     return Outcome.PASS, ""

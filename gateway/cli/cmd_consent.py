@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
-import getpass
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,13 +14,14 @@ from typing import Any
 from tqdm import tqdm
 
 from gateway import config as config_mod
+from gateway.cli.common import actor, with_store
 from gateway.cli.table import render
 from gateway.config import Config, SenderConfig
 from gateway.consent import service
 from gateway.consent.address import InvalidAddress
 from gateway.consent.importer import column_spec_markdown, export_rows
 from gateway.errors import ConfigError
-from gateway.store import Store, open_store
+from gateway.store import Store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -32,8 +30,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     actions = p.add_subparsers(dest="consent_command", metavar="ACTION")
     actions.required = True
-    actor = argparse.ArgumentParser(add_help=False)
-    actor.add_argument(
+    person = argparse.ArgumentParser(add_help=False)
+    person.add_argument(
         "--by",
         default=None,
         metavar="NAME",
@@ -42,7 +40,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     imp = actions.add_parser(
         "import",
-        parents=[common, actor],
+        parents=[common, person],
         help="bulk import a CSV or JSON-lines file",
         description="Import consent records. Columns:\n\n" + column_spec_markdown(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,7 +53,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(func=run_import)
 
-    look = actions.add_parser("lookup", parents=[common, actor], help="status, evidence, history")
+    look = actions.add_parser("lookup", parents=[common, person], help="status, evidence, history")
     look.add_argument("--sender", required=True, metavar="ID")
     look.add_argument("address")
     look.add_argument("--topic", help="decide for mail on this topic")
@@ -68,13 +66,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     batches.add_argument("--json", action="store_true")
     batches.set_defaults(func=run_batches)
 
-    approve = actions.add_parser("approve", parents=[common, actor], help="approve a pending batch")
+    approve = actions.add_parser(
+        "approve", parents=[common, person], help="approve a pending batch"
+    )
     approve.add_argument("batch")
     approve.set_defaults(func=run_approve)
 
     discard = actions.add_parser(
         "discard",
-        parents=[common, actor],
+        parents=[common, person],
         help="remove a batch that never took effect (an import that died while loading)",
         description="Remove the rows of a loading or failed import batch and mark it failed. "
         "Pending and approved batches are refused: their opt-outs are in effect. A loading "
@@ -90,7 +90,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     discard.set_defaults(func=run_discard)
 
-    export = actions.add_parser("export", parents=[common, actor], help="export for an audit")
+    export = actions.add_parser("export", parents=[common, person], help="export for an audit")
     export.add_argument("--sender", required=True, metavar="ID")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
@@ -98,15 +98,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     export.set_defaults(func=run_export)
 
     purge = actions.add_parser(
-        "purge", parents=[common, actor], help="delete evidence no rule requires any more"
+        "purge", parents=[common, person], help="delete evidence no rule requires any more"
     )
     purge.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     purge.add_argument("--json", action="store_true")
     purge.set_defaults(func=run_purge)
-
-
-def _actor(args: argparse.Namespace) -> str:
-    return str(args.by or getpass.getuser())
 
 
 def _sender(cfg: Config, sender_id: str) -> SenderConfig:
@@ -115,18 +111,6 @@ def _sender(cfg: Config, sender_id: str) -> SenderConfig:
         known = ", ".join(s.id for s in cfg.senders)
         raise ConfigError(f"unknown sender {sender_id!r} (known: {known})", "--sender")
     return sender
-
-
-def _with_store(cfg: Config, work: Callable[[Store], Awaitable[int]]) -> int:
-    async def run() -> int:
-        store = open_store(cfg.store.url)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -147,7 +131,7 @@ def run_import(args: argparse.Namespace) -> int:
             store,
             sender=sender,
             path=args.file,
-            recorded_by=_actor(args),
+            recorded_by=actor(args),
             fmt=args.format,
             encoding=args.encoding,
             skip_invalid=args.skip_invalid,
@@ -157,7 +141,7 @@ def run_import(args: argparse.Namespace) -> int:
         bar.close()
         return _print_import(result, time.monotonic() - started, args.json)
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def _print_import(result: service.ImportResult, seconds: float, as_json: bool) -> int:
@@ -227,7 +211,7 @@ def run_lookup(args: argparse.Namespace) -> int:
                 store,
                 sender,
                 args.address,
-                actor=_actor(args),
+                actor=actor(args),
                 reason=args.reason,
                 topic=args.topic,
             )
@@ -262,7 +246,7 @@ def run_lookup(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def run_batches(args: argparse.Namespace) -> int:
@@ -309,7 +293,7 @@ def run_batches(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def run_discard(args: argparse.Namespace) -> int:
@@ -318,7 +302,7 @@ def run_discard(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         try:
             removed = await service.discard_batch(
-                store, args.batch, _actor(args), force=args.force
+                store, args.batch, actor(args), force=args.force
             )
         except service.DiscardRefused as exc:
             print(f"tokuden consent discard: refused: {exc}", file=sys.stderr)
@@ -326,7 +310,7 @@ def run_discard(args: argparse.Namespace) -> int:
         print(f"batch {args.batch} discarded: {removed} rows removed (they were never in effect)")
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def _when(ts: float) -> str:
@@ -339,7 +323,7 @@ def run_approve(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         try:
             batch = await service.approve_batch(
-                store, args.batch, _actor(args), cfg.policy.approvers
+                store, args.batch, actor(args), cfg.policy.approvers
             )
         except service.ApprovalRefused as exc:
             print(f"tokuden consent approve: refused: {exc}", file=sys.stderr)
@@ -350,7 +334,7 @@ def run_approve(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -358,7 +342,7 @@ def run_export(args: argparse.Namespace) -> int:
     sender = _sender(cfg, args.sender)
 
     async def work(store: Store) -> int:
-        rows = await service.export_records(store, sender, actor=_actor(args), reason=args.reason)
+        rows = await service.export_records(store, sender, actor=actor(args), reason=args.reason)
         columns = (
             "email",
             "status",
@@ -380,7 +364,7 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"exported {len(rows)} records", file=sys.stderr)
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)
 
 
 def run_purge(args: argparse.Namespace) -> int:
@@ -394,7 +378,7 @@ def run_purge(args: argparse.Namespace) -> int:
             if item.purgeable and not args.dry_run:
                 deleted += await service.purge(store, item)
         if not args.dry_run and deleted:
-            await service.audit(store, _actor(args), "consent.purge", f"{deleted} rows")
+            await service.audit(store, actor(args), "consent.purge", f"{deleted} rows")
         if args.json:
             for item in items:
                 print(
@@ -432,4 +416,4 @@ def run_purge(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _with_store(cfg, work)
+    return with_store(cfg, work)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "log": "cmd_log",
     "migrate": "cmd_migrate",
     "consent": "cmd_consent",
+    "suppression": "cmd_suppression",
     "check": "cmd_check",
     "copy-store": "cmd_copy_store",
     "token": "cmd_token",

@@ -78,6 +78,8 @@ GUARDS: dict[str, str] = {
     "consent.recorded": "advertising mail goes to recipients without consent "
     "(rules/tokuden.toml, Art. 3)",
     "consent.not_refused": "an opt-out does not stop mail (rules/tokuden.toml, Art. 3)",
+    "consent.not_suppressed": "advertising mail goes on to addresses that hard-bounced "
+    "(rules/tokuden.toml)",
     "footer.item": "nothing checks the display items (rules/tokuden.toml, Art. 4)",
     "auth.dmarc_aligned": "nothing checks that DKIM and DMARC will align at the receiver "
     "(rules/alignment.toml, Art. 5)",

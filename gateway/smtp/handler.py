@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from gateway import replies as replies_mod
+from gateway.consent import suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.gate import decide_at_rcpt
 from gateway.consent.model import ConsentEvent, Law, decide
+from gateway.consent.suppression import Suppression, is_hard_bounce
 from gateway.content.insert import InsertError
 from gateway.delivery.client_signatures import note_removed
 from gateway.engine import chain
@@ -46,6 +48,7 @@ from gateway.smtp.storehealth import StoreHealth
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.delivery.upstream import UpstreamReply
     from gateway.smtp.server import ConnectionState, GatewaySMTP
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,11 @@ class Handler:
         self.gw = gateway
         self.limits = ClientLimits(gateway.config.server)
         self.store_health = StoreHealth(gateway.store)
+        # Suppressions are looked up and recorded only where a rule checks them.
+        suppressing = [r for r in gateway.rules.rules if r.check == "consent.not_suppressed"]
+        self.suppressing = bool(suppressing)
+        self.hard_bounce = frozenset(
+            str(status) for r in suppressing for status in r.params.get("hard_bounce", ()))
 
     # -- greeting and AUTH --------------------------------------------------------------
 
@@ -303,6 +311,7 @@ class Handler:
             # The upstream refused this recipient: relay its answer, and record it,
             # so no recipient disappears without a trace.
             self.gw.metrics.upstream_error(answer.kind)
+            await self._note_hard_bounce(facts, address, answer)
             await self._record(
                 state,
                 Phase.RCPT,
@@ -396,6 +405,8 @@ class Handler:
         else:
             self.gw.metrics.upstream_error(answer.kind)
             verdict_name = EventVerdict.REJECTED if answer.code >= 500 else EventVerdict.TEMPFAILED
+            if facts.recipient_count == 1:  # else the reply does not say whose mailbox
+                await self._note_hard_bounce(facts, recipients, answer)
         sent_key = ""
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
@@ -543,13 +554,35 @@ class Handler:
 
     # -- fact gathering ---------------------------------------------------------------------
 
+    async def _note_hard_bounce(self, facts: Facts, address: str, answer: UpstreamReply) -> None:
+        """Suppress a recipient whose mailbox the upstream says does not exist.
+
+        The reply goes to the client as the upstream gave it whatever happens here: a store
+        that cannot take the entry costs the suppression, not the answer.
+        """
+        if not self.hard_bounce or not is_hard_bounce(answer.code, answer.message,
+                                                      self.hard_bounce):
+            return
+        try:
+            key = suppression_key(normalize_address(address))
+            added = await suppression.suppress(
+                self.gw.store, key, suppression.HARD_BOUNCE, answer.line(),
+                sender_id=facts.sender.id if facts.sender else "")
+        except (InvalidAddress, GatewayError) as exc:
+            log.warning("hard bounce not suppressed", extra={"fields": {
+                "recipient": address, "reply": answer.line(), "error": str(exc)}})
+            return
+        if added:
+            self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)
+
     async def _gather_recipient(self, facts: Facts, address: str) -> None:
-        for name in ("address", "consent"):
+        for name in ("address", "consent", "suppression"):
             facts.errors.pop(name, None)
         for name in (
             "address_key",
             "consent",
             "consent_events",
+            "suppression",
             "unsubscribe_token",
             "unsubscribe_url",
         ):
@@ -563,6 +596,13 @@ class Handler:
         facts.extra["address_key"] = key
         if facts.client_class is not ClientClass.ADVERTISING or facts.sender is None:
             return
+        if self.suppressing:
+            try:
+                found = await self.gw.store.active_suppression(key)
+            except StoreUnavailable as exc:
+                facts.errors["suppression"] = f"consent store unavailable: {exc}"
+            else:
+                facts.extra["suppression"] = Suppression.from_row(found) if found else None
         token = self.gw.unsubscribe.token(facts.sender.id, key)
         if token:
             facts.extra["unsubscribe_token"] = token

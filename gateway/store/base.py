@@ -96,6 +96,9 @@ class Store(Protocol):
     async def last_sent(self, sender_id: str, address_key: str) -> float | None:
         """When advertising mail last went to this address under this sender."""
 
+    async def active_suppression(self, address_key: str) -> dict[str, Any] | None:
+        """The address's suppression in force (a hard bounce ...), if any: hot-path lookup."""
+
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False if its source_ref was recorded already."""
 

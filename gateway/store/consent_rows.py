@@ -33,6 +33,16 @@ SELECT_CONSENT = (
     "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_records"
 )
 
+SUPPRESSION_COLUMNS = (
+    "id", "address_key", "reason", "detail", "sender_id", "created_at", "created_by",
+    "cleared_at", "cleared_by", "clear_reason",
+)
+SELECT_SUPPRESSION = f"SELECT {', '.join(SUPPRESSION_COLUMNS)} FROM suppressions"
+# The newest entry in force for one address (`?`: its suppression_key()).
+ACTIVE_SUPPRESSION = (
+    SELECT_SUPPRESSION + " WHERE address_key = ? AND cleared_at IS NULL ORDER BY id DESC LIMIT 1"
+)
+
 
 def consent_row(
     event: ConsentEvent, address: str, recorded_at: float, effective: bool

@@ -30,7 +30,14 @@ from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
-from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
+from gateway.store.consent_rows import (
+    ACTIVE_SUPPRESSION,
+    CONSENT_COLUMNS,
+    SELECT_CONSENT,
+    SUPPRESSION_COLUMNS,
+    consent_row,
+    row_event,
+)
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
 
@@ -74,6 +81,7 @@ _UPSERT_LAST_SENT = (
     "GREATEST(consent_last_sent.last_sent_at, excluded.last_sent_at)"
 )
 _CONSENT_HISTORY = SELECT_CONSENT + " WHERE sender_id = $1 AND address_key = $2 AND effective = 1"
+_ACTIVE_SUPPRESSION = ACTIVE_SUPPRESSION.replace("?", "$1")  # its one parameter
 _LAST_SENT = "SELECT last_sent_at FROM consent_last_sent WHERE sender_id = $1 AND address_key = $2"
 
 # Connection-level trouble: the database, the network or the pool, not the statement.
@@ -451,6 +459,13 @@ class PostgresStore:
                 _LAST_SENT, sender_id, address_key, timeout=self.lookup_timeout
             )
         return float(value) if value is not None else None
+
+    async def active_suppression(self, address_key: str) -> dict[str, Any] | None:
+        async with self._conn("suppression lookup failed", self.lookup_timeout) as conn:
+            row = await conn.fetchrow(
+                _ACTIVE_SUPPRESSION, address_key, timeout=self.lookup_timeout
+            )
+        return dict(zip(SUPPRESSION_COLUMNS, row, strict=True)) if row is not None else None
 
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False when its source_ref was recorded already."""

@@ -23,7 +23,14 @@ from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
-from gateway.store.consent_rows import CONSENT_COLUMNS, SELECT_CONSENT, consent_row, row_event
+from gateway.store.consent_rows import (
+    ACTIVE_SUPPRESSION,
+    CONSENT_COLUMNS,
+    SELECT_CONSENT,
+    SUPPRESSION_COLUMNS,
+    consent_row,
+    row_event,
+)
 from gateway.store.events import EVENT_COLUMNS, event_row, events_query, row_dict
 from gateway.store.migrations import migrations
 from gateway.store.writelock import WriteLock
@@ -297,6 +304,10 @@ class SqliteStore:
             (sender_id, address_key),
         )
         return float(rows[0][0]) if rows else None
+
+    async def active_suppression(self, address_key: str) -> dict[str, Any] | None:
+        rows = self._read(ACTIVE_SUPPRESSION, (address_key,))
+        return dict(zip(SUPPRESSION_COLUMNS, rows[0], strict=True)) if rows else None
 
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False when its source_ref was recorded already."""

@@ -70,6 +70,10 @@ class Metrics:
         self.unsubscribes = Counter(
             "tokuden_unsubscribes", "Opt-outs received, by method (one_click, "
             "unsubscribe_page, mailto)", ["method"], registry=r)
+        self.suppressions = Counter(
+            "tokuden_suppressions", "Addresses suppressed by the gateway, by reason "
+            "(hard_bounce: the upstream answered that the mailbox does not exist)",
+            ["reason"], registry=r)
         self.session_errors = Counter(
             "tokuden_session_errors", "SMTP commands that ended in an error no step "
             "handled where it arose (a bug or an unforeseen input), by exception class; "
@@ -129,6 +133,9 @@ class Metrics:
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()
+
+    def suppression_added(self, reason: str) -> None:
+        self.suppressions.labels(reason=reason).inc()
 
     def render(self) -> bytes:
         """The text exposition format for /metrics."""

@@ -18,22 +18,12 @@ import pytest
 from tests.support import authenv
 from tests.support.consent import grant_in_process
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import send_marketing as send
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
 from tests.support.verifiers import OpenDkim, dkimpy_verify_all
 
 pytestmark = pytest.mark.e2e
-
-
-def send(gw: GatewayProcess, rcpt: str) -> tuple[int, bytes]:
-    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
-        client.ehlo("ma.test")
-        client.login("ma-tool", PASSWORD)
-        client.mail("news@bounce.example.jp")
-        code, reply = client.rcpt(rcpt)
-        if code != 250:
-            return code, reply
-        return client.data(marketing(to=rcpt))
 
 
 def one_click_url(delivered: bytes) -> str:

@@ -170,3 +170,19 @@ def cli(*args: str, config: Path | None = None, input: str | None = None,
         argv, capture_output=True, text=True, timeout=timeout, input=input,
         env={**os.environ, **(env or {})}, cwd=ROOT,
     )
+
+
+def send_marketing(gw: GatewayProcess, rcpt: str) -> tuple[int, bytes]:
+    """One advertising message from the MA tool to `rcpt`: the RCPT refusal or DATA's reply."""
+    import smtplib
+
+    from tests.support.messages import marketing
+
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        code, reply = client.rcpt(rcpt)
+        if code != 250:
+            return code, reply
+        return client.data(marketing(to=rcpt))

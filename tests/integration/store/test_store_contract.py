@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.config import Config, SenderConfig
-from gateway.consent import service
+from gateway.consent import service, suppression
 from gateway.consent.model import ConsentStatus
 from gateway.errors import StoreUnavailable
 from gateway.model import Event, EventVerdict, Phase
@@ -261,6 +261,37 @@ async def test_a_duplicate_does_not_fail_the_events_that_share_its_commit(store:
     failures = [r for r in results if isinstance(r, BaseException)]
     assert failures == []
     assert len(await store.query_events(EventFilter(limit=1000))) == 40
+
+
+async def test_a_suppression_holds_until_cleared_and_the_people_are_audited(store: Store) -> None:
+    key = "taro@example.com"
+    assert await store.active_suppression(key) is None
+    assert await suppression.suppress(store, key, suppression.HARD_BOUNCE, "550 5.1.1 unknown",
+                                      sender_id="sample")
+    # one entry in force at a time: a second bounce adds nothing
+    assert not await suppression.suppress(store, key, suppression.HARD_BOUNCE, "550 5.1.1 again")
+    found = await store.active_suppression(key)
+    assert found is not None and found["reason"] == "hard_bounce"
+    assert (found["sender_id"], found["created_by"]) == ("sample", "gateway")
+    assert await store.active_suppression("hanako@example.com") is None
+    assert await suppression.clear(store, key, "ops-suzuki", "mailbox restored") == 1
+    assert await suppression.clear(store, key, "ops-suzuki", "again") == 0
+    assert await store.active_suppression(key) is None
+    assert await suppression.suppress(store, key, suppression.MANUAL, "complaint by phone",
+                                      actor="ops-sato")
+    active = await suppression.listing(store)
+    assert [(e.reason, e.created_by) for e in active] == [("manual", "ops-sato")]
+    every = await suppression.listing(store, address_key=key, include_cleared=True)
+    assert [(e.reason, e.cleared_by, e.clear_reason) for e in every] == [
+        ("manual", None, None), ("hard_bounce", "ops-suzuki", "mailbox restored")]
+    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log ORDER BY id")
+    # the gateway's own entries are events; each person's change is audited, once
+    assert audit == [
+        {"actor": "ops-suzuki", "action": "suppression.clear", "subject": key,
+         "reason": "mailbox restored"},
+        {"actor": "ops-sato", "action": "suppression.add", "subject": key,
+         "reason": "complaint by phone"},
+    ]
 
 
 async def test_execute_counts_rows_and_fetch_returns_dicts(store: Store) -> None:

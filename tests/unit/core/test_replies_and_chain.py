@@ -125,5 +125,5 @@ def test_a_pack_left_out_is_named_at_serve() -> None:
     ]
     assert "any logged-in client may send with any From or envelope domain" in alone[0]
     assert [w.split("'")[1] for w in said("baseline", "alignment")] == [
-        "consent.recorded", "consent.not_refused", "footer.item",
+        "consent.recorded", "consent.not_refused", "consent.not_suppressed", "footer.item",
     ]

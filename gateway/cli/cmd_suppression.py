@@ -1,0 +1,129 @@
+"""`suppression list|add|clear`: addresses that hard-bounced, and ops' own entries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway import config as config_mod
+from gateway.cli.args import at_least
+from gateway.cli.common import actor, with_store
+from gateway.cli.table import render
+from gateway.consent import service, suppression
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
+from gateway.store import Store
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "suppression",
+        help="addresses no advertising mail goes to: hard bounces (5.1.1) and manual entries",
+        description="An upstream that answers 5.1.1 to a recipient suppresses the address for "
+        "every sender (rule address.suppressed) until ops clear it. Every listing and change "
+        "is kept in the audit trail.",
+    )
+    actions = p.add_subparsers(dest="suppression_command", metavar="ACTION")
+    actions.required = True
+    person = argparse.ArgumentParser(add_help=False)
+    person.add_argument(
+        "--by", default=None, metavar="NAME",
+        help="who is doing this, for the audit trail (default: login name)",
+    )
+
+    show = actions.add_parser("list", parents=[common, person], help="list suppressions")
+    show.add_argument("address", nargs="?", help="only this address")
+    show.add_argument("--all", action="store_true", help="cleared entries too")
+    show.add_argument("--limit", type=at_least(1), default=1000, metavar="N",
+                      help="at most N entries, newest first (default: 1000)")
+    show.add_argument("--reason", default="", help="why you look (kept in the audit trail)")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    show.set_defaults(func=run_list)
+
+    add = actions.add_parser("add", parents=[common, person], help="suppress an address by hand")
+    add.add_argument("address")
+    add.add_argument("--note", required=True, help="why (kept with the entry and audited)")
+    add.set_defaults(func=run_add)
+
+    lift = actions.add_parser(
+        "clear", parents=[common, person], help="end an address's suppression",
+        description="End the suppression in force for an address: mail to it is judged by "
+        "consent alone again. The entry stays, with who cleared it, when and why.",
+    )
+    lift.add_argument("address")
+    lift.add_argument("--reason", required=True, help="why (kept with the entry and audited)")
+    lift.set_defaults(func=run_clear)
+
+
+def _key(address: str, command: str) -> str | None:
+    try:
+        return suppression_key(normalize_address(address))
+    except InvalidAddress as exc:
+        print(f"tokuden suppression {command}: error: {exc}", file=sys.stderr)
+        return None
+
+
+def run_list(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    key = None
+    if args.address is not None:
+        key = _key(args.address, "list")
+        if key is None:
+            return 2
+
+    async def work(store: Store) -> int:
+        found = await suppression.listing(
+            store, address_key=key, include_cleared=args.all, limit=args.limit)
+        await service.audit(store, actor(args), "suppression.list", key or "(all)", args.reason)
+        if args.json:
+            for entry in found:
+                print(json.dumps(entry.to_dict(), ensure_ascii=False))
+            return 0
+        if not found:
+            print("no suppressions" + ("" if args.all else " in force"))
+            return 0
+        rows = [
+            [e.address_key, e.reason, e.to_dict()["created_at_iso"], e.created_by,
+             e.sender_id or "-", "in force" if e.active else f"cleared by {e.cleared_by}",
+             e.detail if e.active else (e.clear_reason or "")]
+            for e in found
+        ]
+        print(render(["address", "reason", "since", "by", "sender", "state", "detail"], rows,
+                     max_col=60))
+        return 0
+
+    return with_store(cfg, work)
+
+
+def _change(args: argparse.Namespace, command: str,
+            apply: Callable[[Store, str], Awaitable[bool]], done: str, nothing: str) -> int:
+    """Run one audited change on an address: exit 0 when it changed, 1 when nothing did."""
+    cfg = config_mod.load(args.config)
+    key = _key(args.address, command)
+    if key is None:
+        return 2
+
+    async def work(store: Store) -> int:
+        changed = await apply(store, key)
+        print(f"{key}: {done if changed else nothing}")
+        return 0 if changed else 1
+
+    return with_store(cfg, work)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    async def apply(store: Store, key: str) -> bool:
+        return await suppression.suppress(
+            store, key, suppression.MANUAL, args.note, actor=actor(args))
+
+    return _change(args, "add", apply, "suppressed", "already suppressed; nothing added")
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    async def apply(store: Store, key: str) -> bool:
+        return await suppression.clear(store, key, actor(args), args.reason) > 0
+
+    return _change(args, "clear", apply, "suppression cleared; consent alone decides again",
+                   "no suppression in force; nothing cleared")

@@ -1,0 +1,111 @@
+"""Hard bounces: an upstream's 5.1.1 suppresses the address until ops clear it (legal.md §5.1)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import send_marketing as send
+from tests.support.metrics import scrape
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+UNKNOWN = "550 5.1.1 <taro@example.com>: Recipient address rejected: User unknown"
+
+
+def rcpt(gw: GatewayProcess, address: str, user: str = "ma-tool") -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login(user, PASSWORD)
+        client.mail("news@bounce.example.jp" if user == "ma-tool" else "shop@bounce.example.jp")
+        return client.rcpt(address)
+
+
+def suppressions(gw: GatewayProcess, *args: str) -> list[dict[str, Any]]:
+    result = cli("suppression", "list", "--json", "--by", "ops-suzuki", *args,
+                 config=gw.config_path)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_hard_bounce_suppresses_until_ops_clear_it(
+    config: dict[str, Any], gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    sink.behaviour.rcpt_replies["taro@example.com"] = UNKNOWN
+    assert rcpt(gateway, "taro@example.com") == (550, UNKNOWN[4:].encode())  # relayed as given
+
+    # The mailbox is back at the upstream, but the gateway no longer asks it.
+    sink.behaviour.rcpt_replies.clear()
+    asked = sum(c == "RCPT taro@example.com" for c in sink.commands)
+    code, reply = rcpt(gateway, "Taro@EXAMPLE.com")  # any case of the address
+    assert (code, reply[:30]) == (550, b"5.1.1 [address.suppressed] Rec")
+    assert sum(c == "RCPT taro@example.com" for c in sink.commands) == asked
+    # Transactional mail (a receipt) is not advertising: it is still relayed.
+    assert rcpt(gateway, "taro@example.com", user="receipts")[0] == 250
+
+    [entry] = suppressions(gateway)
+    assert (entry["address_key"], entry["reason"], entry["sender_id"]) == (
+        "taro@example.com", "hard_bounce", "sample")
+    assert entry["detail"] == UNKNOWN and entry["active"] is True
+    events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
+              .stdout.splitlines()]
+    refused = [e for e in events if e["rule_ids"] == ["address.suppressed"]]
+    [why] = [r for e in refused for r in e["results"] if r["rule"] == "address.suppressed"]
+    assert why["outcome"] == "fail" and why["detail"].startswith("suppressed (hard bounce) since")
+    assert scrape(config)['tokuden_suppressions_total{reason="hard_bounce"}'] == 1
+
+    cleared = cli("suppression", "clear", "taro@example.com", "--reason", "mailbox restored",
+                  "--by", "ops-suzuki", config=gateway.config_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert send(gateway, "taro@example.com")[0] == 250
+    assert sink.received[-1].rcpt_tos == ["taro@example.com"]
+    again = cli("suppression", "clear", "taro@example.com", "--reason", "x",
+                config=gateway.config_path)
+    assert again.returncode == 1 and "no suppression in force" in again.stdout
+    [old] = suppressions(gateway, "--all")
+    assert (old["cleared_by"], old["clear_reason"]) == ("ops-suzuki", "mailbox restored")
+
+
+@pytest.mark.parametrize("reply", [
+    "450 4.1.1 <taro@example.com>: mailbox temporarily unavailable",  # 4xx: may come back
+    "550 5.7.1 <taro@example.com>: rejected by policy",  # refused, but the mailbox exists
+    "550 Recipient rejected",  # no enhanced status: nothing says why
+])
+def test_other_refusals_suppress_nothing(
+    gateway: GatewayProcess, sink: RecordingSink, reply: str
+) -> None:
+    sink.behaviour.rcpt_replies["taro@example.com"] = reply
+    assert rcpt(gateway, "taro@example.com")[0] == int(reply[:3])
+    assert suppressions(gateway, "--all") == []
+
+
+def test_a_bounce_at_data_suppresses_its_one_recipient(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    sink.behaviour.data_reply = "550 5.1.1 <hanako@example.com>: user unknown"
+    assert send(gateway, "hanako@example.com")[0] == 550
+    sink.behaviour.data_reply = None
+    assert rcpt(gateway, "hanako@example.com")[0] == 550
+    [entry] = suppressions(gateway, "hanako@example.com")
+    assert entry["reason"] == "hard_bounce"
+
+
+def test_manual_entries_and_bad_input(gateway: GatewayProcess) -> None:
+    added = cli("suppression", "add", "hanako@example.com", "--note", "complaint by phone",
+                "--by", "ops-sato", config=gateway.config_path)
+    assert added.returncode == 0, added.stderr
+    code, reply = rcpt(gateway, "hanako@example.com")
+    assert (code, reply[:26]) == (550, b"5.1.1 [address.suppressed]")
+    twice = cli("suppression", "add", "hanako@example.com", "--note", "x",
+                config=gateway.config_path)
+    assert twice.returncode == 1 and "already suppressed" in twice.stdout
+    bad = cli("suppression", "clear", "not an address", "--reason", "x",
+              config=gateway.config_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "tokuden suppression clear: error:" in bad.stderr
+    table = cli("suppression", "list", config=gateway.config_path)
+    assert "hanako@example.com" in table.stdout and "complaint by phone" in table.stdout
