@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.store.base import Store, newest_first_page
 
-__all__ = ["AuditFilter", "mask_address", "mask_event", "query_audit"]
+__all__ = ["AuditFilter", "mask_address", "mask_event", "mask_suppression", "query_audit"]
 
 _EMAIL = re.compile(r"[^\s<>\"',;:()\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
 
@@ -49,6 +49,13 @@ def mask_event(event: dict[str, Any]) -> dict[str, Any]:
         out["results"] = results
     out["masked"] = True
     return out
+
+
+def mask_suppression(entry: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a suppression with its address masked, in the upstream's reply too."""
+    address = str(entry.get("address_key") or "")
+    return {**entry, "address_key": mask_address(address),
+            "detail": _mask_text(str(entry.get("detail") or ""), address), "masked": True}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Final
 
 class Role(StrEnum):
     MARKETER = "marketer"  # may this address be mailed? consent ingest/import, preflight
-    OPS = "ops"  # why was mail refused? events (addresses masked), dashboard
+    OPS = "ops"  # why was mail refused? events (addresses masked), dashboard, hard bounces
     APPROVER = "approver"  # the second pair of eyes on consent imports
     AUDITOR = "auditor"  # the DPO: audit trail, reports, consent export, revealing addresses
     ADMIN = "admin"  # manages tokens; can mint any role, so it holds every permission
@@ -28,6 +28,8 @@ class Permission(StrEnum):
     AUDIT_READ = "audit.read"
     REPORT_READ = "report.read"
     TOKENS_MANAGE = "tokens.manage"
+    SUPPRESSIONS_READ = "suppressions.read"  # hard bounces: list (masked unless asked by address)
+    SUPPRESSIONS_MANAGE = "suppressions.manage"  # add one by hand, clear a wrong one
 
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
@@ -35,7 +37,8 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
         Permission.CONSENT_LOOKUP, Permission.CONSENT_INGEST, Permission.BATCHES_READ,
         Permission.BATCHES_IMPORT, Permission.PREFLIGHT,
     }),
-    Role.OPS: frozenset({Permission.EVENTS_READ}),
+    Role.OPS: frozenset({Permission.EVENTS_READ, Permission.SUPPRESSIONS_READ,
+                         Permission.SUPPRESSIONS_MANAGE}),
     Role.APPROVER: frozenset({Permission.BATCHES_READ, Permission.BATCHES_APPROVE}),
     Role.AUDITOR: frozenset({
         Permission.AUDIT_READ, Permission.REPORT_READ, Permission.CONSENT_EXPORT,

@@ -224,6 +224,9 @@ def run_lookup(args: argparse.Namespace) -> int:
             return 0
         print(f"{data['address']} ({sender.id}): {data['status']} — {data['reason']}")
         print(f"last advertising mail: {data['last_sent'] or 'never'}")
+        if found.suppression is not None:
+            print(f"SUPPRESSED — no advertising mail goes to it: {found.suppression.describe()}"
+                  " (tokuden suppression clear ADDRESS --reason WHY ends it)")
         rows = [
             [
                 h["occurred_at"],

@@ -31,6 +31,7 @@ from gateway.consent.model import (
     decide,
 )
 from gateway.consent.retention import purge_decision
+from gateway.consent.suppression import Suppression
 from gateway.errors import StoreUnavailable
 from gateway.store.base import Store
 from gateway.store.consent_rows import SELECT_CONSENT, row_event
@@ -487,10 +488,12 @@ class Lookup:
     decision: Decision
     history: list[dict[str, Any]]
     last_sent: float | None
+    suppression: Suppression | None = None  # in force: advertising mail is refused anyway
 
     def to_dict(self) -> dict[str, Any]:
         decided = self.decision.event
         return {
+            "suppression": self.suppression.to_dict() if self.suppression else None,
             "sender": self.sender_id,
             "address": self.address,
             "status": self.decision.outcome.value,
@@ -570,7 +573,9 @@ async def lookup(
     events = await store.consent_history(sender.id, key)
     decision = decide(events, topic, Law(sender.law), datetime.now(UTC))
     history = await store.consent_records(sender.id, key)
-    return Lookup(sender.id, address, key, decision, history, await store.last_sent(sender.id, key))
+    found = await store.active_suppression(key)
+    return Lookup(sender.id, address, key, decision, history, await store.last_sent(sender.id, key),
+                  Suppression.from_row(found) if found else None)
 
 
 async def export_records(

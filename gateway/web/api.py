@@ -220,8 +220,22 @@ async def consent_lookup(request: Request, principal: Principal) -> Response:
     return JSONResponse(found.to_dict())
 
 
-def _str_field(body: dict[str, Any], name: str, *, required: bool, max_len: int = 500
-               ) -> str | None:
+async def json_object(request: Request, known: set[str]) -> dict[str, Any]:
+    """The request's JSON object body; 422 naming the field for anything else."""
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "invalid", "the body is not JSON", field="body") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", "the body must be a JSON object", field="body")
+    for key in body:
+        if key not in known:
+            raise ApiError(422, "invalid", f"unknown field {key!r}", field=key)
+    return body
+
+
+def str_field(body: dict[str, Any], name: str, *, required: bool, max_len: int = 500
+              ) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -237,35 +251,27 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool, max_len: int 
 @api(Permission.CONSENT_INGEST)
 async def consent_ingest(request: Request, principal: Principal) -> Response:
     ctx = ctx_of(request)
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid", "the body is not JSON", field="body") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "the body must be a JSON object", field="body")
-    known = {"sender", "address", "status", "method", "occurred_at", "source_system",
-             "source_ref", "topic", "client_ip", "user_agent"}
-    for key in body:
-        if key not in known:
-            raise ApiError(422, "invalid", f"unknown field {key!r}", field=key)
-    sender = ctx.sender(_str_field(body, "sender", required=True) or "")
+    body = await json_object(request, {
+        "sender", "address", "status", "method", "occurred_at", "source_system", "source_ref",
+        "topic", "client_ip", "user_agent"})
+    sender = ctx.sender(str_field(body, "sender", required=True) or "")
     if sender is None:
         raise ApiError(422, "invalid", f"no sender identity {body['sender']!r}", field="sender")
     try:
-        addr = normalize_address(_str_field(body, "address", required=True) or "")
+        addr = normalize_address(str_field(body, "address", required=True) or "")
     except InvalidAddress as exc:
         raise ApiError(422, "invalid", exc.reason, field="address") from None
     try:
-        status = ConsentStatus(_str_field(body, "status", required=True) or "")
+        status = ConsentStatus(str_field(body, "status", required=True) or "")
     except ValueError:
         raise ApiError(422, "invalid", "status is opted_in, opted_out or exempt",
                        field="status") from None
     try:
-        method = ConsentMethod(_str_field(body, "method", required=True) or "")
+        method = ConsentMethod(str_field(body, "method", required=True) or "")
     except ValueError:
         raise ApiError(422, "invalid", "unknown method (" + ", ".join(m.value for m in
                        ConsentMethod) + ")", field="method") from None
-    when_text = _str_field(body, "occurred_at", required=True) or ""
+    when_text = str_field(body, "occurred_at", required=True) or ""
     try:
         occurred = datetime.fromisoformat(when_text)
     except ValueError:
@@ -276,7 +282,7 @@ async def consent_ingest(request: Request, principal: Principal) -> Response:
                        field="occurred_at")
     if occurred.timestamp() > time.time() + MAX_CLOCK_SKEW:
         raise ApiError(422, "invalid", "occurred_at is in the future", field="occurred_at")
-    topic = _str_field(body, "topic", required=False, max_len=100)
+    topic = str_field(body, "topic", required=False, max_len=100)
     try:
         event = ConsentEvent(
             sender_id=sender.id,
@@ -284,11 +290,11 @@ async def consent_ingest(request: Request, principal: Principal) -> Response:
             status=status,
             method=method,
             occurred_at=occurred,
-            source_system=_str_field(body, "source_system", required=True, max_len=100) or "",
-            source_ref=_str_field(body, "source_ref", required=True, max_len=200),
+            source_system=str_field(body, "source_system", required=True, max_len=100) or "",
+            source_ref=str_field(body, "source_ref", required=True, max_len=200),
             topic=topic or None,
-            client_ip=_str_field(body, "client_ip", required=False, max_len=64),
-            user_agent=_str_field(body, "user_agent", required=False, max_len=512),
+            client_ip=str_field(body, "client_ip", required=False, max_len=64),
+            user_agent=str_field(body, "user_agent", required=False, max_len=512),
             recorded_by=principal.actor,
         )
     except ValueError as exc:
@@ -513,15 +519,10 @@ async def tokens_list(request: Request, principal: Principal) -> Response:
 
 @api(Permission.TOKENS_MANAGE)
 async def tokens_create(request: Request, principal: Principal) -> Response:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(422, "invalid", "the body is not JSON", field="body") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "the body must be a JSON object", field="body")
-    role = _str_field(body, "role", required=True) or ""
-    name = _str_field(body, "name", required=True, max_len=100) or ""
-    expires = _str_field(body, "expires", required=False, max_len=20)
+    body = await json_object(request, {"role", "name", "expires"})
+    role = str_field(body, "role", required=True) or ""
+    name = str_field(body, "name", required=True, max_len=100) or ""
+    expires = str_field(body, "expires", required=False, max_len=20)
     try:
         new = await token_mod.create_token(
             ctx_of(request).store, role, name, created_by=principal.actor,
@@ -553,7 +554,7 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document(ctx_of(request).config.http.public_url))
 
 
-def _by_method(**handlers: Endpoint) -> Endpoint:
+def by_method(**handlers: Endpoint) -> Endpoint:
     """One route for a path served by several handlers, so that a 405 lists all its methods."""
 
     async def endpoint(request: Request) -> Response:
@@ -571,14 +572,14 @@ routes = [
     Route("/api/v1/consents", consent_ingest, methods=["POST"]),
     Route("/api/v1/consents/{sender}/{address}", consent_lookup, methods=["GET"]),
     Route("/api/v1/exports/consents/{sender}", consent_export, methods=["GET"]),
-    Route("/api/v1/imports", _by_method(GET=batches_list, POST=batch_import),
+    Route("/api/v1/imports", by_method(GET=batches_list, POST=batch_import),
           methods=["GET", "POST"]),
     Route("/api/v1/imports/{batch_id}/approve", batch_approve, methods=["POST"]),
     Route("/api/v1/imports/{batch_id}/discard", batch_discard, methods=["POST"]),
     Route("/api/v1/preflight", preflight, methods=["POST"]),
     Route("/api/v1/audit", audit_list, methods=["GET"]),
     Route("/api/v1/reports/{month}", report, methods=["GET"]),
-    Route("/api/v1/tokens", _by_method(GET=tokens_list, POST=tokens_create),
+    Route("/api/v1/tokens", by_method(GET=tokens_list, POST=tokens_create),
           methods=["GET", "POST"]),
     Route("/api/v1/tokens/{token_id}", tokens_revoke, methods=["DELETE"]),
 ]

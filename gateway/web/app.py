@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.access.throttle import FailureThrottle
 from gateway.errors import StoreUnavailable
 from gateway.unsubscribe.tokens import TokenCodec
-from gateway.web import api, ui, unsubscribe
+from gateway.web import api, api_suppressions, ui, unsubscribe
 from gateway.web.auth import ApiError, UiError
 from gateway.web.context import PreflightFn, WebContext, ctx_of, make_templates
 from gateway.web.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -167,6 +167,7 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         *unsubscribe.routes,
         *api.routes,
+        *api_suppressions.routes,
         *ui.routes,
         Mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")),
               name="static"),

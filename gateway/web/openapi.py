@@ -47,6 +47,14 @@ def _op(summary: str, permission: str | None, responses: dict[str, Any], **extra
 
 
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
+def _suppression_body(why: str, desc: str) -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"}
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["address", why], "additionalProperties": False,
+        "properties": {"address": {"type": "string", "description": "e-mail address"},
+                       why: {**text, "description": desc}}}}}}
 _ROW_ID = {"type": "integer", "minimum": 0, "maximum": 2**62}
 _NAME = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not blank
 
@@ -132,6 +140,25 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             parameters=[_p("sender", "sender identity id"), _p("address", "e-mail address"),
                         _q("topic", "decide for mail on this topic"),
                         _q("reason", "why you look (audit trail)")])},
+        "/api/v1/suppressions": {
+            "get": _op(
+                "Suppressed addresses (hard bounces, manual entries), newest first; addresses "
+                "masked unless one is asked for (audited)", "suppressions.read",
+                {"200": _ok("suppressions", obj)},
+                parameters=[_q("address", "only this address (shown unmasked)"),
+                            _q("all", "true: cleared entries too",
+                               {"type": "string", "enum": ["true", "false"]}),
+                            _q("limit", "1-1000", _LIMIT),
+                            _q("reason", "why you look (audit trail)")]),
+            "post": _op("Suppress an address by hand (audited)", "suppressions.manage",
+                        {"201": _ok("suppressed", obj), "409": _ERR, "422": _ERR},
+                        requestBody=_suppression_body("note", "why (kept with the entry)")),
+        },
+        "/api/v1/suppressions/clear": {"post": _op(
+            "End an address's suppression; the entry stays, with who cleared it and why "
+            "(audited)", "suppressions.manage",
+            {"200": _ok("cleared", obj), "404": _ERR, "422": _ERR},
+            requestBody=_suppression_body("reason", "why (kept with the entry)"))},
         "/api/v1/exports/consents/{sender}": {"get": _op(
             "Every consent row of a sender (audited)", "consent.export",
             {"200": {"description": "CSV (UTF-8 BOM) or JSON lines",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.consent import service
+from gateway.consent import service, suppression
 from gateway.store.consent_rows import consent_row
 from gateway.web import HttpServer
 from tests.integration.store.factories import consent
@@ -148,6 +148,14 @@ async def test_marketer_looks_up_an_address(served: tuple[Env, str], browser: An
     await _shot(page, "consent-lookup")
     rows = await env.store.fetch("SELECT actor, action, reason FROM audit_log")
     assert {"actor": "mk-ito", "action": "consent.lookup", "reason": "問い合わせ #123"} in rows
+
+    await suppression.suppress(env.store, "jiro@example.com", suppression.HARD_BOUNCE,
+                               "550 5.1.1 user unknown", sender_id="sample")
+    await page.fill("#l-address", "Jiro@Example.com")
+    await page.click("#l-submit")
+    await page.wait_for_load_state("networkidle")
+    warning = await page.inner_text("#consent-suppressed")
+    assert "宛先不明 (5.1.1)" in warning and "advertising mail is refused" in warning
 
 
 async def test_approver_approves_a_batch(served: tuple[Env, str], browser: Any) -> None:

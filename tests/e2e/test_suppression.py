@@ -58,6 +58,9 @@ def test_a_hard_bounce_suppresses_until_ops_clear_it(
     assert why["outcome"] == "fail" and why["detail"].startswith("suppressed (hard bounce) since")
     assert scrape(config)['tokuden_suppressions_total{reason="hard_bounce"}'] == 1
 
+    looked = cli("consent", "lookup", "--sender", "sample", "taro@example.com",
+                 config=gateway.config_path)
+    assert "SUPPRESSED — no advertising mail goes to it: suppressed (hard bounce)" in looked.stdout
     cleared = cli("suppression", "clear", "taro@example.com", "--reason", "mailbox restored",
                   "--by", "ops-suzuki", config=gateway.config_path)
     assert cleared.returncode == 0, cleared.stderr

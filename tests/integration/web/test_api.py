@@ -38,6 +38,9 @@ BOUNDARIES = [
     ("GET", "/api/v1/reports/2026-05", {"auditor", "admin"}),
     ("GET", "/api/v1/tokens", {"admin"}),
     ("POST", "/api/v1/consents", {"marketer", "admin"}),
+    ("GET", "/api/v1/suppressions", {"ops", "admin"}),
+    ("POST", "/api/v1/suppressions", {"ops", "admin"}),
+    ("POST", "/api/v1/suppressions/clear", {"ops", "admin"}),
 ]
 ROLES = ("marketer", "ops", "approver", "auditor", "admin")
 

@@ -1,0 +1,69 @@
+"""/api/v1/suppressions and the consent lookup's view of a suppression."""
+
+from __future__ import annotations
+
+from gateway.consent import suppression
+from tests.integration.web.support import Env, bearer
+
+
+async def test_ops_list_add_and_clear_and_every_use_is_audited(env: Env) -> None:
+    await suppression.suppress(env.store, "taro@example.com", suppression.HARD_BOUNCE,
+                               "550 5.1.1 <taro@example.com>: User unknown", sender_id="sample")
+    async with env.client(headers=bearer(await env.token("ops", "ops-suzuki"))) as c:
+        r = await c.get("/api/v1/suppressions")
+        assert r.status_code == 200
+        [entry] = r.json()["suppressions"]
+        # a list nobody asked about by address shows no address, nor the reply that names it
+        assert entry["address_key"] == "t***@example.com"
+        assert entry["detail"] == "550 5.1.1 <t***@example.com>: User unknown"
+        assert entry["reason"] == "hard_bounce" and entry["active"] is True
+        r = await c.get("/api/v1/suppressions", params={"address": "Taro@Example.com",
+                                                         "reason": "bounce ticket 12"})
+        assert r.json()["suppressions"][0]["address_key"] == "taro@example.com"
+
+        r = await c.post("/api/v1/suppressions", json={"address": "hanako@example.com",
+                                                       "note": "complaint by phone"})
+        assert r.status_code == 201 and r.json() == {"address_key": "hanako@example.com",
+                                                     "suppressed": True}
+        r = await c.post("/api/v1/suppressions", json={"address": "hanako@example.com",
+                                                       "note": "again"})
+        assert r.status_code == 409 and r.json()["error"] == "refused"
+
+        r = await c.post("/api/v1/suppressions/clear",
+                         json={"address": "taro@example.com", "reason": "mailbox restored"})
+        assert r.status_code == 200 and r.json() == {"address_key": "taro@example.com",
+                                                     "cleared": 1}
+        r = await c.post("/api/v1/suppressions/clear",
+                         json={"address": "taro@example.com", "reason": "again"})
+        assert r.status_code == 404
+        r = await c.get("/api/v1/suppressions", params={"all": "true"})
+        assert [e["active"] for e in r.json()["suppressions"]] == [True, False]
+
+        for body, field in (({"address": "taro@example.com"}, "reason"),
+                            ({"address": "nope", "reason": "x"}, "address"),
+                            ({"address": "taro@example.com", "reason": " "}, "reason"),
+                            ({"address": "a@example.com", "reason": "x", "extra": 1}, "extra")):
+            r = await c.post("/api/v1/suppressions/clear", json=body)
+            assert r.status_code == 422 and r.json()["field"] == field, (body, r.text)
+    audit = await env.store.fetch("SELECT actor, action, subject, reason FROM audit_log "
+                                  "ORDER BY id")
+    assert [(a["actor"], a["action"], a["subject"]) for a in audit] == [
+        ("ops-suzuki", "suppression.list", "(all)"),
+        ("ops-suzuki", "suppression.list", "taro@example.com"),
+        ("ops-suzuki", "suppression.add", "hanako@example.com"),
+        ("ops-suzuki", "suppression.clear", "taro@example.com"),
+        ("ops-suzuki", "suppression.list", "(all)"),
+    ]
+    assert audit[1]["reason"] == "bounce ticket 12"
+
+
+async def test_a_marketers_lookup_says_the_address_is_suppressed(env: Env) -> None:
+    async with env.client(headers=bearer(await env.token("marketer"))) as c:
+        r = await c.get("/api/v1/consents/sample/taro@example.com")
+        assert r.json()["suppression"] is None
+        await suppression.suppress(env.store, "taro@example.com", suppression.HARD_BOUNCE,
+                                   "550 5.1.1 unknown", sender_id="sample")
+        r = await c.get("/api/v1/consents/sample/TARO@example.com")
+        found = r.json()["suppression"]
+        assert (found["reason"], found["detail"], found["active"]) == (
+            "hard_bounce", "550 5.1.1 unknown", True)
