@@ -596,18 +596,14 @@ class Handler:
         facts.extra["address_key"] = key
         if facts.client_class is not ClientClass.ADVERTISING or facts.sender is None:
             return
-        if self.suppressing:
-            try:
-                found = await self.gw.store.active_suppression(key)
-            except StoreUnavailable as exc:
-                facts.errors["suppression"] = f"consent store unavailable: {exc}"
-            else:
-                facts.extra["suppression"] = Suppression.from_row(found) if found else None
         token = self.gw.unsubscribe.token(facts.sender.id, key)
         if token:
             facts.extra["unsubscribe_token"] = token
             facts.extra["unsubscribe_url"] = self.gw.unsubscribe.url(token)
-        events = await self._read_consent(facts, facts.sender.id, key)
+        if self.suppressing:
+            events = await self._read_recipient(facts, facts.sender.id, key)
+        else:
+            events = await self._read_consent(facts, facts.sender.id, key)
         if events is not None:
             facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
 
@@ -654,6 +650,20 @@ class Handler:
             facts.extra.pop("consent_events", None)
             return None
         facts.extra["consent_events"] = events
+        return events
+
+    async def _read_recipient(
+        self, facts: Facts, sender_id: str, key: str
+    ) -> list[ConsentEvent] | None:
+        """_read_consent() and the address's suppression, in one lookup."""
+        try:
+            events, found = await self.gw.store.recipient_state(sender_id, key)
+        except StoreUnavailable as exc:
+            facts.errors["consent"] = facts.errors["suppression"] = (
+                f"consent store unavailable: {exc}")
+            return None
+        facts.extra["consent_events"] = events
+        facts.extra["suppression"] = Suppression.from_row(found) if found else None
         return events
 
     def _gather_topic_consent(self, facts: Facts) -> None:

@@ -97,7 +97,12 @@ class Store(Protocol):
         """When advertising mail last went to this address under this sender."""
 
     async def active_suppression(self, address_key: str) -> dict[str, Any] | None:
-        """The address's suppression in force (a hard bounce ...), if any: hot-path lookup."""
+        """The address's suppression in force (a hard bounce ...), if any."""
+
+    async def recipient_state(
+        self, sender_id: str, address_key: str
+    ) -> tuple[list[ConsentEvent], dict[str, Any] | None]:
+        """consent_history() and active_suppression() at once: the RCPT hot-path lookup."""
 
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False if its source_ref was recorded already."""

@@ -66,18 +66,19 @@ def consent_row(
     )
 
 
-def row_event(row: Any) -> ConsentEvent:
+def row_event(row: Any, at: int = 0) -> ConsentEvent:
+    """The event in a SELECT_CONSENT row, whose columns start at index `at`."""
     return ConsentEvent(
-        sender_id=row[0],
-        address_key=row[1],
-        status=ConsentStatus(row[2]),
-        method=ConsentMethod(row[3]),
-        topic=row[4],
-        occurred_at=datetime.fromtimestamp(row[5], UTC),
-        source_system=row[6] or "",
-        source_ref=row[7],
-        client_ip=row[8],
-        user_agent=row[9],
-        recorded_by=row[10] or "",
-        batch_id=row[11],
+        sender_id=row[at],
+        address_key=row[at + 1],
+        status=ConsentStatus(row[at + 2]),
+        method=ConsentMethod(row[at + 3]),
+        topic=row[at + 4],
+        occurred_at=datetime.fromtimestamp(row[at + 5], UTC),
+        source_system=row[at + 6] or "",
+        source_ref=row[at + 7],
+        client_ip=row[at + 8],
+        user_agent=row[at + 9],
+        recorded_by=row[at + 10] or "",
+        batch_id=row[at + 11],
     )

@@ -82,6 +82,13 @@ _UPSERT_LAST_SENT = (
 )
 _CONSENT_HISTORY = SELECT_CONSENT + " WHERE sender_id = $1 AND address_key = $2 AND effective = 1"
 _ACTIVE_SUPPRESSION = ACTIVE_SUPPRESSION.replace("?", "$1")  # its one parameter
+# The suppression in force (its columns first, NULL when none) beside each effective
+# consent row (NULL when none): one row at least, whatever exists.
+_RECIPIENT_STATE = (
+    "SELECT s.*, c.* FROM (SELECT 1) AS one "
+    f"LEFT JOIN LATERAL ({ACTIVE_SUPPRESSION.replace('?', '$2')}) AS s ON true "
+    f"LEFT JOIN LATERAL ({_CONSENT_HISTORY}) AS c ON true"
+)
 _LAST_SENT = "SELECT last_sent_at FROM consent_last_sent WHERE sender_id = $1 AND address_key = $2"
 
 # Connection-level trouble: the database, the network or the pool, not the statement.
@@ -466,6 +473,20 @@ class PostgresStore:
                 _ACTIVE_SUPPRESSION, address_key, timeout=self.lookup_timeout
             )
         return dict(zip(SUPPRESSION_COLUMNS, row, strict=True)) if row is not None else None
+
+    async def recipient_state(
+        self, sender_id: str, address_key: str
+    ) -> tuple[list[ConsentEvent], dict[str, Any] | None]:
+        """Both lookups in one round trip: each costs ~90 us of this process's CPU."""
+        async with self._conn("consent lookup failed", self.lookup_timeout) as conn:
+            rows = await conn.fetch(
+                _RECIPIENT_STATE, sender_id, address_key, timeout=self.lookup_timeout
+            )
+        width = len(SUPPRESSION_COLUMNS)
+        first = rows[0]  # the one-row source makes one row even when both sides are empty
+        found = (dict(zip(SUPPRESSION_COLUMNS, tuple(first)[:width], strict=True))
+                 if first[0] is not None else None)
+        return [row_event(row, width) for row in rows if row[width + 2] is not None], found
 
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False when its source_ref was recorded already."""

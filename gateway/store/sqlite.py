@@ -309,6 +309,12 @@ class SqliteStore:
         rows = self._read(ACTIVE_SUPPRESSION, (address_key,))
         return dict(zip(SUPPRESSION_COLUMNS, rows[0], strict=True)) if rows else None
 
+    async def recipient_state(
+        self, sender_id: str, address_key: str
+    ) -> tuple[list[ConsentEvent], dict[str, Any] | None]:
+        return (await self.consent_history(sender_id, address_key),
+                await self.active_suppression(address_key))
+
     async def append_consent(self, event: ConsentEvent, address: str) -> bool:
         """Record one live consent event; False when its source_ref was recorded already."""
         try:

@@ -159,6 +159,27 @@ async def test_append_consent_and_history(store: Store) -> None:
     assert await store.consent_history("sample", "nobody@example.com") == []
 
 
+async def test_recipient_state_is_both_lookups_in_one(store: Store) -> None:
+    async def both(sender: str, key: str) -> tuple[list[Any], dict[str, Any] | None]:
+        return await store.consent_history(sender, key), await store.active_suppression(key)
+
+    assert await store.recipient_state("sample", "taro@example.com") == ([], None)
+    await store.append_consent(consent("taro@example.com"), "taro@example.com")
+    await store.append_consent(consent("taro@example.com", ConsentStatus.OPTED_OUT,
+                                       when=T0 + 60), "taro@example.com")
+    events, found = await store.recipient_state("sample", "taro@example.com")
+    assert found is None and len(events) == 2
+    assert (events, found) == await both("sample", "taro@example.com")
+    await suppression.suppress(store, "taro@example.com", suppression.HARD_BOUNCE, "550 5.1.1")
+    await suppression.suppress(store, "hanako@example.com", suppression.MANUAL, "by hand",
+                               actor="ops")
+    for sender, key in (("sample", "taro@example.com"), ("sample", "hanako@example.com"),
+                        ("other", "taro@example.com")):
+        state = await store.recipient_state(sender, key)
+        assert state == await both(sender, key)
+        assert state[1] is not None and state[1]["address_key"] == key
+
+
 async def test_an_imported_rows_effect_follows_its_batch_state(store: Store) -> None:
     grant = consent_row(consent("u1@example.com"), "u1@example.com", T0, False)
     optout = consent_row(consent("u2@example.com", ConsentStatus.OPTED_OUT), "u2@example.com", T0, False)
