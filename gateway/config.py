@@ -134,6 +134,8 @@ class PolicyConfig:
     soft_reject: bool = False  # every 5xx refusal becomes 4xx (rollout safety switch)
     unsubscribe_secret_file: FilePath | None = None  # keys for /u/ tokens (tokuden secret generate)
     unsubscribe_address: str | None = None  # mailto: opt-out address, accepted without AUTH
+    # keys that hash the addresses of erased opt-outs (consent erase); never rotate them away
+    erasure_key_file: FilePath | None = None
     list_unsubscribe: Literal["replace", "keep"] = "replace"  # an MA tool's own header
     topic_header: str = "X-Tokuden-Topic"
     import_approval: bool = True  # consent imports wait for a second person's approval
@@ -473,6 +475,15 @@ def _validate(config: Config) -> None:
         _readable(pack, f"policy.rules[{i}]")
     if config.policy.unsubscribe_secret_file:
         _readable(config.policy.unsubscribe_secret_file, "policy.unsubscribe_secret_file")
+    if config.policy.erasure_key_file:
+        _readable(config.policy.erasure_key_file, "policy.erasure_key_file")
+        from gateway.unsubscribe.tokens import SecretFileError, parse_secret
+
+        try:
+            parse_secret(Path(config.policy.erasure_key_file).read_text(encoding="ascii"))
+        except (SecretFileError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not a key file made by `tokuden secret generate`: {exc}",
+                              "policy.erasure_key_file") from None
 
     sender_ids: set[str] = set()
     for i, sender in enumerate(config.senders):

@@ -1,4 +1,4 @@
-"""`consent import|lookup|batches|approve|discard|export|purge` from the shell."""
+"""`consent import|lookup|batches|approve|discard|export|purge|erase` from the shell."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from gateway import config as config_mod
 from gateway.cli.common import actor, with_store
 from gateway.cli.table import render
 from gateway.config import Config, SenderConfig
-from gateway.consent import service
+from gateway.consent import erasure, service
 from gateway.consent.address import InvalidAddress
 from gateway.consent.importer import column_spec_markdown, export_rows
 from gateway.errors import ConfigError
@@ -26,7 +26,7 @@ from gateway.store import Store
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "consent", help="opt-in records: import, lookup, approve, discard, export, purge"
+        "consent", help="opt-in records: import, lookup, approve, discard, export, purge, erase"
     )
     actions = p.add_subparsers(dest="consent_command", metavar="ACTION")
     actions.required = True
@@ -97,6 +97,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("--reason", default="", help="why (kept in the audit trail)")
     export.set_defaults(func=run_export)
 
+    erase = actions.add_parser(
+        "erase", parents=[common, person],
+        help="erase a person's address (an erasure request); the refusal stays, hashed",
+        description="Delete every consent row, last-send record and suppression of the "
+        "address, write it out of the event log, and keep one opt-out per sender under the "
+        "address's keyed hash (policy.erasure_key_file), so that a later import cannot mail "
+        "the person again. Cannot be undone. The audit trail keeps only the hash.",
+    )
+    erase.add_argument("address")
+    erase.add_argument("--reason", required=True, help="the request it answers (audited)")
+    erase.add_argument("--json", action="store_true")
+    erase.set_defaults(func=run_erase)
+
     purge = actions.add_parser(
         "purge", parents=[common, person], help="delete evidence no rule requires any more"
     )
@@ -137,6 +150,7 @@ def run_import(args: argparse.Namespace) -> int:
             skip_invalid=args.skip_invalid,
             approval_required=cfg.policy.import_approval,
             on_progress=progress,
+            erasure_keys=erasure.configured_keys(cfg),
         )
         bar.close()
         return _print_import(result, time.monotonic() - started, args.json)
@@ -365,6 +379,31 @@ def run_export(args: argparse.Namespace) -> int:
             if args.output:
                 out.close()
         print(f"exported {len(rows)} records", file=sys.stderr)
+        return 0
+
+    return with_store(cfg, work)
+
+
+def run_erase(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    keys = erasure.configured_keys(cfg)
+    if not keys:
+        raise ConfigError("not set: erasing needs a key to hash the address with (tokuden "
+                          "secret generate FILE makes one)", "policy.erasure_key_file")
+
+    async def work(store: Store) -> int:
+        try:
+            done = await erasure.erase(store, args.address, senders=[s.id for s in cfg.senders],
+                                       keys=keys, actor=actor(args), reason=args.reason)
+        except InvalidAddress as exc:
+            print(f"tokuden consent erase: error: {exc}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps(done.to_dict(), ensure_ascii=False))
+            return 0
+        print(f"erased: {done.consent_rows} consent rows, {done.last_sent_rows} last-send "
+              f"records, {done.suppressions} suppressions, {done.events} events rewritten")
+        print(f"the refusal stays for {', '.join(done.senders)} as {done.address_hash}")
         return 0
 
     return with_store(cfg, work)

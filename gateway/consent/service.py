@@ -20,6 +20,7 @@ from queue import Empty
 from typing import Any
 
 from gateway.config import Config, SenderConfig
+from gateway.consent import erasure
 from gateway.consent.address import normalize_address, suppression_key
 from gateway.consent.importer import ImportReader, ImportReport, ImportRow, RowError, validate_file
 from gateway.consent.model import (
@@ -237,6 +238,7 @@ async def import_file(
     skip_invalid: bool = False,
     approval_required: bool = True,
     on_progress: Callable[[int, int | None], None] | None = None,
+    erasure_keys: Sequence[bytes] = (),
 ) -> ImportResult:
     """Import a CSV/JSONL file all-or-nothing.
 
@@ -244,6 +246,7 @@ async def import_file(
     running gateway keeps committing. At the end, a file with errors is removed again
     (unless skip_invalid); otherwise one update of the batch's state puts its opt-outs
     in effect at once, and its grants too unless they wait for a second person's approval.
+    An address erased before (erasure.py) gets its refusal back, in the same batch.
     """
     batch_id = new_batch_id()
     skip: list[int] = []
@@ -270,12 +273,16 @@ async def import_file(
         batch_id, ImportReport(), skipped=skip, cleaned=cleaned, abandoned=abandoned
     )
     size = path.stat().st_size  # noqa: ASYNC240 - one stat per import, not per row
+    erased = await erasure.erased_refusals(store, sender.id) if erasure_keys else {}
+    reattached: set[str] = set()
     beat = asyncio.create_task(_heartbeat(store, batch_id), name=f"heartbeat {batch_id}")
     try:
         async for message in _parsed_chunks(job, parallel=size > PARALLEL_BYTES):
             if isinstance(message, _Chunk):
                 if message.rows:
-                    await store.insert_consent_rows(message.rows)
+                    refusals = erasure.refusal_rows(message.rows, erased, erasure_keys,
+                                                    reattached)
+                    await store.insert_consent_rows([*message.rows, *refusals])
                 result.imported += len(message.rows)
                 if on_progress is not None:
                     on_progress(message.bytes_read, message.total_bytes)

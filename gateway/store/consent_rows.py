@@ -33,6 +33,10 @@ SELECT_CONSENT = (
     "source_ref, client_ip, user_agent, recorded_by, batch_id FROM consent_records"
 )
 
+INSERT_CONSENT = (
+    f"INSERT INTO consent_events ({', '.join(CONSENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in CONSENT_COLUMNS)})"
+)
 SUPPRESSION_COLUMNS = (
     "id", "address_key", "reason", "detail", "sender_id", "created_at", "created_by",
     "cleared_at", "cleared_by", "clear_reason",

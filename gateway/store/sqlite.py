@@ -26,6 +26,7 @@ from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
 from gateway.store.consent_rows import (
     ACTIVE_SUPPRESSION,
     CONSENT_COLUMNS,
+    INSERT_CONSENT,
     SELECT_CONSENT,
     SUPPRESSION_COLUMNS,
     consent_row,
@@ -37,10 +38,7 @@ from gateway.store.writelock import WriteLock
 
 log = logging.getLogger(__name__)
 
-_INSERT_CONSENT = (
-    f"INSERT INTO consent_events ({', '.join(CONSENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in CONSENT_COLUMNS)})"
-)
+_INSERT_CONSENT = INSERT_CONSENT
 _UPSERT_LAST_SENT = (
     "INSERT INTO consent_last_sent (sender_id, address_key, last_sent_at) VALUES (?, ?, ?) "
     "ON CONFLICT (sender_id, address_key) DO UPDATE SET last_sent_at = "

@@ -25,7 +25,7 @@ from gateway.access.audit import AuditFilter, mask_event, query_audit
 from gateway.access.report import compliance_report, report_csv
 from gateway.access.roles import ROLE_PERMISSIONS, Permission, Principal
 from gateway.config import SenderConfig
-from gateway.consent import service
+from gateway.consent import erasure, service
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.importer import export_rows
 from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
@@ -299,6 +299,9 @@ async def consent_ingest(request: Request, principal: Principal) -> Response:
         )
     except ValueError as exc:
         raise ApiError(422, "invalid", str(exc), field="method") from None
+    keys = erasure.configured_keys(ctx.config)
+    if keys and status is not ConsentStatus.OPTED_OUT:
+        await erasure.reattach(ctx.store, event, addr.address, keys)
     recorded = await ctx.store.append_consent(event, addr.address)
     if not recorded:
         clash = await service.other_event_under_ref(ctx.store, event)
@@ -394,6 +397,7 @@ async def run_import(request: Request, sender: SenderConfig, upload: UploadFile,
         return await service.import_file(
             ctx.store, sender=sender, path=path, recorded_by=actor, fmt=fmt,
             approval_required=ctx.config.policy.import_approval,
+            erasure_keys=erasure.configured_keys(ctx.config),
         )
     finally:
         os.unlink(name)

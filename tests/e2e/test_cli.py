@@ -96,6 +96,10 @@ BAD_CONFIGS = {
             c["senders"][0].update(seller_name="株式会社販売元", footer="insert")),
         "senders[0].seller_name: ",
     ),
+    "erasure key file that holds no key": (
+        lambda c: c["policy"].update(erasure_key_file=str(Path(__file__))),
+        "policy.erasure_key_file: not a key file made by `tokuden secret generate`",
+    ),
     "DKIM key file that holds no key, on the second sender": (
         lambda c: c["senders"][1].update(dkim=[{"selector": "s1", "key": str(Path(__file__))}]),
         "senders[1].dkim[0].key:",

@@ -41,10 +41,13 @@ class Env:
         return new.secret
 
 
-async def make_env(tmp: Path, *, throttle: FailureThrottle | None = None) -> Env:
+async def make_env(tmp: Path, *, throttle: FailureThrottle | None = None,
+                   erasure_key: bool = False) -> Env:
     raw = base_config(tmp, free_port())
     secret = generate_secret_file(tmp / "secrets" / "unsubscribe.key")
     raw["policy"]["unsubscribe_secret_file"] = str(secret)
+    if erasure_key:
+        raw["policy"]["erasure_key_file"] = str(generate_secret_file(tmp / "secrets" / "erasure.key"))
     raw["http"] = {"listen": "127.0.0.1:0", "public_url": "https://gw.example.jp"}
     config = from_dict(raw, base_dir=tmp)
     gateway = build(config)

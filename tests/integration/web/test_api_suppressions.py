@@ -1,9 +1,12 @@
-"""/api/v1/suppressions and the consent lookup's view of a suppression."""
+"""/api/v1/suppressions, the consent lookup's view of a suppression, and ingest after erasure."""
 
 from __future__ import annotations
 
-from gateway.consent import suppression
-from tests.integration.web.support import Env, bearer
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.consent import erasure, suppression
+from tests.integration.web.support import Env, bearer, make_env
 
 
 async def test_ops_list_add_and_clear_and_every_use_is_audited(env: Env) -> None:
@@ -67,3 +70,26 @@ async def test_a_marketers_lookup_says_the_address_is_suppressed(env: Env) -> No
         found = r.json()["suppression"]
         assert (found["reason"], found["detail"], found["active"]) == (
             "hard_bounce", "550 5.1.1 unknown", True)
+
+
+async def test_an_ingested_consent_for_an_erased_address_gets_its_refusal_back(
+    tmp_path: Path,
+) -> None:
+    env = await make_env(tmp_path, erasure_key=True)
+    try:
+        keys = erasure.configured_keys(env.gateway.config)
+        await erasure.erase(env.store, "hanako@example.com", senders=["sample"], keys=keys,
+                            actor="dpo", reason="request")
+        async with env.client(headers=bearer(await env.token("marketer"))) as c:
+            grant = {"sender": "sample", "address": "Hanako@Example.com", "status": "opted_in",
+                     "method": "cmp", "occurred_at": datetime.now(UTC).isoformat(),
+                     "source_system": "cmp-x", "source_ref": "evt-9"}
+            assert (await c.post("/api/v1/consents", json=grant)).status_code == 201
+            again = {**grant, "source_ref": "evt-10"}
+            assert (await c.post("/api/v1/consents", json=again)).status_code == 201
+            r = await c.get("/api/v1/consents/sample/hanako@example.com")
+        assert r.json()["status"] == "opted_out"  # a CMP sync cannot lift a refusal
+        refusals = [h for h in r.json()["history"] if h["status"] == "opted_out"]
+        assert [h["source_system"] for h in refusals] == ["erasure"]  # given back once
+    finally:
+        await env.store.close()

@@ -1,0 +1,114 @@
+"""Erasure requests on every backend: the address leaves the store, the refusal stays."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import SenderConfig
+from gateway.consent import erasure, service, suppression
+from gateway.consent.address import address_hash
+from gateway.consent.model import ConsentStatus, Law, Outcome, decide
+from gateway.model import EventVerdict, Phase
+from gateway.store import Store
+from tests.integration.store.factories import consent, event
+
+pytestmark = pytest.mark.integration
+SENDER = SenderConfig(id="sample", domains=("example.jp",), law="tokuden")
+KEYS = [secrets.token_bytes(32)]
+TABLES = ("consent_events", "consent_last_sent", "suppressions", "events", "import_batches")
+
+
+async def _anywhere(store: Store, needle: str) -> list[str]:
+    """Every table row (but the audit trail's older entries) that still holds `needle`."""
+    found = []
+    for table in TABLES:
+        for row in await store.fetch(f"SELECT * FROM {table}"):
+            if needle in json.dumps(row, ensure_ascii=False, default=str).lower():
+                found.append(f"{table}: {row}")
+    return found
+
+
+async def _seed(store: Store) -> None:
+    await store.append_consent(consent("taro@example.com"), "Taro@Example.com")
+    await store.append_consent(consent("taro@example.com", sender="other"), "taro@example.com")
+    await store.append_consent(consent("hanako@example.com"), "hanako@example.com")
+    await store.record_event(event(1, recipient="Taro@Example.COM", verdict=EventVerdict.REJECTED,
+                                   phase=Phase.RCPT, reply="550 5.1.1 <Taro@Example.COM> unknown"),
+                             sent_key="taro@example.com")
+    await store.record_event(event(2, recipient="hanako@example.com"))
+    await suppression.suppress(store, "taro@example.com", suppression.HARD_BOUNCE,
+                               "550 5.1.1 <taro@example.com>: unknown")
+
+
+async def test_erasure_leaves_no_address_and_keeps_a_hashed_refusal(store: Store) -> None:
+    await _seed(store)
+    assert await _anywhere(store, "taro@example.com")  # the check can find it
+    done = await erasure.erase(store, "TARO@example.com", senders=["sample", "third"],
+                               keys=KEYS, actor="dpo-kimura", reason="request #7")
+    assert await _anywhere(store, "taro@example.com") == []
+    hashed = address_hash("taro@example.com", KEYS[0])
+    assert done.address_hash == hashed
+    assert done.senders == ("other", "sample", "third")  # configured and found in the store
+    assert (done.consent_rows, done.last_sent_rows, done.suppressions, done.events) == (2, 1, 1, 1)
+    # the other person is untouched
+    assert len(await store.consent_history("sample", "hanako@example.com")) == 1
+    assert len(await store.fetch("SELECT * FROM events WHERE recipient = ?",
+                                 ("hanako@example.com",))) == 1
+    # the refusal stays, under the hash, for every sender
+    for sender in done.senders:
+        [refusal] = await store.consent_history(sender, hashed)
+        assert refusal.status is ConsentStatus.OPTED_OUT
+        assert refusal.source_system == erasure.ERASURE_SOURCE
+    # at RCPT the plain address finds nothing: no consent, no mail
+    assert await store.consent_history("sample", "taro@example.com") == []
+    [logged] = await store.fetch("SELECT recipient, reply FROM events WHERE id = 1")
+    assert logged == {"recipient": hashed, "reply": f"550 5.1.1 <{hashed}> unknown"}
+    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log")
+    assert audit == [{"actor": "dpo-kimura", "action": "consent.erase", "subject": hashed,
+                      "reason": "request #7"}]
+
+
+async def test_a_later_import_cannot_undo_the_refusal_but_the_person_can(
+    store: Store, tmp_path: Path
+) -> None:
+    await _seed(store)
+    done = await erasure.erase(store, "taro@example.com", senders=["sample"], keys=KEYS,
+                               actor="dpo", reason="request")
+    erased_at = datetime.fromtimestamp(
+        (await store.consent_history("sample", done.address_hash))[0].occurred_at.timestamp(),
+        UTC)
+    listing = tmp_path / "old-list.csv"
+    later = datetime.now(UTC).isoformat()  # consent dated after the erasure, still refused
+    listing.write_text(
+        "email,status,method,consented_at\n"
+        f"Taro@Example.com,opted_in,web_form,{later}\n"
+        "jiro@example.com,opted_in,web_form,2026-01-10T10:00:00+09:00\n", encoding="utf-8")
+    result = await service.import_file(store, sender=SENDER, path=listing, recorded_by="mk",
+                                       approval_required=False, erasure_keys=KEYS)
+    assert (result.state, result.grants) == ("approved", 2)
+    events = await store.consent_history("sample", "taro@example.com")
+    refusals = [e for e in events if e.status is ConsentStatus.OPTED_OUT]
+    # re-attached, at the time of the erasure: an imported consent, even a later one, loses
+    assert len(refusals) == 1 and refusals[0].occurred_at == erased_at
+    now = datetime.now(UTC) + timedelta(hours=1)
+    assert decide(events, None, Law.TOKUDEN, now).outcome is Outcome.OPTED_OUT
+    jiro = await store.consent_history("sample", "jiro@example.com")
+    assert decide(jiro, None, Law.TOKUDEN, now).allowed
+    # the person subscribes again, live: that lifts the refusal
+    await store.append_consent(consent("taro@example.com", when=now.timestamp() - 60),
+                               "taro@example.com")
+    events = await store.consent_history("sample", "taro@example.com")
+    assert decide(events, None, Law.TOKUDEN, now).allowed
+    assert await erasure.erased_refusal(store, "sample", "taro@example.com", KEYS) == (
+        erased_at.timestamp())
+    assert await erasure.erased_refusal(store, "sample", "jiro@example.com", KEYS) is None
+
+
+async def test_an_import_without_erasures_hashes_nothing(store: Store, tmp_path: Path) -> None:
+    assert await erasure.erased_refusals(store, "sample") == {}
+    assert erasure.refusal_rows([("sample", "taro@example.com")], {}, KEYS, set()) == []
