@@ -127,12 +127,15 @@ async def erase(store: Store, address: str, *, senders: Iterable[str], keys: Seq
 
 async def erased_refusals(store: Store, sender_id: str) -> dict[str, float]:
     """Hash → time of every erasure refusal of one sender (loaded once per import)."""
+    # A range of address_key, so the (sender_id, address_key) index finds the hashed rows
+    # without reading the sender's other millions.
+    end = HASH_PREFIX[:-1] + chr(ord(HASH_PREFIX[-1]) + 1)
     rows = await store.fetch(
         "SELECT address_key, min(occurred_at) AS at FROM consent_events WHERE sender_id = ? "
-        "AND source_system = ? AND status = 'opted_out' GROUP BY address_key",
-        (sender_id, ERASURE_SOURCE))
-    return {r["address_key"]: float(r["at"]) for r in rows
-            if str(r["address_key"]).startswith(HASH_PREFIX)}
+        "AND address_key >= ? AND address_key < ? AND source_system = ? "
+        "AND status = 'opted_out' GROUP BY address_key",
+        (sender_id, HASH_PREFIX, end, ERASURE_SOURCE))
+    return {r["address_key"]: float(r["at"]) for r in rows}
 
 
 async def erased_refusal(store: Store, sender_id: str, key: str,
