@@ -21,6 +21,7 @@ class Permission(StrEnum):
     CONSENT_LOOKUP = "consent.lookup"
     CONSENT_INGEST = "consent.ingest"
     CONSENT_EXPORT = "consent.export"
+    CONSENT_ERASE = "consent.erase"  # an erasure request: the address goes, its refusal stays
     BATCHES_READ = "batches.read"
     BATCHES_IMPORT = "batches.import"
     BATCHES_APPROVE = "batches.approve"
@@ -42,7 +43,7 @@ ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     Role.APPROVER: frozenset({Permission.BATCHES_READ, Permission.BATCHES_APPROVE}),
     Role.AUDITOR: frozenset({
         Permission.AUDIT_READ, Permission.REPORT_READ, Permission.CONSENT_EXPORT,
-        Permission.EVENTS_READ, Permission.EVENTS_REVEAL,
+        Permission.EVENTS_READ, Permission.EVENTS_REVEAL, Permission.CONSENT_ERASE,
     }),
     Role.ADMIN: frozenset(Permission),
 }

@@ -314,6 +314,24 @@ async def consent_ingest(request: Request, principal: Principal) -> Response:
                         status_code=201 if recorded else 200)
 
 
+@api(Permission.CONSENT_ERASE)
+async def consent_erase(request: Request, principal: Principal) -> Response:
+    ctx = ctx_of(request)
+    body = await json_object(request, {"address", "reason"})
+    address = str_field(body, "address", required=True) or ""
+    reason = str_field(body, "reason", required=True) or ""
+    keys = erasure.configured_keys(ctx.config)
+    if not keys:
+        raise ApiError(409, "refused", "policy.erasure_key_file is not set: nothing to hash "
+                       "the address with")
+    try:
+        done = await erasure.erase(ctx.store, address, senders=[s.id for s in ctx.config.senders],
+                                   keys=keys, actor=principal.actor, reason=reason)
+    except InvalidAddress as exc:
+        raise ApiError(422, "invalid", exc.reason, field="address") from None
+    return JSONResponse(done.to_dict())
+
+
 @api(Permission.CONSENT_EXPORT)
 async def consent_export(request: Request, principal: Principal) -> Response:
     sender = _sender_or_404(request, request.path_params["sender"])
@@ -576,6 +594,7 @@ routes = [
     Route("/api/v1/consents", consent_ingest, methods=["POST"]),
     Route("/api/v1/consents/{sender}/{address}", consent_lookup, methods=["GET"]),
     Route("/api/v1/exports/consents/{sender}", consent_export, methods=["GET"]),
+    Route("/api/v1/erasures", consent_erase, methods=["POST"]),
     Route("/api/v1/imports", by_method(GET=batches_list, POST=batch_import),
           methods=["GET", "POST"]),
     Route("/api/v1/imports/{batch_id}/approve", batch_approve, methods=["POST"]),

@@ -49,7 +49,7 @@ def _op(summary: str, permission: str | None, responses: dict[str, Any], **extra
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
 
 
-def _suppression_body(why: str, desc: str) -> dict[str, Any]:
+def _address_body(why: str, desc: str) -> dict[str, Any]:
     text = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S"}
     return {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["address", why], "additionalProperties": False,
@@ -140,6 +140,13 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             parameters=[_p("sender", "sender identity id"), _p("address", "e-mail address"),
                         _q("topic", "decide for mail on this topic"),
                         _q("reason", "why you look (audit trail)")])},
+        "/api/v1/erasures": {"post": _op(
+            "An erasure request: delete an address's consent rows, last sends and "
+            "suppressions, write it out of the event log, and keep its refusal per sender "
+            "under a keyed hash (audited by hash; cannot be undone)", "consent.erase",
+            {"200": _ok("what was erased (the hash, the counts)", obj), "409": _ERR,
+             "422": _ERR},
+            requestBody=_address_body("reason", "the request it answers (audited)"))},
         "/api/v1/suppressions": {
             "get": _op(
                 "Suppressed addresses (hard bounces, manual entries), newest first; addresses "
@@ -152,13 +159,13 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                             _q("reason", "why you look (audit trail)")]),
             "post": _op("Suppress an address by hand (audited)", "suppressions.manage",
                         {"201": _ok("suppressed", obj), "409": _ERR, "422": _ERR},
-                        requestBody=_suppression_body("note", "why (kept with the entry)")),
+                        requestBody=_address_body("note", "why (kept with the entry)")),
         },
         "/api/v1/suppressions/clear": {"post": _op(
             "End an address's suppression; the entry stays, with who cleared it and why "
             "(audited)", "suppressions.manage",
             {"200": _ok("cleared", obj), "404": _ERR, "422": _ERR},
-            requestBody=_suppression_body("reason", "why (kept with the entry)"))},
+            requestBody=_address_body("reason", "why (kept with the entry)"))},
         "/api/v1/exports/consents/{sender}": {"get": _op(
             "Every consent row of a sender (audited)", "consent.export",
             {"200": {"description": "CSV (UTF-8 BOM) or JSON lines",

@@ -38,6 +38,7 @@ BOUNDARIES = [
     ("GET", "/api/v1/reports/2026-05", {"auditor", "admin"}),
     ("GET", "/api/v1/tokens", {"admin"}),
     ("POST", "/api/v1/consents", {"marketer", "admin"}),
+    ("POST", "/api/v1/erasures", {"auditor", "admin"}),
     ("GET", "/api/v1/suppressions", {"ops", "admin"}),
     ("POST", "/api/v1/suppressions", {"ops", "admin"}),
     ("POST", "/api/v1/suppressions/clear", {"ops", "admin"}),

@@ -1,11 +1,11 @@
-"""/api/v1/suppressions, the consent lookup's view of a suppression, and ingest after erasure."""
+"""/api/v1/suppressions and /api/v1/erasures, and what a consent lookup says after each."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.consent import erasure, suppression
+from gateway.consent import suppression
 from tests.integration.web.support import Env, bearer, make_env
 
 
@@ -72,14 +72,24 @@ async def test_a_marketers_lookup_says_the_address_is_suppressed(env: Env) -> No
             "hard_bounce", "550 5.1.1 unknown", True)
 
 
-async def test_an_ingested_consent_for_an_erased_address_gets_its_refusal_back(
+async def test_erasure_needs_a_key_file(env: Env) -> None:
+    async with env.client(headers=bearer(await env.token("auditor"))) as c:
+        r = await c.post("/api/v1/erasures", json={"address": "a@example.com", "reason": "x"})
+    assert r.status_code == 409 and "policy.erasure_key_file" in r.json()["detail"]
+
+
+async def test_an_erasure_by_api_and_an_ingest_that_gets_the_refusal_back(
     tmp_path: Path,
 ) -> None:
     env = await make_env(tmp_path, erasure_key=True)
     try:
-        keys = erasure.configured_keys(env.gateway.config)
-        await erasure.erase(env.store, "hanako@example.com", senders=["sample"], keys=keys,
-                            actor="dpo", reason="request")
+        async with env.client(headers=bearer(await env.token("auditor", "dpo-kimura"))) as c:
+            r = await c.post("/api/v1/erasures", json={"address": "Hanako@Example.com",
+                                                      "reason": "request #7"})
+            assert r.status_code == 200 and r.json()["senders"] == ["other", "sample"]
+            assert r.json()["address_hash"].startswith("hs1:")
+            r = await c.post("/api/v1/erasures", json={"address": "x", "reason": "y"})
+            assert r.status_code == 422 and r.json()["field"] == "address"
         async with env.client(headers=bearer(await env.token("marketer"))) as c:
             grant = {"sender": "sample", "address": "Hanako@Example.com", "status": "opted_in",
                      "method": "cmp", "occurred_at": datetime.now(UTC).isoformat(),
