@@ -41,6 +41,7 @@ __all__ = ["ERASURE_SOURCE", "Erasure", "configured_keys", "erase", "erased_refu
 
 ERASURE_SOURCE = "erasure"  # source_system of the hashed opt-outs and of their re-attached copies
 _ERASED = "(erased)"
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~.-"  # what may stand next to an address's first char
 
 
 def configured_keys(config: Config) -> tuple[bytes, ...]:
@@ -94,10 +95,13 @@ async def erase(store: Store, address: str, *, senders: Iterable[str], keys: Seq
     known = await store.fetch(
         "SELECT DISTINCT sender_id FROM consent_events WHERE address_key = ?", (key,))
     every = sorted({*senders, *(r["sender_id"] for r in known)})
-    pattern = re.compile(re.escape(key), re.IGNORECASE)
-    logged = await store.fetch(
+    # The whole address, not a part of another: "aro@example.com" is not in "taro@...".
+    pattern = re.compile(rf"(?<![{_ATEXT}]){re.escape(key)}(?![A-Za-z0-9-]|\.[A-Za-z0-9])",
+                         re.IGNORECASE)
+    candidates = await store.fetch(  # LIKE narrows the scan; the pattern decides
         "SELECT id, recipient, reply, upstream_reply, results FROM events "
         "WHERE lower(recipient) LIKE ? ESCAPE '\\'", (_like(key),))
+    logged = [r for r in candidates if pattern.search(str(r["recipient"]))]
     statements: list[tuple[str, Sequence[Any]]] = [
         ("DELETE FROM consent_events WHERE address_key = ?", (key,)),
         ("DELETE FROM consent_last_sent WHERE address_key = ?", (key,)),

@@ -73,6 +73,16 @@ async def test_erasure_leaves_no_address_and_keeps_a_hashed_refusal(store: Store
                       "reason": "request #7"}]
 
 
+async def test_erasing_an_address_leaves_one_that_ends_like_it(store: Store) -> None:
+    await _seed(store)
+    done = await erasure.erase(store, "aro@example.com", senders=["sample"], keys=KEYS,
+                               actor="dpo", reason="another person")
+    assert (done.consent_rows, done.events, done.suppressions) == (0, 0, 0)
+    [logged] = await store.fetch("SELECT recipient, reply FROM events WHERE id = 1")
+    assert logged == {"recipient": "Taro@Example.COM",
+                      "reply": "550 5.1.1 <Taro@Example.COM> unknown"}
+
+
 async def test_a_later_import_cannot_undo_the_refusal_but_the_person_can(
     store: Store, tmp_path: Path
 ) -> None:
