@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.access.audit import AuditFilter, mask_event, query_audit
+from gateway.access.audit import AuditFilter, mask_event, mask_suppression, query_audit
 from gateway.access.report import DEFAULT_TZ, compliance_report, report_csv
 from gateway.access.roles import Permission
 from gateway.access.sessions import (
@@ -25,8 +25,8 @@ from gateway.access.sessions import (
     delete_session,
 )
 from gateway.access.tokens import authenticate
-from gateway.consent import service
-from gateway.consent.address import InvalidAddress
+from gateway.consent import service, suppression
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.store.base import EventFilter
 from gateway.web import api
 from gateway.web.auth import ApiError, UiError, ui
@@ -39,6 +39,8 @@ NAV = (
     ("events", "/ui/events", "拒否ログ", "Rejection log", Permission.EVENTS_READ),
     ("consents", "/ui/consents", "オプトイン照会", "Opt-in lookup", Permission.CONSENT_LOOKUP),
     ("batches", "/ui/batches", "インポート承認", "Import approvals", Permission.BATCHES_READ),
+    ("suppressions", "/ui/suppressions", "宛先の停止", "Suppressions",
+     Permission.SUPPRESSIONS_READ),
     ("preflight", "/ui/preflight", "送信前チェック", "Preflight", Permission.PREFLIGHT),
     ("report", "/ui/report", "月次レポート", "Monthly report", Permission.REPORT_READ),
     ("audit", "/ui/audit", "監査ログ", "Audit trail", Permission.AUDIT_READ),
@@ -258,6 +260,46 @@ async def consent_lookup(request: Request, session: Session) -> Response:
                   active="consents", result=result, form=values, error=error)
 
 
+# -- suppressions -------------------------------------------------------------------------------
+
+async def _suppressions(request: Request, session: Session, message: str = "", error: str = "",
+                        status: int = 200, form: dict[str, str] | None = None) -> Response:
+    store = ctx_of(request).store
+    found = await suppression.listing(store, limit=200)
+    await service.audit(store, session.principal.actor, "suppression.list", "(all)", "web UI")
+    return render(request, session, "suppressions.html", status, active="suppressions",
+                  entries=[mask_suppression(e.to_dict()) for e in found], message=message,
+                  error=error, form=form or {"address": "", "reason": ""},
+                  can_clear=session.principal.can(Permission.SUPPRESSIONS_MANAGE))
+
+
+@ui(Permission.SUPPRESSIONS_READ)
+async def suppressions_page(request: Request, session: Session) -> Response:
+    return await _suppressions(request, session)
+
+
+@ui(Permission.SUPPRESSIONS_MANAGE)
+async def suppression_clear(request: Request, session: Session) -> Response:
+    form = await request.form()
+    values = {k: str(form.get(k) or "").strip() for k in ("address", "reason")}
+    if not values["address"] or not values["reason"]:
+        return await _suppressions(request, session, status=422, form=values,
+                                   error="アドレスと理由を入力してください。 / Enter the address "
+                                         "and the reason.")
+    try:
+        key = suppression_key(normalize_address(values["address"]))
+    except InvalidAddress as exc:
+        return await _suppressions(request, session, status=422, form=values,
+                                   error=f"アドレスが不正です / Invalid address: {exc.reason}")
+    cleared = await suppression.clear(ctx_of(request).store, key, session.principal.actor,
+                                      values["reason"])
+    if not cleared:
+        return await _suppressions(request, session, status=404, form=values,
+                                   error="この宛先は停止されていません。 / No suppression in "
+                                         "force for this address.")
+    return await _suppressions(request, session, message=f"解除しました / Cleared: {key}")
+
+
 # -- import batches ------------------------------------------------------------------------------
 
 async def _batches(request: Request, session: Session, message: str = "", error: str = "",
@@ -400,6 +442,8 @@ routes = [
     Route("/ui/dashboard", dashboard, methods=["GET"]),
     Route("/ui/consents", consent_form, methods=["GET"]),
     Route("/ui/consents", consent_lookup, methods=["POST"]),
+    Route("/ui/suppressions", suppressions_page, methods=["GET"]),
+    Route("/ui/suppressions/clear", suppression_clear, methods=["POST"]),
     Route("/ui/batches", batches_page, methods=["GET"]),
     Route("/ui/batches/import", batch_import, methods=["POST"]),
     Route("/ui/batches/{batch_id}/approve", batch_approve, methods=["POST"]),

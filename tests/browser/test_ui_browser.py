@@ -158,6 +158,31 @@ async def test_marketer_looks_up_an_address(served: tuple[Env, str], browser: An
     assert "宛先不明 (5.1.1)" in warning and "advertising mail is refused" in warning
 
 
+async def test_ops_clear_a_wrong_suppression(served: tuple[Env, str], browser: Any) -> None:
+    env, url = served
+    await suppression.suppress(env.store, "saburo@example.com", suppression.HARD_BOUNCE,
+                               "550 5.1.1 <saburo@example.com>: unknown", sender_id="sample")
+    page = await _login(browser, url, await env.token("ops", "ops-suzuki"))
+    await page.goto(f"{url}/ui/suppressions")
+    table = await page.inner_text("table.suppressions")
+    assert "s***@example.com" in table and "saburo" not in table  # masked, reply too
+    await _shot(page, "suppressions")
+    await page.fill("#s-address", "Saburo@Example.com")
+    await page.fill("#s-reason", "上流の誤判定 #88")
+    await page.click("#s-submit")
+    await page.wait_for_load_state("networkidle")
+    assert "saburo@example.com" in await page.inner_text("#s-message")
+    assert "停止中の宛先はありません" in await page.inner_text("table.suppressions")
+    await page.fill("#s-address", "saburo@example.com")  # again: nothing to clear, said so
+    await page.fill("#s-reason", "もう一度")
+    await page.click("#s-submit")
+    await page.wait_for_load_state("networkidle")
+    assert "No suppression in force" in await page.inner_text("#s-error")
+    rows = await env.store.fetch("SELECT actor, action, reason FROM audit_log")
+    assert {"actor": "ops-suzuki", "action": "suppression.clear",
+            "reason": "上流の誤判定 #88"} in rows
+
+
 async def test_approver_approves_a_batch(served: tuple[Env, str], browser: Any) -> None:
     env, url = served
     page = await _login(browser, url, await env.token("approver", "ap-kato"))
