@@ -568,9 +568,12 @@ class Handler:
             added = await suppression.suppress(
                 self.gw.store, key, suppression.HARD_BOUNCE, answer.line(),
                 sender_id=facts.sender.id if facts.sender else "")
-        except (InvalidAddress, GatewayError) as exc:
-            log.warning("hard bounce not suppressed", extra={"fields": {
-                "recipient": address, "reply": answer.line(), "error": str(exc)}})
+        except Exception as exc:
+            # The upstream's answer must still be relayed and recorded; an unforeseen error
+            # keeps its traceback in the log line.
+            log.warning("hard bounce not suppressed", exc_info=None if isinstance(
+                exc, InvalidAddress | GatewayError) else exc, extra={"fields": {
+                    "recipient": address, "reply": answer.line(), "error": str(exc)}})
             return
         if added:
             self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import smtplib
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
+from tests.support.messages import marketing
 from tests.support.metrics import scrape
 from tests.support.sink import RecordingSink
 
@@ -95,6 +98,26 @@ def test_a_bounce_at_data_suppresses_its_one_recipient(
     assert rcpt(gateway, "hanako@example.com")[0] == 550
     [entry] = suppressions(gateway, "hanako@example.com")
     assert entry["reason"] == "hard_bounce"
+
+
+def test_a_store_that_cannot_take_the_suppression_costs_it_not_the_answer(
+    gateway: GatewayProcess, sink: RecordingSink, tmp_path: Path
+) -> None:
+    sink.behaviour.data_reply = "550 5.1.1 <hanako@example.com>: user unknown"
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        assert client.rcpt("hanako@example.com")[0] == 250
+        with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # the table goes away
+            db.execute("DROP TABLE suppressions")
+        code, reply = client.data(marketing(to="hanako@example.com"))
+    assert (code, reply) == (550, b"5.1.1 <hanako@example.com>: user unknown")  # as given
+    events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
+              .stdout.splitlines()]
+    assert [e["upstream_reply"] for e in events if e["phase"] == "data"] == [
+        "550 5.1.1 <hanako@example.com>: user unknown"]
+    assert any("hard bounce not suppressed" in line for line in gateway.stderr_lines)
 
 
 def test_manual_entries_and_bad_input(gateway: GatewayProcess) -> None:
