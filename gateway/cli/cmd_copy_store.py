@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if len(args.urls) == 2:
         args.from_url, args.to_url = args.urls
     else:
-        args.from_url, args.to_url = config.load(args.config).store.url, args.urls[0]
+        # Only store.url is read: a maintenance host need not hold the gateway's key files.
+        source = config.load(args.config, validate=False).store.url
+        args.from_url, args.to_url = source, args.urls[0]
     for url in (args.from_url, args.to_url):
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             print(

@@ -119,6 +119,8 @@ def test_from_url_defaults_to_the_configs_store(sqlite_url: str, pg_url: str, tm
     config = tmp_path / "gateway.toml"
     cfg = base_config(tmp_path, 2526)
     cfg["store"]["url"] = sqlite_url
+    # a maintenance host need not hold the keys and certificates the gateway uses
+    cfg["senders"][0]["dkim"] = [{"selector": "s1", "key": str(tmp_path / "not-here.pem")}]
     config.write_text(toml.dumps(cfg), encoding="utf-8")
     result = cli("copy-store", pg_url, "--quiet", config=config)
     assert result.returncode == 0, result.stdout + result.stderr
