@@ -91,6 +91,17 @@ async def compliance_report(store: Store, month: str, tz: str = DEFAULT_TZ) -> d
         "SELECT action, count(*) AS n FROM audit_log WHERE at >= ? AND at < ? "
         "GROUP BY action ORDER BY action", span
     )
+    suppressed = await store.fetch(
+        "SELECT reason, count(*) AS n FROM suppressions WHERE created_at >= ? AND created_at < ? "
+        "GROUP BY reason ORDER BY reason", span
+    )
+    [cleared] = await store.fetch(
+        "SELECT count(*) AS n FROM suppressions WHERE cleared_at >= ? AND cleared_at < ?", span
+    )
+    [in_force] = await store.fetch(
+        "SELECT count(*) AS n FROM suppressions WHERE created_at < ? "
+        "AND (cleared_at IS NULL OR cleared_at >= ?)", (end, end)
+    )
     return {
         "month": month,
         "timezone": tz,
@@ -123,6 +134,11 @@ async def compliance_report(store: Store, month: str, tz: str = DEFAULT_TZ) -> d
             ],
         },
         "purges": [{**r, "at": _iso(r["at"], tz)} for r in purges],
+        "suppressions": {
+            "added": {str(r["reason"]): int(r["n"]) for r in suppressed},
+            "cleared": int(cleared["n"]),
+            "in_force_at_end": int(in_force["n"]),
+        },
         "personal_data_access": {str(r["action"]): int(r["n"]) for r in access},
     }
 
@@ -153,6 +169,11 @@ def report_csv(report: dict[str, Any]) -> str:
         writer.writerow(["imports", key, imports[key] if imports[key] is not None else "", ""])
     for status, n in imports["by_status"].items():
         writer.writerow(["imports_by_status", status, n, ""])
+    sup = report["suppressions"]
+    for reason, n in sup["added"].items():
+        writer.writerow(["suppressions_added", reason, n, ""])
+    writer.writerow(["suppressions", "cleared", sup["cleared"], ""])
+    writer.writerow(["suppressions", "in_force_at_end", sup["in_force_at_end"], ""])
     for purge in report["purges"]:
         writer.writerow(["purges", purge["at"], purge["subject"], purge["actor"]])
     for action, n in report["personal_data_access"].items():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.access.report import compliance_report
 from gateway.config import Config, SenderConfig
 from gateway.consent import service, suppression
 from gateway.consent.model import ConsentStatus
@@ -157,6 +158,16 @@ async def test_append_consent_and_history(store: Store) -> None:
     assert records[0]["address"] == "Taro@example.com"
     assert records[0]["effective"] == 1
     assert await store.consent_history("sample", "nobody@example.com") == []
+
+
+async def test_the_monthly_report_counts_suppressions_on_every_backend(store: Store) -> None:
+    for key in ("a@example.com", "b@example.com"):
+        await suppression.suppress(store, key, suppression.HARD_BOUNCE, "550 5.1.1")
+    await suppression.clear(store, "a@example.com", "ops", "back")
+    month = time.strftime("%Y-%m", time.gmtime(time.time() + 9 * 3600))  # Japan time
+    report = await compliance_report(store, month)
+    assert report["suppressions"] == {"added": {"hard_bounce": 2}, "cleared": 1,
+                                      "in_force_at_end": 1}
 
 
 async def test_recipient_state_is_both_lookups_in_one(store: Store) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.access.throttle import FailureThrottle
 from gateway.access.tokens import create_token, revoke_token
+from gateway.consent import suppression
 from gateway.store.consent_rows import consent_row
 from gateway.web.app import create_app
 from tests.integration.store.factories import T0, consent
@@ -390,6 +391,10 @@ async def test_audit_trail_and_report(env: Env) -> None:
     month = time.strftime("%Y-%m", time.localtime())
     await add_event(env.store, rules=("optin.missing",))
     await add_event(env.store, verdict="accepted")
+    for address in ("x@example.com", "y@example.com"):
+        await suppression.suppress(env.store, address, suppression.HARD_BOUNCE, "550 5.1.1")
+    await suppression.suppress(env.store, "z@example.com", suppression.MANUAL, "n", actor="ops")
+    await suppression.clear(env.store, "y@example.com", "ops", "mailbox back")
     async with env.client(headers=bearer(await env.token("auditor", "dpo"))) as c:
         r = await c.get("/api/v1/audit", params={"action": "consent.lookup", "limit": 1})
         body = r.json()
@@ -403,9 +408,12 @@ async def test_audit_trail_and_report(env: Env) -> None:
         assert report["mail"]["accepted"] == 1 and report["mail"]["rejected"] == 1
         assert report["mail"]["refused_by_rule"] == {"optin.missing": 1}
         assert report["personal_data_access"]["consent.lookup"] == 2
+        assert report["suppressions"] == {"added": {"hard_bounce": 2, "manual": 1},
+                                          "cleared": 1, "in_force_at_end": 2}
         r = await c.get(f"/api/v1/reports/{jst_month}", params={"format": "csv"})
         assert r.headers["content-type"].startswith("text/csv")
         assert "refused_by_rule,optin.missing,1" in r.content.decode("utf-8-sig")
+        assert "suppressions,in_force_at_end,2" in r.content.decode("utf-8-sig")
         assert (await c.get("/api/v1/reports/2026-13")).status_code == 422
     assert month  # local month computed only to show the JST month may differ
 
