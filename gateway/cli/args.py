@@ -27,6 +27,13 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def nonblank(text: str) -> str:
+    """A text that must say something: a reason kept in the audit trail, a note."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
+
+
 def moment(text: str) -> float:
     """"1h", "30m", "2d" ago, or an ISO date-time (local time when it has no offset)."""
     match = _AGO.match(text.strip())

@@ -14,7 +14,8 @@ from typing import Any
 from tqdm import tqdm
 
 from gateway import config as config_mod
-from gateway.cli.common import actor, with_store
+from gateway.cli.args import nonblank
+from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
 from gateway.config import Config, SenderConfig
 from gateway.consent import erasure, service
@@ -30,13 +31,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     actions = p.add_subparsers(dest="consent_command", metavar="ACTION")
     actions.required = True
-    person = argparse.ArgumentParser(add_help=False)
-    person.add_argument(
-        "--by",
-        default=None,
-        metavar="NAME",
-        help="who is doing this, for the evidence and the audit trail (default: login name)",
-    )
+    person = person_parser()
 
     imp = actions.add_parser(
         "import",
@@ -106,7 +101,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "the person again. Cannot be undone. The audit trail keeps only the hash.",
     )
     erase.add_argument("address")
-    erase.add_argument("--reason", required=True, help="the request it answers (audited)")
+    erase.add_argument("--reason", required=True, type=nonblank,
+                       help="the request it answers (audited)")
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(func=run_erase)
 

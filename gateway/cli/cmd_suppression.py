@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import config as config_mod
-from gateway.cli.args import at_least
-from gateway.cli.common import actor, with_store
+from gateway.cli.args import at_least, nonblank
+from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
 from gateway.consent import service, suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
@@ -27,11 +27,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     actions = p.add_subparsers(dest="suppression_command", metavar="ACTION")
     actions.required = True
-    person = argparse.ArgumentParser(add_help=False)
-    person.add_argument(
-        "--by", default=None, metavar="NAME",
-        help="who is doing this, for the audit trail (default: login name)",
-    )
+    person = person_parser()
 
     show = actions.add_parser("list", parents=[common, person], help="list suppressions")
     show.add_argument("address", nargs="?", help="only this address")
@@ -44,7 +40,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     add = actions.add_parser("add", parents=[common, person], help="suppress an address by hand")
     add.add_argument("address")
-    add.add_argument("--note", required=True, help="why (kept with the entry and audited)")
+    add.add_argument("--note", required=True, type=nonblank,
+                     help="why (kept with the entry and audited)")
     add.set_defaults(func=run_add)
 
     lift = actions.add_parser(
@@ -53,7 +50,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "consent alone again. The entry stays, with who cleared it, when and why.",
     )
     lift.add_argument("address")
-    lift.add_argument("--reason", required=True, help="why (kept with the entry and audited)")
+    lift.add_argument("--reason", required=True, type=nonblank,
+                      help="why (kept with the entry and audited)")
     lift.set_defaults(func=run_clear)
 
 

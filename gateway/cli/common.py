@@ -11,6 +11,16 @@ from gateway.config import Config
 from gateway.store import Store, open_store
 
 
+def person_parser() -> argparse.ArgumentParser:
+    """A parent parser with --by NAME: the person acting, for the evidence and the audit trail."""
+    person = argparse.ArgumentParser(add_help=False)
+    person.add_argument(
+        "--by", default=None, metavar="NAME",
+        help="who is doing this, for the evidence and the audit trail (default: login name)",
+    )
+    return person
+
+
 def actor(args: argparse.Namespace) -> str:
     """The person named by --by, or the login name: the audit trail's actor."""
     return str(args.by or getpass.getuser())

@@ -133,5 +133,8 @@ def test_manual_entries_and_bad_input(gateway: GatewayProcess) -> None:
               config=gateway.config_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "tokuden suppression clear: error:" in bad.stderr
+    blank = cli("suppression", "clear", "hanako@example.com", "--reason", "  ",
+                config=gateway.config_path)
+    assert blank.returncode == 2 and "--reason: must not be empty" in blank.stderr
     table = cli("suppression", "list", config=gateway.config_path)
     assert "hanako@example.com" in table.stdout and "complaint by phone" in table.stdout
