@@ -60,8 +60,7 @@ class FooterTemplate:
             if not isinstance(tpl, str) or "{optout_url}" not in tpl:
                 raise ValueError(f"{key}.template must be a string containing {{optout_url}}")
             try:
-                tpl.format(name="", postal_address="", contact="", optout_url="",
-                           seller_line="")
+                tpl.format(**{p.strip("{}"): "" for p in _PLACEHOLDERS})
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"{key}.template has an unknown placeholder: {exc}") from exc
             line = section.get("seller_line", _SELLER_LINES[key])
