@@ -52,10 +52,13 @@ def mask_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def mask_suppression(entry: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a suppression with its address masked, in the upstream's reply too."""
+    """A copy of a suppression with its address masked, in the reply and the notes too."""
     address = str(entry.get("address_key") or "")
-    return {**entry, "address_key": mask_address(address),
-            "detail": _mask_text(str(entry.get("detail") or ""), address), "masked": True}
+    out = {**entry, "address_key": mask_address(address), "masked": True}
+    for key in ("detail", "clear_reason"):
+        if out.get(key):
+            out[key] = _mask_text(str(out[key]), address)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,8 @@ async def test_ops_list_add_and_clear_and_every_use_is_audited(env: Env) -> None
         assert r.status_code == 409 and r.json()["error"] == "refused"
 
         r = await c.post("/api/v1/suppressions/clear",
-                         json={"address": "taro@example.com", "reason": "mailbox restored"})
+                         json={"address": "taro@example.com",
+                               "reason": "mailbox restored, said Taro@Example.com"})
         assert r.status_code == 200 and r.json() == {"address_key": "taro@example.com",
                                                      "cleared": 1}
         r = await c.post("/api/v1/suppressions/clear",
@@ -41,6 +42,8 @@ async def test_ops_list_add_and_clear_and_every_use_is_audited(env: Env) -> None
         assert r.status_code == 404
         r = await c.get("/api/v1/suppressions", params={"all": "true"})
         assert [e["active"] for e in r.json()["suppressions"]] == [True, False]
+        assert r.json()["suppressions"][1]["clear_reason"] == (
+            "mailbox restored, said t***@example.com")
 
         for body, field in (({"address": "taro@example.com"}, "reason"),
                             ({"address": "nope", "reason": "x"}, "address"),
