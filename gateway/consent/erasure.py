@@ -105,8 +105,9 @@ async def erase(store: Store, address: str, *, senders: Iterable[str], keys: Seq
     statements: list[tuple[str, Sequence[Any]]] = [
         ("DELETE FROM consent_events WHERE address_key = ?", (key,)),
         ("DELETE FROM consent_last_sent WHERE address_key = ?", (key,)),
-        ("UPDATE suppressions SET address_key = ?, detail = ? WHERE address_key = ?",
-         (hashed, _ERASED, key)),
+        ("UPDATE suppressions SET address_key = ?, detail = ?, clear_reason = "
+         "CASE WHEN clear_reason IS NULL THEN NULL ELSE ? END WHERE address_key = ?",
+         (hashed, _ERASED, _ERASED, key)),
     ]
     for sender_id in every:
         refusal = ConsentEvent(

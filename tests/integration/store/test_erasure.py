@@ -41,6 +41,9 @@ async def _seed(store: Store) -> None:
                                    phase=Phase.RCPT, reply="550 5.1.1 <Taro@Example.COM> unknown"),
                              sent_key="taro@example.com")
     await store.record_event(event(2, recipient="hanako@example.com"))
+    await suppression.suppress(store, "taro@example.com", suppression.MANUAL,
+                               "asked by taro@example.com", actor="ops")
+    await suppression.clear(store, "taro@example.com", "ops", "taro@example.com said so")
     await suppression.suppress(store, "taro@example.com", suppression.HARD_BOUNCE,
                                "550 5.1.1 <taro@example.com>: unknown")
 
@@ -54,7 +57,7 @@ async def test_erasure_leaves_no_address_and_keeps_a_hashed_refusal(store: Store
     hashed = address_hash("taro@example.com", KEYS[0])
     assert done.address_hash == hashed
     assert done.senders == ("other", "sample", "third")  # configured and found in the store
-    assert (done.consent_rows, done.last_sent_rows, done.suppressions, done.events) == (2, 1, 1, 1)
+    assert (done.consent_rows, done.last_sent_rows, done.suppressions, done.events) == (2, 1, 2, 1)
     # the other person is untouched
     assert len(await store.consent_history("sample", "hanako@example.com")) == 1
     assert len(await store.fetch("SELECT * FROM events WHERE recipient = ?",
@@ -68,7 +71,8 @@ async def test_erasure_leaves_no_address_and_keeps_a_hashed_refusal(store: Store
     assert await store.consent_history("sample", "taro@example.com") == []
     [logged] = await store.fetch("SELECT recipient, reply FROM events WHERE id = 1")
     assert logged == {"recipient": hashed, "reply": f"550 5.1.1 <{hashed}> unknown"}
-    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log")
+    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log "
+                              "WHERE action = 'consent.erase'")
     assert audit == [{"actor": "dpo-kimura", "action": "consent.erase", "subject": hashed,
                       "reason": "request #7"}]
 
