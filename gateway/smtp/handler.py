@@ -477,7 +477,7 @@ class Handler:
             except GatewayError:
                 pass  # the opt-out itself is in the consent store already
         if optout:
-            self.gw.metrics.unsubscribe("mailto")
+            self.gw.metrics.unsubscribe(optout.method.value)
         await state.end_transaction()
         return line
 

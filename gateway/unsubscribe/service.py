@@ -27,7 +27,7 @@ from gateway.store.base import Store
 __all__ = ["OPTOUT_METHODS", "record_optout"]
 
 OPTOUT_METHODS = frozenset({ConsentMethod.ONE_CLICK, ConsentMethod.UNSUBSCRIBE_PAGE,
-                            ConsentMethod.MAILTO})
+                            ConsentMethod.MAILTO, ConsentMethod.COMPLAINT})
 SOURCE_SYSTEM = "gateway"
 REPLAY_SECONDS = 10.0
 _MAX_UA = 512

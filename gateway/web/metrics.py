@@ -69,7 +69,7 @@ class Metrics:
             ["kind"], registry=r)
         self.unsubscribes = Counter(
             "tokuden_unsubscribes", "Opt-outs received, by method (one_click, "
-            "unsubscribe_page, mailto)", ["method"], registry=r)
+            "unsubscribe_page, mailto, complaint: a feedback-loop report)", ["method"], registry=r)
         self.suppressions = Counter(
             "tokuden_suppressions", "Addresses suppressed by the gateway, by reason "
             "(hard_bounce: the upstream answered that the mailbox does not exist)",

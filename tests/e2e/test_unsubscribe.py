@@ -99,7 +99,7 @@ def test_mailto_optout_without_auth(gateway: GatewayProcess, sink: RecordingSink
         assert client.rcpt("victim@example.org")[0] == 530  # still no open relay
         assert client.rcpt(address)[0] == 250
         code, text = client.data(reply.as_bytes())
-    assert code == 250 and b"Opt-out recorded" in text
+    assert code == 250 and b"Opt-out recorded" in text, (code, text, gateway.stderr_lines[-5:])
     assert send(gateway, "taro@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
     assert all("victim" not in " ".join(m.rcpt_tos) for m in sink.received)
 
@@ -258,3 +258,44 @@ def test_an_opt_out_between_rcpt_and_data_stops_that_message(
         code, reply = client.data(marketing(to="taro@example.com"))
     assert (code, reply[:23]) == (550, b"5.7.1 [optin.opted_out]")
     assert len(sink.received) == 1
+
+
+def _feedback_report(original: bytes, feedback_type: str, headers_only: bool) -> bytes:
+    """A mailbox provider's complaint as RFC 5965 has it: text, the report, our message."""
+    quoted = original.split(b"\r\n\r\n", 1)[0] + b"\r\n" if headers_only else original
+    kind = b"text/rfc822-headers" if headers_only else b"message/rfc822"
+    return (b"From: fbl@provider.example.net\r\nTo: unsubscribe@gw.test\r\n"
+            b"Subject: FW: complaint about a message from 192.0.2.5\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/report; report-type=feedback-report; boundary="arf"\r\n'
+            b"\r\n--arf\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+            b"--arf\r\nContent-Type: message/feedback-report\r\n\r\n"
+            + f"Feedback-Type: {feedback_type}\r\nUser-Agent: fbl/1.0\r\nVersion: 1\r\n".encode()
+            + b"\r\n--arf\r\nContent-Type: " + kind + b"\r\n\r\n" + quoted
+            + b"\r\n--arf--\r\n")
+
+
+@pytest.mark.parametrize("headers_only", [False, True], ids=["whole-message", "headers-only"])
+def test_a_complaint_feedback_report_opts_the_recipient_out(
+    gateway: GatewayProcess, sink: RecordingSink, headers_only: bool
+) -> None:
+    assert send(gateway, "taro@example.com")[0] == 250
+    delivered = sink.received[-1].data
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:  # the provider, no AUTH
+        client.ehlo("fbl.provider.example.net")
+        client.mail("fbl@provider.example.net")
+        assert client.rcpt("unsubscribe@gw.test")[0] == 250
+        not_spam = client.data(_feedback_report(delivered, "not-spam", headers_only))
+        assert not_spam[0] == 550, not_spam  # "this is not spam" refuses nothing
+        client.mail("fbl@provider.example.net")
+        client.rcpt("unsubscribe@gw.test")
+        code, text = client.data(_feedback_report(delivered, "abuse", headers_only))
+    assert code == 250 and b"Opt-out recorded" in text, (code, text, gateway.stderr_lines[-5:])
+    assert send(gateway, "taro@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
+    looked = json.loads(cli("consent", "lookup", "--sender", "sample", "taro@example.com",
+                            "--json", config=gateway.config_path).stdout)
+    assert looked["decided_by"]["method"] == "complaint"
+    # the provider's own address is opted out of nothing
+    provider = json.loads(cli("consent", "lookup", "--sender", "sample",
+                              "fbl@provider.example.net", "--json",
+                              config=gateway.config_path).stdout)
+    assert provider["history"] == []
