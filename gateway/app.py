@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.auth.policy import AuthPolicy
 from gateway.config import ClientConfig, Config, SenderConfig
+from gateway.consent.suppression import hard_bounce_statuses
 from gateway.delivery import headers
 from gateway.delivery.client_signatures import strip_broken
 from gateway.delivery.missing_fields import MissingFields
@@ -65,7 +66,8 @@ class Gateway:
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store,
-                                   self.auth.dns, tuple(s.id for s in config.senders))
+                                   self.auth.dns, tuple(s.id for s in config.senders),
+                                   hard_bounce_statuses(rules))
         # Order matters: every change first, signing last (RFC 6376 §8).
         self.pipeline = Pipeline(
             [

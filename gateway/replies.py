@@ -164,6 +164,10 @@ class _Replies:
     optout_recorded: Final = Reply(
         250, "2.0.0", "配信停止を受け付けました / Opt-out recorded; no further mail will be sent"
     )
+    bounce_recorded: Final = Reply(
+        250, "2.0.0", "宛先不明を記録し、この宛先への送信を停止しました / Hard bounce recorded; "
+        "the address is suppressed"
+    )
     optout_no_token: Final = Reply(
         550,
         "5.7.1",

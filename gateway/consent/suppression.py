@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from gateway.engine.packs import RuleSet
 from gateway.store.base import Store
 from gateway.store.consent_rows import SELECT_SUPPRESSION, SUPPRESSION_COLUMNS
 
@@ -25,6 +26,7 @@ __all__ = [
     "Suppression",
     "clear",
     "enhanced_status",
+    "hard_bounce_statuses",
     "is_hard_bounce",
     "listing",
     "suppress",
@@ -86,6 +88,13 @@ class Suppression:
             )
         data["active"] = self.active
         return data
+
+
+def hard_bounce_statuses(rules: RuleSet) -> frozenset[str]:
+    """The statuses that suppress an address: those of every rule that checks suppressions
+    (empty when no rule does, and then nothing is recorded either)."""
+    return frozenset(str(status) for r in rules.rules if r.check == "consent.not_suppressed"
+                     for status in r.params.get("hard_bounce", ()))
 
 
 def enhanced_status(text: str) -> str | None:

@@ -43,6 +43,7 @@ from gateway.model import (
 )
 from gateway.replies import Reply, replies
 from gateway.smtp.limits import MESSAGE_RATE_EXCEEDED, ClientLimits
+from gateway.smtp.mailto import Bounce
 from gateway.smtp.message import gather_message_facts
 from gateway.smtp.storehealth import StoreHealth
 
@@ -100,10 +101,8 @@ class Handler:
         self.limits = ClientLimits(gateway.config.server)
         self.store_health = StoreHealth(gateway.store)
         # Suppressions are looked up and recorded only where a rule checks them.
-        suppressing = [r for r in gateway.rules.rules if r.check == "consent.not_suppressed"]
-        self.suppressing = bool(suppressing)
-        self.hard_bounce = frozenset(
-            str(status) for r in suppressing for status in r.params.get("hard_bounce", ()))
+        self.suppressing = any(r.check == "consent.not_suppressed" for r in gateway.rules.rules)
+        self.hard_bounce = suppression.hard_bounce_statuses(gateway.rules)
 
     # -- greeting and AUTH --------------------------------------------------------------
 
@@ -454,6 +453,8 @@ class Handler:
         except GatewayError as exc:
             await state.end_transaction()
             return _line(exc.reply)
+        if isinstance(optout, Bounce):
+            return await self._mailto_bounce(state, envelope, raw, optout)
         reply = replies.optout_recorded if optout else replies.optout_no_token
         line = _line(reply)
         for sender_id in optout.sender_ids if optout else ("",):  # an event per sender
@@ -478,6 +479,29 @@ class Handler:
                 pass  # the opt-out itself is in the consent store already
         if optout:
             self.gw.metrics.unsubscribe(optout.method.value)
+        await state.end_transaction()
+        return line
+
+    async def _mailto_bounce(self, state: Any, envelope: Envelope, raw: bytes,
+                             bounce: Bounce) -> str:
+        """A DSN's hard bounce: the address is suppressed already; say so and record it."""
+        line = _line(replies.bounce_recorded)
+        event = Event(
+            verdict=EventVerdict.ACCEPTED, phase=Phase.DATA, reply=line,
+            client="(mailto delivery report)", client_ip=state.client_ip,
+            sender_id=bounce.sender_id, mail_from=envelope.mail_from or "",
+            recipient=bounce.address_key, size=len(raw), rule_ids=("address.suppressed",),
+            results=(RuleResult("address.suppressed", Outcome.PASS,
+                                f"DSN {bounce.status}: "
+                                + ("suppressed" if bounce.added else "suppressed already")),),
+            session_id=state.session_id,
+        )
+        try:
+            await self.gw.eventlog.record(event)
+        except GatewayError:
+            pass  # the suppression itself is in the store already
+        if bounce.added:
+            self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)
         await state.end_transaction()
         return line
 

@@ -13,6 +13,14 @@ sender and the address. The report's own author is the provider, never the perso
 a report opts out no one without a token; one that is not a complaint (e.g. not-spam)
 is refused.
 
+A delivery status notification (RFC 3464 DSN) that says a message of ours could not be
+delivered because the mailbox does not exist (a status of the suppression rule's
+hard_bounce, Action: failed) suppresses that address, as the upstream's own 5.1.1 would
+(legal.md §5.1): the MTAs beyond the upstream answer late, in a DSN to the envelope
+sender, which ops can route here. The quoted message's token must name the very
+recipient the DSN reports, so that no one can suppress an address with a DSN of their
+own making.
+
 A message without a valid token (written by hand, or a mail app that dropped the
 Subject) is still a refusal when its author is proven: a DKIM signature that verifies
 and whose d= shares the From address's organisational domain (as DMARC would align
@@ -36,6 +44,7 @@ from dataclasses import dataclass
 from gateway.auth.dkim_sign import DkimMessageError, DkimVerifyStatus, verify_existing
 from gateway.auth.dmarc import psl_org_domain
 from gateway.auth.dns import DnsCache
+from gateway.consent import suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.model import ConsentMethod
 from gateway.errors import GatewayError
@@ -44,7 +53,7 @@ from gateway.unsubscribe.service import record_optout
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{40,200}")
-_HEADERS = email.parser.BytesParser(policy=email.policy.compat32)
+_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +65,26 @@ class OptOut:
     method: ConsentMethod = ConsentMethod.MAILTO  # COMPLAINT for a feedback report
 
 
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """A DSN's hard bounce of one of our messages: the address is suppressed."""
+
+    sender_id: str
+    address_key: str
+    status: str
+    added: bool  # False: the address was suppressed already
+
+
 class MailtoOptOut:
     def __init__(self, address: str | None, codec: TokenCodec | None, store: Store,
-                 dns: DnsCache | None = None, senders: tuple[str, ...] = ()) -> None:
+                 dns: DnsCache | None = None, senders: tuple[str, ...] = (),
+                 hard_bounce: frozenset[str] = frozenset()) -> None:
         self.address = address.lower() if address else None
         self.codec = codec
         self.store = store
         self.dns = dns
         self.senders = senders
+        self.hard_bounce = hard_bounce
         local, _, domain = (self.address or "").partition("@")
         self._plus = re.compile(
             rf"^{re.escape(local)}\+([A-Za-z0-9_-]+)@{re.escape(domain)}$", re.I
@@ -79,7 +100,7 @@ class MailtoOptOut:
 
     def _candidates(self, recipients: list[str], raw: bytes) -> list[str]:
         found = [m.group(1) for r in recipients if (m := self._plus.match(r))]
-        headers = _HEADERS.parsebytes(raw, headersonly=True)
+        headers = _PARSER.parsebytes(raw, headersonly=True)
         subject = headers.get("Subject", "")
         try:
             decoded = str(email.header.make_header(email.header.decode_header(str(subject))))
@@ -90,9 +111,14 @@ class MailtoOptOut:
         found.extend(_TOKEN.findall(decoded))
         return found
 
-    async def receive(self, recipients: list[str], raw: bytes, client_ip: str) -> OptOut | None:
-        """Record the opt-out the message asks for; None when it names no valid token."""
+    async def receive(self, recipients: list[str], raw: bytes,
+                      client_ip: str) -> OptOut | Bounce | None:
+        """Record the opt-out the message asks for, or the hard bounce a DSN reports; None
+        when it names no valid token."""
         assert self.codec is not None
+        status_report = delivery_report(raw)
+        if status_report is not None:
+            return await self._bounce(status_report)
         report = feedback_report(raw)
         if report is not None:
             # the person the quoted message went to complains; never the report's author
@@ -103,6 +129,31 @@ class MailtoOptOut:
         found = await self._by_token(self._candidates(recipients, raw), ConsentMethod.MAILTO,
                                      client_ip, "token")
         return found or await self._from_proven_author(raw, client_ip)
+
+    async def _bounce(self, report: DeliveryReport) -> Bounce | None:
+        """Suppress the recipient a DSN reports as unknown, when our token names them."""
+        assert self.codec is not None
+        named = set()
+        for candidate in report.tokens:
+            try:
+                named.add(self.codec.decode(candidate))
+            except InvalidToken:
+                continue
+        for recipient, status, diagnostic in report.failed:
+            if status not in self.hard_bounce:
+                continue
+            try:
+                key = suppression_key(normalize_address(recipient))
+            except InvalidAddress:
+                continue
+            sender_id = next((s for s, k in named if k == key), None)
+            if sender_id is None:
+                continue  # a report about an address our message did not go to
+            added = await suppression.suppress(
+                self.store, key, suppression.HARD_BOUNCE,
+                f"DSN: {status} {diagnostic}".strip(), sender_id=sender_id)
+            return Bounce(sender_id, key, status, added)
+        return None
 
     async def _by_token(self, candidates: Iterable[str], method: ConsentMethod, client_ip: str,
                         proof: str) -> OptOut | None:
@@ -123,7 +174,7 @@ class MailtoOptOut:
         """The From address's refusal, when a signature aligned with it proves the author."""
         if self.dns is None or not self.senders:
             return None
-        froms = _HEADERS.parsebytes(raw, headersonly=True).get_all("From") or []
+        froms = _PARSER.parsebytes(raw, headersonly=True).get_all("From") or []
         authors = [a for _, a in email.utils.getaddresses([str(v) for v in froms]) if a]
         if len(authors) != 1:
             return None
@@ -161,37 +212,79 @@ class FeedbackReport:
     tokens: tuple[str, ...]
 
 
-_ARF = email.parser.BytesParser(policy=email.policy.compat32)
-
-
 def feedback_report(raw: bytes) -> FeedbackReport | None:
     """The feedback report `raw` is, or None when it is none (RFC 5965 §2)."""
-    try:
-        msg = _ARF.parsebytes(raw)
-    except (email.errors.MessageError, ValueError, LookupError, RecursionError):
-        return None
-    report_type = msg.get_param("report-type")
-    if (msg.get_content_type() != "multipart/report" or not isinstance(report_type, str)
-            or report_type.lower() != "feedback-report" or not msg.is_multipart()):
+    parts = _report_parts(raw, "feedback-report")
+    if parts is None:
         return None
     feedback_type = ""
     quoted: list[str] = []
+    for ctype, blocks in parts:
+        if ctype == "message/feedback-report":
+            feedback_type = str(blocks[0].get("Feedback-Type", "")).strip().lower()
+        elif ctype in ("message/rfc822", "text/rfc822-headers"):
+            quoted += [str(v) for b in blocks for v in b.get_all("List-Unsubscribe") or []]
+    return FeedbackReport(feedback_type, tuple(t for v in quoted for t in _TOKEN.findall(v)))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What a DSN (RFC 3464) says: the recipients that failed, and the quoted tokens."""
+
+    failed: tuple[tuple[str, str, str], ...]  # (recipient, status, diagnostic)
+    tokens: tuple[str, ...]
+
+
+def delivery_report(raw: bytes) -> DeliveryReport | None:
+    """The delivery status notification `raw` is, or None when it is none."""
+    parts = _report_parts(raw, "delivery-status")
+    if parts is None:
+        return None
+    failed: list[tuple[str, str, str]] = []
+    quoted: list[str] = []
+    for ctype, blocks in parts:
+        if ctype in ("message/rfc822", "text/rfc822-headers"):
+            quoted += [str(v) for b in blocks for v in b.get_all("List-Unsubscribe") or []]
+        if ctype != "message/delivery-status":
+            continue
+        for block in blocks:  # the per-message block, then one per recipient
+            action = str(block.get("Action", "")).strip().lower()
+            recipient = str(block.get("Final-Recipient", "")).partition(";")[2].strip()
+            if action == "failed" and recipient:
+                status = str(block.get("Status", "")).strip()
+                diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())[:300]
+                failed.append((recipient, status, diagnostic))
+    return DeliveryReport(tuple(failed), tuple(t for v in quoted for t in _TOKEN.findall(v)))
+
+
+def _report_parts(raw: bytes, report_type: str
+                  ) -> list[tuple[str, list[email.message.Message]]] | None:
+    """(content type, header blocks) of each machine-readable part of a multipart/report of
+    `report_type`; None when `raw` is no such report."""
+    try:
+        msg = _PARSER.parsebytes(raw)
+    except (email.errors.MessageError, ValueError, LookupError, RecursionError):
+        return None
+    param = msg.get_param("report-type")
+    if (msg.get_content_type() != "multipart/report" or not isinstance(param, str)
+            or param.lower() != report_type or not msg.is_multipart()):
+        return None
+    out: list[tuple[str, list[email.message.Message]]] = []
     for part in msg.get_payload():
         if not isinstance(part, email.message.Message):
             continue
         ctype = part.get_content_type()
-        if ctype not in ("message/feedback-report", "message/rfc822", "text/rfc822-headers"):
+        if not (ctype.startswith("message/") or ctype == "text/rfc822-headers"):
             continue
-        # The parser reads a message/* body as a message of its own; text/* stays text.
-        inner = part.get_payload(0) if part.is_multipart() else None
-        if not isinstance(inner, email.message.Message):
-            inner = _ARF.parsebytes(_payload(part), headersonly=True)
-        if ctype == "message/feedback-report":
-            feedback_type = str(inner.get("Feedback-Type", "")).strip().lower()
+        # The parser reads a message/* body as messages of its own; text/* stays text.
+        inner = part.get_payload() if part.is_multipart() else None
+        blocks = [m for m in inner if isinstance(m, email.message.Message)] if isinstance(
+            inner, list) else []
+        if blocks:
+            out.append((ctype, blocks))
         else:
-            quoted += [str(v) for v in inner.get_all("List-Unsubscribe") or []]
-    tokens = tuple(t for value in quoted for t in _TOKEN.findall(value))
-    return FeedbackReport(feedback_type, tokens)
+            out.append((ctype, [_PARSER.parsebytes(_payload(part), headersonly=True)]))
+    return out
 
 
 def _payload(part: email.message.Message) -> bytes:

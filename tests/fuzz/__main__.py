@@ -34,7 +34,7 @@ SEEDS: dict[str, list[Path]] = {
     "dmarc": [HERE / "seeds" / "dmarc"],
     "token": [HERE / "seeds" / "token"],
     "headers": [DATA / "mail"],
-    "mailto": [HERE / "seeds" / "token", HERE / "seeds" / "arf", DATA / "mail"],
+    "mailto": [HERE / "seeds" / "token", HERE / "seeds" / "reports", DATA / "mail"],
     "data": [DATA / "mail"],
     "dkim_verify": [HERE / "seeds" / "dkim_verify"],
 }

@@ -42,7 +42,7 @@ from gateway.engine.context import Facts
 from gateway.engine.packs import load_packs
 from gateway.errors import ConfigError
 from gateway.model import Outcome, Phase
-from gateway.smtp.mailto import MailtoOptOut, feedback_report
+from gateway.smtp.mailto import MailtoOptOut, delivery_report, feedback_report
 from gateway.smtp.message import gather_message_facts, wire_problems
 from gateway.unsubscribe.tokens import InvalidToken, TokenCodec
 from tests.support.footer import ROOT, SPEC, TEMPLATE, WORDS, tree_shape
@@ -177,13 +177,15 @@ _MAILTO = MailtoOptOut("unsubscribe@gw.example.jp", _CODEC, store=None)  # type:
 
 def mailto(data: bytes) -> None:
     """Any mail to the opt-out box yields candidate tokens (strings), never an exception,
-    and is a feedback report with a type and tokens, or none."""
+    and is a feedback report or a delivery status notification, or neither."""
     recipient = "unsubscribe+" + data[:60].decode("ascii", "replace") + "@gw.example.jp"
     found = _MAILTO._candidates([recipient, "unsubscribe@gw.example.jp"], data)
     assert all(isinstance(token, str) for token in found)
     report = feedback_report(data)
     assert report is None or (isinstance(report.feedback_type, str)
                               and all(isinstance(t, str) for t in report.tokens))
+    status = delivery_report(data)
+    assert status is None or all(isinstance(f, str) for row in status.failed for f in row)
 
 
 _BASELINE = {r.id: r.params for r in load_packs([str(ROOT / "rules" / "baseline.toml")]).rules}
