@@ -251,7 +251,8 @@ def delivery_report(raw: bytes) -> DeliveryReport | None:
             action = str(block.get("Action", "")).strip().lower()
             recipient = str(block.get("Final-Recipient", "")).partition(";")[2].strip()
             if action == "failed" and recipient:
-                status = str(block.get("Status", "")).strip()
+                text = str(block.get("Status", "")).strip()  # "5.1.1", or with a comment
+                status = suppression.enhanced_status(text) or text
                 diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())[:300]
                 failed.append((recipient, status, diagnostic))
     return DeliveryReport(tuple(failed), tuple(t for v in quoted for t in _TOKEN.findall(v)))
