@@ -15,6 +15,7 @@ from gateway.consent.address import address_hash
 from gateway.consent.model import ConsentStatus, Law, Outcome, decide
 from gateway.model import EventVerdict, Phase
 from gateway.store import Store
+from gateway.store.consent_rows import consent_row
 from tests.integration.store.factories import consent, event
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,19 @@ async def test_a_later_import_cannot_undo_the_refusal_but_the_person_can(
     assert await erasure.erased_refusal(store, "sample", "jiro@example.com", KEYS) is None
 
 
-async def test_an_import_without_erasures_hashes_nothing(store: Store, tmp_path: Path) -> None:
-    assert await erasure.erased_refusals(store, "sample") == {}
-    assert erasure.refusal_rows([("sample", "taro@example.com")], {}, KEYS, set()) == []
+async def test_an_erased_address_among_import_rows_gets_one_refusal_back(store: Store) -> None:
+    assert await erasure.erased_refusals(store, "sample") == {}  # nothing erased: no hashing
+    await erasure.erase(store, "taro@example.com", senders=["sample"], keys=KEYS, actor="dpo",
+                        reason="request")
+    erased = await erasure.erased_refusals(store, "sample")
+    assert list(erased) == [address_hash("taro@example.com", KEYS[0])]
+    assert await erasure.erased_refusals(store, "other") == {}  # only the senders it names
+    rows = [(*consent_row(consent(key), key, 1.0e9, False)[:13], "batch-1", 0)
+            for key in ("taro@example.com", "jiro@example.com", "taro@example.com")]
+    seen: set[str] = set()
+    [back] = erasure.refusal_rows(rows, erased, KEYS, seen)
+    assert back[:5] == ("sample", "taro@example.com", "taro@example.com", "opted_out", "manual")
+    assert (back[6], back[8], back[13]) == (next(iter(erased.values())), "erasure", "batch-1")
+    assert erasure.refusal_rows(rows, erased, KEYS, seen) == []  # once per import
+    # a hash made with another key names no one
+    assert erasure.refusal_rows(rows, erased, [b"k" * 32], set()) == []
