@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import config as config_mod
-from gateway.cli.args import at_least, nonblank
+from gateway.cli.args import at_least, moment, nonblank
 from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
 from gateway.consent import service, suppression
@@ -45,11 +45,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add.set_defaults(func=run_add)
 
     lift = actions.add_parser(
-        "clear", parents=[common, person], help="end an address's suppression",
+        "clear", parents=[common, person],
+        help="end an address's suppression, or every hard bounce since a moment",
         description="End the suppression in force for an address: mail to it is judged by "
-        "consent alone again. The entry stays, with who cleared it, when and why.",
+        "consent alone again. The entry stays, with who cleared it, when and why. With "
+        "--since instead of an address, end every hard-bounce suppression recorded since then "
+        "(an upstream that answered 5.1.1 for mailboxes that exist); manual entries stay.",
     )
-    lift.add_argument("address")
+    lift.add_argument("address", nargs="?")
+    lift.add_argument("--since", type=moment, metavar="WHEN",
+                      help="every hard bounce recorded since: 2h, 30m, 1d or an ISO date-time")
     lift.add_argument("--reason", required=True, type=nonblank,
                       help="why (kept with the entry and audited)")
     lift.set_defaults(func=run_clear)
@@ -120,6 +125,21 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_clear(args: argparse.Namespace) -> int:
+    if (args.address is None) == (args.since is None):
+        print("tokuden suppression clear: error: give an ADDRESS or --since, not both",
+              file=sys.stderr)
+        return 2
+    if args.since is not None:
+        cfg = config_mod.load(args.config)
+
+        async def bulk(store: Store) -> int:
+            n = await suppression.clear_hard_bounces_since(store, args.since, actor(args),
+                                                           args.reason)
+            print(f"{n} hard-bounce suppression(s) cleared")
+            return 0 if n else 1
+
+        return with_store(cfg, bulk)
+
     async def apply(store: Store, key: str) -> bool:
         return await suppression.clear(store, key, actor(args), args.reason) > 0
 

@@ -25,6 +25,7 @@ __all__ = [
     "MANUAL",
     "Suppression",
     "clear",
+    "clear_hard_bounces_since",
     "enhanced_status",
     "hard_bounce_statuses",
     "is_hard_bounce",
@@ -134,6 +135,27 @@ async def clear(store: Store, address_key: str, actor: str, reason: str) -> int:
          "AND cleared_at IS NULL)", (now, actor, "suppression.clear", address_key, reason,
                                      address_key)),
         (_CLEAR, (now, actor, reason, address_key)),
+    ])
+    return changed[1]
+
+
+async def clear_hard_bounces_since(store: Store, since: float, actor: str, reason: str) -> int:
+    """End every hard-bounce suppression recorded since `since`, audited once with the count.
+
+    For an upstream that answered 5.1.1 for mailboxes that exist: its wrong bounces are the
+    ones recorded after it went wrong, and clearing them one by one would take all day.
+    """
+    now = time.time()
+    window = ("WHERE reason = 'hard_bounce' AND cleared_at IS NULL AND created_at >= ?")
+    [row] = await store.fetch(f"SELECT count(*) AS n FROM suppressions {window}", (since,))
+    if not int(row["n"]):
+        return 0
+    when = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+    changed = await store.execute_all([  # the change and its audit entry, all or nothing
+        ("INSERT INTO audit_log (at, actor, action, subject, reason) VALUES (?, ?, ?, ?, ?)",
+         (now, actor, "suppression.clear", f"(hard bounces since {when}: {row['n']})", reason)),
+        (f"UPDATE suppressions SET cleared_at = ?, cleared_by = ?, clear_reason = ? {window}",
+         (now, actor, reason, since)),
     ])
     return changed[1]
 

@@ -185,3 +185,27 @@ def test_a_late_bounce_reported_by_dsn_suppresses_the_address(
               .stdout.splitlines()]
     [noted] = [e for e in events if e["client"] == "(mailto delivery report)"]
     assert noted["rule_ids"] == ["address.suppressed"] and noted["recipient"] == "taro@example.com"
+
+
+def test_an_upstream_that_bounced_good_mailboxes_is_undone_in_one_command(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    for address in ("taro@example.com", "hanako@example.com"):  # the upstream went wrong
+        sink.behaviour.rcpt_replies[address] = f"550 5.1.1 <{address}>: User unknown"
+        assert rcpt(gateway, address)[0] == 550
+    added = cli("suppression", "add", "jiro@example.com", "--note", "asked by phone",
+                config=gateway.config_path)
+    assert added.returncode == 0
+    for both_or_neither in (("taro@example.com", "--since", "1h"), ()):
+        wrong = cli("suppression", "clear", *both_or_neither, "--reason", "x",
+                    config=gateway.config_path)
+        assert wrong.returncode == 2 and "give an ADDRESS or --since" in wrong.stderr
+    cleared = cli("suppression", "clear", "--since", "1h", "--reason", "upstream fault #12",
+                  "--by", "ops-suzuki", config=gateway.config_path)
+    assert cleared.returncode == 0 and "2 hard-bounce suppression(s) cleared" in cleared.stdout
+    assert [e["address_key"] for e in suppressions(gateway)] == ["jiro@example.com"]  # by hand
+    sink.behaviour.rcpt_replies.clear()
+    assert send(gateway, "taro@example.com")[0] == 250
+    again = cli("suppression", "clear", "--since", "1h", "--reason", "x",
+                config=gateway.config_path)
+    assert again.returncode == 1 and "0 hard-bounce" in again.stdout

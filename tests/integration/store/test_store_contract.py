@@ -316,7 +316,17 @@ async def test_a_suppression_holds_until_cleared_and_the_people_are_audited(stor
     every = await suppression.listing(store, address_key=key, include_cleared=True)
     assert [(e.reason, e.cleared_by, e.clear_reason) for e in every] == [
         ("manual", None, None), ("hard_bounce", "ops-suzuki", "mailbox restored")]
-    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log ORDER BY id")
+    # every hard bounce since a moment, at once; the manual entry stays
+    for other in ("b@example.com", "c@example.com"):
+        await suppression.suppress(store, other, suppression.HARD_BOUNCE, "550 5.1.1")
+    assert await suppression.clear_hard_bounces_since(store, time.time() + 60, "ops", "x") == 0
+    assert await suppression.clear_hard_bounces_since(store, time.time() - 60, "ops",
+                                                      "upstream fault") == 2
+    assert [e.reason for e in await suppression.listing(store)] == ["manual"]
+    [bulk] = await store.fetch("SELECT subject, reason FROM audit_log WHERE actor = 'ops'")
+    assert bulk["subject"].endswith(": 2)") and bulk["reason"] == "upstream fault"
+    audit = await store.fetch("SELECT actor, action, subject, reason FROM audit_log "
+                              "WHERE actor != 'ops' ORDER BY id")
     # the gateway's own entries are events; each person's change is audited, once
     assert audit == [
         {"actor": "ops-suzuki", "action": "suppression.clear", "subject": key,
