@@ -20,7 +20,7 @@ from tests.support.authenv import EGRESS_IP, AuthEnv
 
 _SERVER_KEYS = {f.name for f in dataclasses.fields(ServerConfig)}
 ROOT = Path(__file__).resolve().parents[1]
-PACKS = ("baseline", "tokuden", "alignment")
+PACKS = ("baseline", "tokuden", "alignment", "reputation")
 LOADGEN_CLIENT = {
     "username": "loadgen",
     "networks": ["127.0.0.0/8"],  # smtp-source speaks no AUTH: authorised by source network

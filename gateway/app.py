@@ -30,6 +30,7 @@ from gateway.smtp.mailto import MailtoOptOut
 from gateway.smtp.server import GatewaySMTP, adopt_socket, make_socket, make_tls_context
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
+from gateway.volume import DEFAULT_WINDOW_DAYS, SenderVolume
 from gateway.web import HttpServer, Metrics, create_app
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Gateway:
         self.rules = rules
         self.store = store
         self.eventlog = EventLog(store)
+        self.volume = SenderVolume(store, window_days=_volume_window(rules),
+                                   interval=config.store.volume_interval)
         self.authenticator = Authenticator(
             config.clients,
             failure_limit=config.server.auth_failure_limit,
@@ -63,6 +66,8 @@ class Gateway:
         self.metrics = Metrics()
         self.eventlog.metrics = self.metrics
         self.metrics.watch(self.auth.dns.stats, store, self.pool)
+        self.metrics.watch_volume(self.volume, [s.id for s in config.senders],
+                                  self.volume.window_days)
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store,
@@ -135,6 +140,7 @@ class Gateway:
 
     async def _start(self, sock: socket.socket) -> None:
         await self.store.open()
+        await self.volume.start()
         if self.serve_http:
             self.http = HttpServer()
             app = create_app(
@@ -198,7 +204,15 @@ class Gateway:
             await self.http.stop()
         await self.pool.close()
         await self.auth.close()
+        await self.volume.close()
         await self.store.close()
+
+
+def _volume_window(rules: RuleSet) -> int:
+    """The longest window a complaint-rate rule looks at: the days each process reads."""
+    windows = [int(r.params["window_days"]) for r in rules.rules
+               if r.check == "reputation.complaint_rate"]
+    return max(windows, default=DEFAULT_WINDOW_DAYS)
 
 
 def _load_codec(config: Config) -> TokenCodec | None:

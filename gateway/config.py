@@ -110,6 +110,9 @@ class StoreConfig:
     url: str = "sqlite:///var/gateway.sqlite3"
     commit_interval: Seconds = 0.002  # group commit: how long a batch may wait for company
     commit_max_batch: int = 512
+    # How often each process adds its sent and complaint counts to the store and reads
+    # every process's sums back (rule sender.complaint_rate acts on them that much later).
+    volume_interval: Seconds = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -85,6 +85,8 @@ GUARDS: dict[str, str] = {
     "(rules/alignment.toml, Art. 5)",
     "auth.spf_pass": "nothing checks that SPF passes for the egress IPs "
     "(rules/alignment.toml)",
+    "reputation.complaint_rate": "advertising mail goes on whatever its complaint rate "
+    "(rules/reputation.toml)",
 }
 
 
@@ -173,6 +175,12 @@ def _build_rule(path: Path, index: int, entry: Any) -> Rule:
             raise PackError(f"{where}: check {spec.name} takes no parameter {name!r}")
         if not _matches(value, expected):
             raise PackError(f"{where}: parameter {name!r} must be {expected.__name__}")
+    missing = sorted(spec.required - set(params))
+    if missing:
+        raise PackError(f"{where}: check {spec.name} needs parameter(s) {', '.join(missing)}")
+    problem = spec.validate(params) if spec.validate is not None else ""
+    if problem:
+        raise PackError(f"{where}: {problem}")
     try:
         reply = replies.parse(entry["reply"])
         temp_reply = replies.parse(

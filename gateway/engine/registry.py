@@ -11,6 +11,8 @@ from gateway.model import Outcome, Phase
 
 CheckResult = tuple[Outcome, str] | tuple[Outcome, str, dict[str, Any]]
 CheckFn = Callable[[Facts, Mapping[str, Any]], CheckResult]
+# Checks whose parameters relate to each other: the problem with a pack's values, or "".
+ParamsCheck = Callable[[Mapping[str, Any]], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,13 +22,20 @@ class CheckSpec:
     phases: frozenset[Phase]
     params: Mapping[str, type]  # param name -> expected type; packs are validated against it
     description: str
+    required: frozenset[str] = frozenset()  # params a pack must give
+    validate: ParamsCheck | None = None
 
 
 _CHECKS: dict[str, CheckSpec] = {}
 
 
 def check(
-    name: str, *, phases: set[Phase], params: Mapping[str, type] | None = None
+    name: str,
+    *,
+    phases: set[Phase],
+    params: Mapping[str, type] | None = None,
+    required: frozenset[str] = frozenset(),
+    validate: ParamsCheck | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check; its docstring's first line is the description ops see."""
 
@@ -35,7 +44,8 @@ def check(
             raise ValueError(f"check {name!r} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
         _CHECKS[name] = CheckSpec(
-            name, fn, frozenset(phases), dict(params or {}), doc[0] if doc else ""
+            name, fn, frozenset(phases), dict(params or {}), doc[0] if doc else "",
+            required, validate,
         )
         return fn
 

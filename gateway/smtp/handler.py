@@ -23,7 +23,7 @@ from gateway import replies as replies_mod
 from gateway.consent import suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.gate import decide_at_rcpt
-from gateway.consent.model import ConsentEvent, Law, decide
+from gateway.consent.model import ConsentEvent, ConsentMethod, Law, decide
 from gateway.consent.suppression import Suppression, is_hard_bounce
 from gateway.content.insert import InsertError
 from gateway.delivery.client_signatures import note_removed
@@ -240,6 +240,8 @@ class Handler:
             smtputf8=state.utf8,
         )
         facts.sender = self.gw.sender_for_envelope(client, address)
+        if facts.sender is not None and facts.client_class is ClientClass.ADVERTISING:
+            self._gather_volume(facts, facts.sender.id)
         verdict = self._evaluate(Phase.MAIL, facts)
         if verdict.action is not Action.ACCEPT:
             return await self._refuse(state, Phase.MAIL, verdict, facts)
@@ -409,6 +411,8 @@ class Handler:
         sent_key = ""
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
+            if facts.sender is not None:
+                self.gw.volume.note_sent(facts.sender.id, facts.recipient_count)
         deadline = time.monotonic() + ACCEPTED_RECORD_PATIENCE
         started = time.perf_counter()
         while True:
@@ -479,6 +483,9 @@ class Handler:
                 pass  # the opt-out itself is in the consent store already
         if optout:
             self.gw.metrics.unsubscribe(optout.method.value)
+            if optout.method is ConsentMethod.COMPLAINT:
+                for sender_id in optout.sender_ids:
+                    self.gw.volume.note_complaint(sender_id)
         await state.end_transaction()
         return line
 
@@ -633,6 +640,14 @@ class Handler:
             events = await self._read_consent(facts, facts.sender.id, key)
         if events is not None:
             facts.extra["consent"] = decide_at_rcpt(events, Law(facts.sender.law), self.gw.now())
+
+    def _gather_volume(self, facts: Facts, sender_id: str) -> None:
+        days = self.gw.volume.days(sender_id)
+        if days is None:
+            why = self.gw.volume.last_error or "the first read has not finished"
+            facts.errors["sender_volume"] = f"complaint counts not read from the store: {why}"
+        else:
+            facts.extra["sender_volume"] = days
 
     def _gather_footer(self, facts: Facts, raw: bytes) -> bytes:
         """The display-item report; in insert mode, first repair what is missing."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gateway.auth.dns import DnsCacheStats
     from gateway.delivery.upstream import UpstreamPool
     from gateway.store.base import Store
+    from gateway.volume import SenderVolume
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -130,6 +131,27 @@ class Metrics:
                  "waiting": lambda: pool.waiting}),
         }
         self.registry.register(_ReadAtScrape(readings, gauges))
+
+    def watch_volume(self, volume: SenderVolume, sender_ids: list[str], days: int) -> None:
+        """Export each sender's complaint rate and its two sides over `days` (NaN until the
+        counts were first read from the store)."""
+
+        def read(sender_id: str, field: str) -> Callable[[], float]:
+            def value() -> float:
+                counts = volume.days(sender_id)
+                return float(getattr(counts.over(days), field)) if counts else float("nan")
+            return value
+
+        gauges: GaugeReadings = {
+            f"tokuden_sender_{name}": (
+                f"{what} over the last {days} days (rule sender.complaint_rate)", "sender",
+                {sid: read(sid, field) for sid in sender_ids})
+            for name, field, what in (
+                ("complaint_rate", "rate", "Complaints per recipient of advertising mail"),
+                ("sent", "sent", "Recipients of advertising mail the upstream took"),
+                ("complaints", "complaints", "Feedback-loop complaints received"))
+        }
+        self.registry.register(_ReadAtScrape({}, gauges))
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()

@@ -260,7 +260,7 @@ def test_an_opt_out_between_rcpt_and_data_stops_that_message(
     assert len(sink.received) == 1
 
 
-def _feedback_report(original: bytes, feedback_type: str, headers_only: bool) -> bytes:
+def feedback_report(original: bytes, feedback_type: str, headers_only: bool) -> bytes:
     """A mailbox provider's complaint as RFC 5965 has it: text, the report, our message."""
     quoted = original.split(b"\r\n\r\n", 1)[0] + b"\r\n" if headers_only else original
     kind = b"text/rfc822-headers" if headers_only else b"message/rfc822"
@@ -284,11 +284,11 @@ def test_a_complaint_feedback_report_opts_the_recipient_out(
         client.ehlo("fbl.provider.example.net")
         client.mail("fbl@provider.example.net")
         assert client.rcpt("unsubscribe@gw.test")[0] == 250
-        not_spam = client.data(_feedback_report(delivered, "not-spam", headers_only))
+        not_spam = client.data(feedback_report(delivered, "not-spam", headers_only))
         assert not_spam[0] == 550, not_spam  # "this is not spam" refuses nothing
         client.mail("fbl@provider.example.net")
         client.rcpt("unsubscribe@gw.test")
-        code, text = client.data(_feedback_report(delivered, "abuse", headers_only))
+        code, text = client.data(feedback_report(delivered, "abuse", headers_only))
     assert code == 250 and b"Opt-out recorded" in text, (code, text, gateway.stderr_lines[-5:])
     assert send(gateway, "taro@example.com")[1][:23] == b"5.7.1 [optin.opted_out]"
     looked = json.loads(cli("consent", "lookup", "--sender", "sample", "taro@example.com",

@@ -80,6 +80,7 @@ def base_config(tmp: Path, upstream_port: int, auth: AuthEnv | None = None) -> d
                 str(ROOT / "rules" / "baseline.toml"),
                 str(ROOT / "rules" / "tokuden.toml"),
                 str(ROOT / "rules" / "alignment.toml"),
+                str(ROOT / "rules" / "reputation.toml"),
             ],
         },
         "clients": [

@@ -1,12 +1,25 @@
-"""Versioned SQL migrations, one directory per backend, the same numbering in both."""
+"""Versioned SQL migrations: one directory per backend, and common/ for SQL both accept.
+
+The numbering is one sequence across the three directories.
+"""
 
 from __future__ import annotations
 
 from importlib import resources
 
+COMMON = "common"
+
 
 def migrations(backend: str) -> list[tuple[str, str]]:
     """(name, sql) pairs for a backend, in order."""
-    folder = resources.files(__package__).joinpath(backend)
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name.removesuffix(".sql"), folder.joinpath(name).read_text("utf-8")) for name in names]
+    root = resources.files(__package__)
+    found: dict[str, str] = {}
+    for folder in (root.joinpath(backend), root.joinpath(COMMON)):
+        for path in folder.iterdir():
+            if not path.name.endswith(".sql"):
+                continue
+            name = path.name.removesuffix(".sql")
+            if name in found:
+                raise RuntimeError(f"migration {name} is both in {backend}/ and {COMMON}/")
+            found[name] = path.read_text("utf-8")
+    return sorted(found.items())

@@ -22,6 +22,7 @@ from gateway.model import Event, EventVerdict, Phase
 from gateway.store import EventFilter, Store, open_store
 from gateway.store.consent_rows import consent_row
 from gateway.store.migrations import migrations
+from gateway.volume import DAY, SenderVolume, Tally
 from tests.integration.store.factories import T0, consent, event
 
 pytestmark = pytest.mark.integration
@@ -556,3 +557,56 @@ async def test_store_down_is_store_unavailable(store_url: str, tmp_path: Path) -
     assert "secret" not in str(caught.value)
     if store_url.startswith("postgres"):
         assert "connection refused" in str(caught.value)
+
+
+# -- sender volume (rule sender.complaint_rate) ------------------------------------------------
+
+
+async def test_sender_volume_sums_every_process_counts_per_day(store: Store) -> None:
+    clock = [T0]
+    first, second = (SenderVolume(store, window_days=7, clock=lambda: clock[0])
+                     for _ in range(2))
+    assert first.days("sample") is None  # nothing read yet: the check answers 451
+    first.note_sent("sample", 1)
+    first.note_sent("sample", 1)
+    first.note_complaint("sample")
+    second.note_sent("sample", 3)
+    second.note_sent("other", 1)
+    await first.sync()
+    await second.sync()
+    await first.sync()
+    assert first.tallies(["sample", "other", "idle"], 7) == {
+        "sample": Tally(5, 1), "other": Tally(1, 0), "idle": Tally(0, 0)}
+    assert second.tallies(["sample"], 7) == {"sample": Tally(5, 1)}
+    assert await first.store.fetch("SELECT count(*) AS n FROM sender_volume") == [{"n": 2}]
+
+    # Counts not yet synced are part of this process's answer already.
+    clock[0] = T0 + 3 * DAY
+    first.note_sent("sample", 2)
+    assert first.tallies(["sample"], 7)["sample"] == Tally(7, 1)
+    assert first.tallies(["sample"], 3)["sample"] == Tally(2, 0)  # the first day left it
+    await first.sync()
+    await second.sync()
+    assert second.tallies(["sample"], 7)["sample"] == Tally(7, 1)
+    # A week later the first day's counts are out of the window, and out of the read.
+    clock[0] = T0 + 7 * DAY
+    await second.sync()
+    assert second.tallies(["sample"], 7)["sample"] == Tally(2, 0)
+
+
+async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store) -> None:
+    volume = SenderVolume(store, clock=lambda: T0)
+    await volume.sync()
+    volume.note_sent("sample", 4)
+    volume.note_complaint("sample")
+    await store.execute("DROP TABLE sender_volume")
+    with pytest.raises(StoreUnavailable):
+        await volume.sync()
+    assert volume.tallies(["sample"], 7)["sample"] == Tally(4, 1)  # kept for the next sync
+    await store.execute(
+        "CREATE TABLE sender_volume (sender_id TEXT NOT NULL, day BIGINT NOT NULL, "
+        "sent BIGINT NOT NULL DEFAULT 0, complaints BIGINT NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (sender_id, day))")
+    await volume.sync()
+    rows = await store.fetch("SELECT sender_id, sent, complaints FROM sender_volume")
+    assert rows == [{"sender_id": "sample", "sent": 4, "complaints": 1}]  # once, not twice

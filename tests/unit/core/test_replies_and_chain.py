@@ -116,14 +116,15 @@ def test_a_pack_left_out_is_named_at_serve() -> None:
     def said(*names: str) -> list[str]:
         return unguarded(load_packs([str(ROOT / "rules" / f"{n}.toml") for n in names]))
 
-    assert said("baseline", "tokuden", "alignment") == []
+    assert said("baseline", "tokuden", "alignment", "reputation") == []
     # the contract's example lists tokuden.toml alone
     alone = said("tokuden")
     assert [w.split("'")[1] for w in alone] == [
         "identity.allowed", "envelope.recipient_syntax", "message.wellformed",
         "message.single_from", "auth.dmarc_aligned", "auth.spf_pass",
+        "reputation.complaint_rate",
     ]
     assert "any logged-in client may send with any From or envelope domain" in alone[0]
-    assert [w.split("'")[1] for w in said("baseline", "alignment")] == [
+    assert [w.split("'")[1] for w in said("baseline", "alignment", "reputation")] == [
         "consent.recorded", "consent.not_refused", "consent.not_suppressed", "footer.item",
     ]

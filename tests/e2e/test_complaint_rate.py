@@ -1,0 +1,124 @@
+"""The complaint-rate guardrail (rule sender.complaint_rate): warn at 0.1 %, stop at 0.3 %."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_unsubscribe import feedback_report
+from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import send_marketing as send
+from tests.support.metrics import scrape
+from tests.support.sink import RecordingSink
+
+pytestmark = pytest.mark.e2e
+DAY = 86400
+
+
+@pytest.fixture
+def fast_config(config: dict[str, Any]) -> dict[str, Any]:
+    config["store"]["volume_interval"] = 0.2
+    return config
+
+
+def seed(store: Path, sender: str, sent: int, complaints: int, days_ago: int = 0) -> None:
+    with sqlite3.connect(store) as db:
+        db.execute("INSERT INTO sender_volume (sender_id, day, sent, complaints) VALUES (?,?,?,?)",
+                   (sender, int(time.time() // DAY) - days_ago, sent, complaints))
+
+
+def standing(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
+    done = cli("complaints", "--json", config=gw.config_path)
+    rows = {r["sender_id"]: r for r in map(json.loads, done.stdout.splitlines())}
+    return done.returncode, rows["sample"]
+
+
+def until(what: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.1)
+
+
+def mail_from(gw: GatewayProcess, user: str, sender: str) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login(user, PASSWORD)
+        return client.mail(sender)
+
+
+def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    gw = start_gateway(fast_config)
+    store = tmp_path / "gateway.sqlite3"
+    seed(store, "sample", 990, 2, days_ago=6)  # in the 7-day window
+    seed(store, "sample", 50_000, 0, days_ago=7)  # just out of it: not counted
+    seed(store, "sample", 9, 0)
+    until(lambda: standing(gw)[1]["sent"] == 999)
+    assert standing(gw) == (0, {
+        "sender_id": "sample", "window_days": 7, "sent": 999, "complaints": 2, "rate": 0.002002,
+        "standing": "too_few",
+        "thresholds": {"window_days": 7, "min_sent": 1000, "warn": 0.001, "stop": 0.003}})
+
+    # The 1,000th recipient: judged now, over the warn rate; the mail still goes.
+    assert send(gw, "taro@example.com")[0] == 250
+    delivered = sink.received[-1].data
+    until(lambda: standing(gw)[1]["sent"] == 1000)
+    assert standing(gw)[1]["standing"] == "warn"
+
+    # One more complaint, by the provider's feedback loop: 3 of 1,000 is the stop rate.
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("fbl.provider.example.net")
+        client.mail("fbl@provider.example.net")
+        client.rcpt("unsubscribe@gw.test")
+        assert client.data(feedback_report(delivered, "abuse", headers_only=True))[0] == 250
+    code, reply = mail_from(gw, "ma-tool", "news@bounce.example.jp")
+    assert (code, reply[:30]) == (550, b"5.7.1 [sender.complaint_rate] ")
+    assert sink.commands.count("MAIL news@bounce.example.jp") == 1  # upstream not asked
+    # A receipt is not advertising: it goes.
+    assert mail_from(gw, "receipts", "news@bounce.example.jp")[0] == 250
+
+    until(lambda: standing(gw)[1]["complaints"] == 3)
+    code, row = standing(gw)
+    assert (code, row["standing"], row["rate"]) == (1, "stop", 0.003)
+    table = cli("complaints", config=gw.config_path)
+    assert "STOPPED: advertising mail refused" in table.stdout
+    assert "warn at 0.10%, stop at 0.30%" in table.stdout
+    metrics = scrape(fast_config)
+    assert metrics['tokuden_sender_complaint_rate{sender="sample"}'] == 0.003
+    assert metrics['tokuden_sender_complaints{sender="sample"}'] == 3
+
+    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.complaint_rate",
+                                         config=gw.config_path).stdout.splitlines()]
+    [refused] = [e for e in events if e["verdict"] == "rejected"]
+    [why] = [r for r in refused["results"] if r["rule"] == "sender.complaint_rate"]
+    assert why["detail"] == ("complaint rate 0.300%: 3 complaints for 1,000 recipients in 7 "
+                             "days >= stop 0.30%")
+
+
+def test_counts_unreadable_at_start_are_a_451_until_the_store_answers(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    tmp_path: Path
+) -> None:
+    store = tmp_path / "gateway.sqlite3"
+    assert cli("migrate", config=GatewayProcess(tmp_path, fast_config).config_path).returncode == 0
+    with sqlite3.connect(store) as db:
+        schema = db.execute("SELECT sql FROM sqlite_master WHERE name = 'sender_volume'").fetchone()
+        db.execute("DROP TABLE sender_volume")
+    gw = start_gateway(fast_config)
+    code, reply = mail_from(gw, "ma-tool", "news@bounce.example.jp")
+    assert (code, reply[:46]) == (451, b"4.3.0 [sender.complaint_rate] Complaint counts")
+    assert any("sender volume not synced" in line for line in gw.stderr_lines)
+    with sqlite3.connect(store) as db:
+        db.execute(schema[0])
+    until(lambda: mail_from(gw, "ma-tool", "news@bounce.example.jp")[0] == 250)
+    assert send(gw, "taro@example.com")[0] == 250
