@@ -31,6 +31,7 @@ from gateway.consent.importer import export_rows
 from gateway.consent.model import ConsentEvent, ConsentMethod, ConsentStatus
 from gateway.store.base import EventFilter
 from gateway.store.events import row_dict
+from gateway.volume import standings
 from gateway.web.auth import ApiError, Endpoint, api
 from gateway.web.context import ctx_of
 from gateway.web.openapi import openapi_document
@@ -534,6 +535,14 @@ async def report(request: Request, principal: Principal) -> Response:
     return JSONResponse(figures)
 
 
+@api(Permission.COMPLAINTS_READ)
+async def complaints(request: Request, principal: Principal) -> Response:
+    """Each sender's complaint rate against rule sender.complaint_rate: counts only."""
+    ctx = ctx_of(request)
+    found = await standings(ctx.store, ctx.gateway.rules, [s.id for s in ctx.config.senders])
+    return JSONResponse({"senders": [entry.to_dict() for entry in found]})
+
+
 @api(Permission.TOKENS_MANAGE)
 async def tokens_list(request: Request, principal: Principal) -> Response:
     return JSONResponse({"tokens": await token_mod.list_tokens(ctx_of(request).store)})
@@ -602,6 +611,7 @@ routes = [
     Route("/api/v1/preflight", preflight, methods=["POST"]),
     Route("/api/v1/audit", audit_list, methods=["GET"]),
     Route("/api/v1/reports/{month}", report, methods=["GET"]),
+    Route("/api/v1/complaints", complaints, methods=["GET"]),
     Route("/api/v1/tokens", by_method(GET=tokens_list, POST=tokens_create),
           methods=["GET", "POST"]),
     Route("/api/v1/tokens/{token_id}", tokens_revoke, methods=["DELETE"]),

@@ -28,6 +28,7 @@ from gateway.access.tokens import authenticate
 from gateway.consent import service, suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.store.base import EventFilter
+from gateway.volume import standings
 from gateway.web import api
 from gateway.web.auth import ApiError, UiError, ui
 from gateway.web.charts import daily_counts, refusal_chart, rule_colors, totals
@@ -222,11 +223,13 @@ async def event_reveal(request: Request, session: Session) -> Response:
 async def dashboard(request: Request, session: Session) -> Response:
     days = int(request.query_params.get("days", "14") or 14)
     days = max(1, min(days, 90))
-    counts = await daily_counts(ctx_of(request).store, days)
+    ctx = ctx_of(request)
+    counts = await daily_counts(ctx.store, days)
     colors = rule_colors(counts)
+    senders = await standings(ctx.store, ctx.gateway.rules, [s.id for s in ctx.config.senders])
     return render(request, session, "dashboard.html", active="dashboard", days=days,
                   chart=refusal_chart(counts, colors), colors=colors, totals=totals(counts),
-                  counts=counts)
+                  counts=counts, senders=senders)
 
 
 # -- consent lookup -----------------------------------------------------------------------------
