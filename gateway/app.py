@@ -30,7 +30,7 @@ from gateway.smtp.mailto import MailtoOptOut
 from gateway.smtp.server import GatewaySMTP, adopt_socket, make_socket, make_tls_context
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
-from gateway.volume import DEFAULT_WINDOW_DAYS, SenderVolume
+from gateway.volume import SenderVolume, auth_refusal_statuses, read_window
 from gateway.web import HttpServer, Metrics, create_app
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Gateway:
         self.rules = rules
         self.store = store
         self.eventlog = EventLog(store)
-        self.volume = SenderVolume(store, window_days=_volume_window(rules),
+        self.volume = SenderVolume(store, window_days=read_window(rules),
                                    interval=config.store.volume_interval)
         self.authenticator = Authenticator(
             config.clients,
@@ -72,7 +72,7 @@ class Gateway:
         self.unsubscribe = ListUnsubscribe(config, self.codec)
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store,
                                    self.auth.dns, tuple(s.id for s in config.senders),
-                                   hard_bounce_statuses(rules))
+                                   hard_bounce_statuses(rules), auth_refusal_statuses(rules))
         # Order matters: every change first, signing last (RFC 6376 §8).
         self.pipeline = Pipeline(
             [
@@ -206,13 +206,6 @@ class Gateway:
         await self.auth.close()
         await self.volume.close()
         await self.store.close()
-
-
-def _volume_window(rules: RuleSet) -> int:
-    """The longest window a complaint-rate rule looks at: the days each process reads."""
-    windows = [int(r.params["window_days"]) for r in rules.rules
-               if r.check == "reputation.complaint_rate"]
-    return max(windows, default=DEFAULT_WINDOW_DAYS)
 
 
 def _load_codec(config: Config) -> TokenCodec | None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+ENHANCED_STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 MAX_TEXT: Final = 510
 
 
@@ -73,7 +73,7 @@ def finalize(reply: Reply, *, utf8: bool = False) -> str:
     if not 200 <= reply.code <= 599:
         raise ValueError(f"reply code out of range: {reply.code}")
     if reply.status:
-        if not _ENHANCED.match(reply.status):
+        if not ENHANCED_STATUS.match(reply.status):
             raise ValueError(f"malformed enhanced status code: {reply.status!r}")
         if reply.status[0] != str(reply.code)[0]:
             raise ValueError(f"enhanced status {reply.status} does not match {reply.code}")
@@ -167,6 +167,10 @@ class _Replies:
     bounce_recorded: Final = Reply(
         250, "2.0.0", "宛先不明を記録し、この宛先への送信を停止しました / Hard bounce recorded; "
         "the address is suppressed"
+    )
+    auth_refusal_recorded: Final = Reply(
+        250, "2.0.0", "認証の失敗による拒否を記録しました / Refusal for failed authentication "
+        "recorded for ops"
     )
     optout_no_token: Final = Reply(
         550,

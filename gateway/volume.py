@@ -1,10 +1,12 @@
-"""Advertising mail sent and complaints received, per sender and UTC day.
+"""What receivers make of each sender's mail: counts per sender and UTC day.
 
 Gmail stops mitigating a sender whose spam-complaint rate reaches 0.3 % and asks bulk
 senders to stay below 0.1 %; legal.md §5.2 turns that into a guardrail: warn at 0.1 %,
 stop at 0.3 % (rule `sender.complaint_rate`, rules/reputation.toml). Both sides of the rate
 are counted here: recipients of advertising mail the upstream took, and feedback-loop
-reports the opt-out mailbox took (method `complaint`).
+reports the opt-out mailbox took (method `complaint`). A third count is of receivers that
+refused a message for failed authentication (5.7.26 ...), by DSN or by the upstream's own
+reply: legal.md §5.1 asks for an "auth misconfig" alert (rule `sender.auth_refused`).
 
 The hot path only adds to a dict. Every `interval` each process adds its counts to the
 store (table `sender_volume`, one row per sender and day) and reads the sums of every
@@ -22,23 +24,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from gateway.errors import GatewayError
 from gateway.store.base import Store
 
 if TYPE_CHECKING:
-    from gateway.engine.packs import RuleSet
+    from gateway.engine.packs import Rule, RuleSet
 
 __all__ = [
+    "AUTH_CHECK",
+    "COMPLAINT_CHECK",
     "DAY",
     "SenderDays",
     "SenderStanding",
     "SenderVolume",
     "Standing",
     "Tally",
+    "auth_refusal_statuses",
     "day_of",
     "judge",
+    "read_window",
     "standings",
 ]
 
@@ -46,13 +52,19 @@ log = logging.getLogger(__name__)
 
 DAY = 86400
 DEFAULT_WINDOW_DAYS = 7
-CHECK = "reputation.complaint_rate"
+COMPLAINT_CHECK: Final = "reputation.complaint_rate"
+AUTH_CHECK: Final = "reputation.auth_refusals"
+FIELDS: Final = ("sent", "complaints", "auth_refusals")
 _ADD = (
-    "INSERT INTO sender_volume (sender_id, day, sent, complaints) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (sender_id, day) DO UPDATE SET sent = sender_volume.sent + excluded.sent, "
-    "complaints = sender_volume.complaints + excluded.complaints"
+    "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender_id, day) DO UPDATE SET "
+    "sent = sender_volume.sent + excluded.sent, "
+    "complaints = sender_volume.complaints + excluded.complaints, "
+    "auth_refusals = sender_volume.auth_refusals + excluded.auth_refusals"
 )
-_READ = "SELECT sender_id, day, sent, complaints FROM sender_volume WHERE day >= ?"
+_READ = "SELECT sender_id, day, sent, complaints, auth_refusals FROM sender_volume WHERE day >= ?"
+
+Counts = tuple[int, int, int]  # in the order of FIELDS
 
 
 def day_of(ts: float) -> int:
@@ -61,10 +73,11 @@ def day_of(ts: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Sent and complaints over a window of days."""
+    """The counts over a window of days."""
 
     sent: int = 0
     complaints: int = 0
+    auth_refusals: int = 0
 
     @property
     def rate(self) -> float:
@@ -96,16 +109,34 @@ class SenderDays:
     """One sender's counts by UTC day, as a check reads them: no I/O left to do."""
 
     today: int
-    days: dict[int, tuple[int, int]]  # day -> (sent, complaints)
+    days: dict[int, Counts]
 
     def over(self, window_days: int) -> Tally:
         first = self.today - window_days + 1
-        sent = complaints = 0
-        for day, (day_sent, day_complaints) in self.days.items():
+        sums = [0, 0, 0]
+        for day, counts in self.days.items():
             if first <= day <= self.today:
-                sent += day_sent
-                complaints += day_complaints
-        return Tally(sent, complaints)
+                for i, n in enumerate(counts):
+                    sums[i] += n
+        return Tally(*sums)
+
+
+def _rule(rules: RuleSet, check: str) -> Rule | None:
+    return next((r for r in rules.rules if r.check == check), None)
+
+
+def read_window(rules: RuleSet) -> int:
+    """The longest window a rule looks at: the days each process reads back."""
+    windows = [int(r.params["window_days"]) for r in rules.rules
+               if r.check in (COMPLAINT_CHECK, AUTH_CHECK)]
+    return max(windows, default=DEFAULT_WINDOW_DAYS)
+
+
+def auth_refusal_statuses(rules: RuleSet) -> frozenset[str]:
+    """The enhanced statuses a receiver refuses our mail with for failed authentication
+    (empty when no rule watches them, and then nothing is counted either)."""
+    return frozenset(str(status) for r in rules.rules if r.check == AUTH_CHECK
+                     for status in r.params.get("statuses", ()))
 
 
 class SenderVolume:
@@ -125,30 +156,32 @@ class SenderVolume:
         self.clock = clock
         self.loaded_at: float | None = None  # the last successful read (epoch seconds)
         self.last_error = ""
-        self._stored: dict[str, dict[int, tuple[int, int]]] = {}
-        self._sent: Counter[tuple[str, int]] = Counter()
-        self._complaints: Counter[tuple[str, int]] = Counter()
+        self._stored: dict[str, dict[int, Counts]] = {}
+        self._pending: dict[str, Counter[tuple[str, int]]] = {f: Counter() for f in FIELDS}
         self._task: asyncio.Task[None] | None = None
 
     # -- the hot path ----------------------------------------------------------------------
 
     def note_sent(self, sender_id: str, recipients: int) -> None:
-        self._sent[sender_id, day_of(self.clock())] += recipients
+        self._pending["sent"][sender_id, day_of(self.clock())] += recipients
 
     def note_complaint(self, sender_id: str) -> None:
-        self._complaints[sender_id, day_of(self.clock())] += 1
+        self._pending["complaints"][sender_id, day_of(self.clock())] += 1
+
+    def note_auth_refusal(self, sender_id: str) -> None:
+        self._pending["auth_refusals"][sender_id, day_of(self.clock())] += 1
 
     def days(self, sender_id: str) -> SenderDays | None:
         """The sender's counts (stored plus not yet added); None before the first read."""
         if self.loaded_at is None:
             return None
         merged = dict(self._stored.get(sender_id, {}))
-        for counter, index in ((self._sent, 0), (self._complaints, 1)):
-            for (sender, day), n in counter.items():
+        for index, field in enumerate(FIELDS):
+            for (sender, day), n in self._pending[field].items():
                 if sender == sender_id:
-                    pair = list(merged.get(day, (0, 0)))
-                    pair[index] += n
-                    merged[day] = (pair[0], pair[1])
+                    counts = list(merged.get(day, (0, 0, 0)))
+                    counts[index] += n
+                    merged[day] = (counts[0], counts[1], counts[2])
         return SenderDays(day_of(self.clock()), merged)
 
     def tallies(self, sender_ids: Iterable[str], window_days: int) -> dict[str, Tally]:
@@ -167,24 +200,23 @@ class SenderVolume:
         Raises GatewayError when the store cannot be reached; counts not added stay for
         the next attempt.
         """
-        sent, complaints = self._sent, self._complaints
-        self._sent, self._complaints = Counter(), Counter()
-        keys = sorted(set(sent) | set(complaints))
+        pending = self._pending
+        self._pending = {f: Counter() for f in FIELDS}
+        keys = sorted({key for counter in pending.values() for key in counter})
         try:
             if keys:
-                await self.store.execute_all(
-                    [(_ADD, (s, d, sent[s, d], complaints[s, d])) for s, d in keys]
-                )
+                await self.store.execute_all([
+                    (_ADD, (s, d, *(pending[f][s, d] for f in FIELDS))) for s, d in keys
+                ])
         except BaseException:
-            self._sent.update(sent)
-            self._complaints.update(complaints)
+            for field in FIELDS:
+                self._pending[field].update(pending[field])
             raise
         since = day_of(self.clock()) - self.window_days
-        rows = await self.store.fetch(_READ, (since,))
-        stored: dict[str, dict[int, tuple[int, int]]] = {}
-        for row in rows:
+        stored: dict[str, dict[int, Counts]] = {}
+        for row in await self.store.fetch(_READ, (since,)):
             stored.setdefault(str(row["sender_id"]), {})[int(row["day"])] = (
-                int(row["sent"]), int(row["complaints"]))
+                int(row["sent"]), int(row["complaints"]), int(row["auth_refusals"]))
         self._stored = stored
         self.loaded_at = self.clock()
         self.last_error = ""
@@ -201,7 +233,7 @@ class SenderVolume:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._sent or self._complaints:
+        if any(self._pending.values()):
             await self._sync_logged()
 
     async def _run(self) -> None:
@@ -220,37 +252,58 @@ class SenderVolume:
 
 @dataclass(frozen=True, slots=True)
 class SenderStanding:
-    """One sender's complaint rate as ops see it (CLI, API)."""
+    """One sender's standing at the receivers as ops see it (CLI, API, dashboard)."""
 
     sender_id: str
-    window_days: int
-    tally: Tally
+    complaints: Tally  # over the complaint rule's window
     standing: Standing | None  # None: no configured rule judges it
-    thresholds: Mapping[str, Any]
+    complaint_params: Mapping[str, Any]
+    auth_refusals: int  # over the auth rule's window
+    auth_params: Mapping[str, Any]
+
+    @property
+    def auth_flagged(self) -> bool | None:
+        if not self.auth_params:
+            return None
+        return self.auth_refusals >= int(self.auth_params["at_least"])
 
     def to_dict(self) -> dict[str, Any]:
+        complaint_window = self.complaint_params.get("window_days", DEFAULT_WINDOW_DAYS)
         return {
             "sender_id": self.sender_id,
-            "window_days": self.window_days,
-            "sent": self.tally.sent,
-            "complaints": self.tally.complaints,
-            "rate": round(self.tally.rate, 6),
-            "standing": self.standing.value if self.standing else None,
-            "thresholds": dict(self.thresholds),
+            "complaints": {
+                "window_days": complaint_window,
+                "sent": self.complaints.sent,
+                "complaints": self.complaints.complaints,
+                "rate": round(self.complaints.rate, 6),
+                "standing": self.standing.value if self.standing else None,
+                "thresholds": dict(self.complaint_params),
+            },
+            "auth_refusals": {
+                "window_days": self.auth_params.get("window_days", DEFAULT_WINDOW_DAYS),
+                "count": self.auth_refusals,
+                "at_least": self.auth_params.get("at_least"),
+                "flagged": self.auth_flagged,
+            },
         }
 
 
 async def standings(
     store: Store, rules: RuleSet, sender_ids: Iterable[str], *, now: float | None = None
 ) -> list[SenderStanding]:
-    """Every sender's counts over the configured rule's window, read from the store now."""
-    rule = next((r for r in rules.rules if r.check == CHECK), None)
-    params = dict(rule.params) if rule else {}
-    window = int(params.get("window_days", DEFAULT_WINDOW_DAYS))
-    volume = SenderVolume(store, window_days=window,
+    """Every sender's counts over the configured rules' windows, read from the store now."""
+    complaint_rule, auth_rule = _rule(rules, COMPLAINT_CHECK), _rule(rules, AUTH_CHECK)
+    complaint = dict(complaint_rule.params) if complaint_rule else {}
+    auth = {k: v for k, v in auth_rule.params.items() if k != "statuses"} if auth_rule else {}
+    volume = SenderVolume(store, window_days=read_window(rules),
                           clock=(lambda: now) if now is not None else time.time)
     await volume.sync()
-    return [
-        SenderStanding(sid, window, tally, judge(tally, params) if rule else None, params)
-        for sid, tally in volume.tallies(sender_ids, window).items()
-    ]
+    out = []
+    for sender_id in sender_ids:
+        days = volume.days(sender_id)
+        assert days is not None  # read just now
+        tally = days.over(int(complaint.get("window_days", DEFAULT_WINDOW_DAYS)))
+        refusals = days.over(int(auth.get("window_days", DEFAULT_WINDOW_DAYS))).auth_refusals
+        out.append(SenderStanding(sender_id, tally, judge(tally, complaint) if complaint
+                                  else None, complaint, refusals, auth))
+    return out

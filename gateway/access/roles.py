@@ -31,21 +31,21 @@ class Permission(StrEnum):
     TOKENS_MANAGE = "tokens.manage"
     SUPPRESSIONS_READ = "suppressions.read"  # hard bounces: list (masked unless asked by address)
     SUPPRESSIONS_MANAGE = "suppressions.manage"  # add one by hand, clear a wrong one
-    COMPLAINTS_READ = "complaints.read"  # each sender's complaint rate (counts, no addresses)
+    REPUTATION_READ = "reputation.read"  # senders' complaint rates, auth refusals (counts only)
 
 
 ROLE_PERMISSIONS: Final[dict[Role, frozenset[Permission]]] = {
     Role.MARKETER: frozenset({
         Permission.CONSENT_LOOKUP, Permission.CONSENT_INGEST, Permission.BATCHES_READ,
-        Permission.BATCHES_IMPORT, Permission.PREFLIGHT, Permission.COMPLAINTS_READ,
+        Permission.BATCHES_IMPORT, Permission.PREFLIGHT, Permission.REPUTATION_READ,
     }),
     Role.OPS: frozenset({Permission.EVENTS_READ, Permission.SUPPRESSIONS_READ,
-                         Permission.SUPPRESSIONS_MANAGE, Permission.COMPLAINTS_READ}),
+                         Permission.SUPPRESSIONS_MANAGE, Permission.REPUTATION_READ}),
     Role.APPROVER: frozenset({Permission.BATCHES_READ, Permission.BATCHES_APPROVE}),
     Role.AUDITOR: frozenset({
         Permission.AUDIT_READ, Permission.REPORT_READ, Permission.CONSENT_EXPORT,
         Permission.EVENTS_READ, Permission.EVENTS_REVEAL, Permission.CONSENT_ERASE,
-        Permission.COMPLAINTS_READ,
+        Permission.REPUTATION_READ,
     }),
     Role.ADMIN: frozenset(Permission),
 }

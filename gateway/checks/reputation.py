@@ -1,4 +1,5 @@
-"""Sender reputation at the mailbox providers: the spam-complaint rate (legal.md §2.1, §5.2)."""
+"""Sender standing at the receivers: complaints (legal.md §2.1, §5.2), refusals for failed
+authentication (§5.1)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,20 @@ from typing import Any
 from gateway.engine.context import Facts
 from gateway.engine.registry import CheckResult, check
 from gateway.model import Outcome, Phase
-from gateway.volume import SenderDays, Standing, judge
+from gateway.replies import ENHANCED_STATUS
+from gateway.volume import AUTH_CHECK, COMPLAINT_CHECK, SenderDays, Standing, judge
 
 PARAMS = {"window_days": int, "min_sent": int, "warn": float, "stop": float}
+AUTH_PARAMS = {"statuses": list, "window_days": int, "at_least": int}
+
+
+def _window_problem(params: Mapping[str, Any]) -> str:
+    return "" if 1 <= params["window_days"] <= 90 else "window_days must be 1 to 90"
 
 
 def _params_problem(params: Mapping[str, Any]) -> str:
-    if not 1 <= params["window_days"] <= 90:
-        return "window_days must be 1 to 90"
+    if problem := _window_problem(params):
+        return problem
     if params["min_sent"] < 1:
         return "min_sent must be at least 1"
     if not 0 < params["warn"] <= params["stop"] < 1:
@@ -23,15 +30,33 @@ def _params_problem(params: Mapping[str, Any]) -> str:
     return ""
 
 
-@check("reputation.complaint_rate", phases={Phase.MAIL}, params=PARAMS,
-       required=frozenset(PARAMS), validate=_params_problem)
-def complaint_rate(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
-    """The sender's complaint rate over the last days stays below the stop threshold."""
+def _auth_params_problem(params: Mapping[str, Any]) -> str:
+    if problem := _window_problem(params):
+        return problem
+    if params["at_least"] < 1:
+        return "at_least must be at least 1"
+    bad = [s for s in params["statuses"] if not ENHANCED_STATUS.fullmatch(str(s))]
+    if bad or not params["statuses"]:
+        return f"statuses must be enhanced status codes like 5.7.26, not {bad or 'none'}"
+    return ""
+
+
+def _sender_days(facts: Facts) -> SenderDays | tuple[Outcome, str]:
     if "sender_volume" in facts.errors:
         return Outcome.ERROR, facts.errors["sender_volume"]
     days = facts.extra.get("sender_volume")
     if not isinstance(days, SenderDays):
         return Outcome.SKIP, "no counts for this sender"
+    return days
+
+
+@check(COMPLAINT_CHECK, phases={Phase.MAIL}, params=PARAMS,
+       required=frozenset(PARAMS), validate=_params_problem)
+def complaint_rate(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """The sender's complaint rate over the last days stays below the stop threshold."""
+    days = _sender_days(facts)
+    if not isinstance(days, SenderDays):
+        return days
     window = int(params["window_days"])
     tally = days.over(window)
     detail = tally.describe(window)
@@ -42,4 +67,20 @@ def complaint_rate(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
         return Outcome.FAIL, f"{detail} >= stop {params['stop']:.2%}"
     if standing is Standing.WARN:
         return Outcome.PASS, f"{detail} >= warn {params['warn']:.2%}"
+    return Outcome.PASS, detail
+
+
+@check(AUTH_CHECK, phases={Phase.MAIL}, params=AUTH_PARAMS, required=frozenset(AUTH_PARAMS),
+       validate=_auth_params_problem)
+def auth_refusals(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """No receiver refused the sender's mail for failed authentication in the last days."""
+    days = _sender_days(facts)
+    if not isinstance(days, SenderDays):
+        # Recorded only: counts not read yet must not hold mail back, as an ERROR would.
+        return Outcome.SKIP, days[1]
+    window = int(params["window_days"])
+    refusals = days.over(window).auth_refusals
+    detail = f"{refusals:,} refusal(s) for failed authentication by receivers in {window} day(s)"
+    if refusals >= params["at_least"]:
+        return Outcome.FAIL, f"{detail}: check SPF, DKIM and DMARC (tokuden dns check)"
     return Outcome.PASS, detail

@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "migrate": "cmd_migrate",
     "consent": "cmd_consent",
     "suppression": "cmd_suppression",
-    "complaints": "cmd_complaints",
+    "reputation": "cmd_reputation",
     "check": "cmd_check",
     "copy-store": "cmd_copy_store",
     "token": "cmd_token",

@@ -43,9 +43,10 @@ from gateway.model import (
 )
 from gateway.replies import Reply, replies
 from gateway.smtp.limits import MESSAGE_RATE_EXCEEDED, ClientLimits
-from gateway.smtp.mailto import Bounce
+from gateway.smtp.mailto import AUTH_REFUSED, Bounce
 from gateway.smtp.message import gather_message_facts
 from gateway.smtp.storehealth import StoreHealth
+from gateway.volume import auth_refusal_statuses
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -103,6 +104,7 @@ class Handler:
         # Suppressions are looked up and recorded only where a rule checks them.
         self.suppressing = any(r.check == "consent.not_suppressed" for r in gateway.rules.rules)
         self.hard_bounce = suppression.hard_bounce_statuses(gateway.rules)
+        self.auth_refusals = auth_refusal_statuses(gateway.rules)
 
     # -- greeting and AUTH --------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class Handler:
             smtputf8=state.utf8,
         )
         facts.sender = self.gw.sender_for_envelope(client, address)
-        if facts.sender is not None and facts.client_class is ClientClass.ADVERTISING:
+        if facts.sender is not None:
             self._gather_volume(facts, facts.sender.id)
         verdict = self._evaluate(Phase.MAIL, facts)
         if verdict.action is not Action.ACCEPT:
@@ -312,7 +314,7 @@ class Handler:
             # The upstream refused this recipient: relay its answer, and record it,
             # so no recipient disappears without a trace.
             self.gw.metrics.upstream_error(answer.kind)
-            await self._note_hard_bounce(facts, address, answer)
+            await self._note_refusal(facts, address, answer)
             await self._record(
                 state,
                 Phase.RCPT,
@@ -406,8 +408,9 @@ class Handler:
         else:
             self.gw.metrics.upstream_error(answer.kind)
             verdict_name = EventVerdict.REJECTED if answer.code >= 500 else EventVerdict.TEMPFAILED
-            if facts.recipient_count == 1:  # else the reply does not say whose mailbox
-                await self._note_hard_bounce(facts, recipients, answer)
+            # with several recipients the reply does not say whose mailbox is unknown
+            await self._note_refusal(facts, recipients, answer,
+                                     one_recipient=facts.recipient_count == 1)
         sent_key = ""
         if answer.ok and facts.client_class is ClientClass.ADVERTISING:
             sent_key = facts.extra.get("address_key", "")
@@ -491,26 +494,42 @@ class Handler:
 
     async def _mailto_bounce(self, state: Any, envelope: Envelope, raw: bytes,
                              bounce: Bounce) -> str:
-        """A DSN's hard bounce: the address is suppressed already; say so and record it."""
-        line = _line(replies.bounce_recorded)
+        """A DSN about one of our messages, acted on already (a hard bounce suppressed) or
+        now (a refusal for failed authentication counted); say so and record it."""
+        if bounce.kind == AUTH_REFUSED:
+            rule_id, reply = "sender.auth_refused", replies.auth_refusal_recorded
+            detail = f"DSN {bounce.status}: {bounce.diagnostic}".strip()
+            self._note_auth_refusal(bounce.sender_id, bounce.status, detail)
+        else:
+            rule_id, reply = "address.suppressed", replies.bounce_recorded
+            detail = (f"DSN {bounce.status}: "
+                      + ("suppressed" if bounce.added else "suppressed already"))
+            if bounce.added:
+                self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)
+        line = _line(reply)
         event = Event(
             verdict=EventVerdict.ACCEPTED, phase=Phase.DATA, reply=line,
             client="(mailto delivery report)", client_ip=state.client_ip,
             sender_id=bounce.sender_id, mail_from=envelope.mail_from or "",
-            recipient=bounce.address_key, size=len(raw), rule_ids=("address.suppressed",),
-            results=(RuleResult("address.suppressed", Outcome.PASS,
-                                f"DSN {bounce.status}: "
-                                + ("suppressed" if bounce.added else "suppressed already")),),
+            recipient=bounce.address_key, size=len(raw), rule_ids=(rule_id,),
+            results=(RuleResult(rule_id, Outcome.PASS, detail),),
             session_id=state.session_id,
         )
         try:
             await self.gw.eventlog.record(event)
         except GatewayError:
-            pass  # the suppression itself is in the store already
-        if bounce.added:
-            self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)
+            pass  # the suppression or the count is taken already
         await state.end_transaction()
         return line
+
+    def _note_auth_refusal(self, sender_id: str, status: str, detail: str) -> None:
+        """A receiver refused the sender's mail for failed authentication: count it, and
+        tell ops at once (legal.md §5.1: "alert auth misconfig")."""
+        self.gw.volume.note_auth_refusal(sender_id)
+        self.gw.metrics.auth_refusal(status)
+        log.error("a receiver refused mail for failed authentication; check SPF, DKIM and "
+                  "DMARC (tokuden dns check)", extra={"fields": {
+                      "sender_id": sender_id, "status": status, "detail": detail}})
 
     async def handle_RSET(self, server: GatewaySMTP, session: Session, envelope: Envelope) -> str:
         await server.state.end_transaction()
@@ -585,14 +604,19 @@ class Handler:
 
     # -- fact gathering ---------------------------------------------------------------------
 
-    async def _note_hard_bounce(self, facts: Facts, address: str, answer: UpstreamReply) -> None:
-        """Suppress a recipient whose mailbox the upstream says does not exist.
+    async def _note_refusal(self, facts: Facts, address: str, answer: UpstreamReply, *,
+                            one_recipient: bool = True) -> None:
+        """Count a refusal for failed authentication against the sender; suppress a
+        recipient whose mailbox the upstream says does not exist.
 
         The reply goes to the client as the upstream gave it whatever happens here: a store
         that cannot take the entry costs the suppression, not the answer.
         """
-        if not self.hard_bounce or not is_hard_bounce(answer.code, answer.message,
-                                                      self.hard_bounce):
+        status = suppression.enhanced_status(answer.message) if answer.code >= 500 else None
+        if status is not None and status in self.auth_refusals and facts.sender is not None:
+            self._note_auth_refusal(facts.sender.id, status, answer.line())
+        if not one_recipient or not self.hard_bounce or not is_hard_bounce(
+                answer.code, answer.message, self.hard_bounce):
             return
         try:
             key = suppression_key(normalize_address(address))

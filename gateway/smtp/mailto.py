@@ -19,7 +19,9 @@ hard_bounce, Action: failed) suppresses that address, as the upstream's own 5.1.
 (legal.md §5.1): the MTAs beyond the upstream answer late, in a DSN to the envelope
 sender, which ops can route here. The quoted message's token must name the very
 recipient the DSN reports, so that no one can suppress an address with a DSN of their
-own making.
+own making. A DSN that says a receiver refused the message for failed authentication
+(a status of rule sender.auth_refused: 5.7.26 ...) is counted against the sender and
+recorded for ops (legal.md §5.1: "alert auth misconfig"), under the same proof.
 
 A message without a valid token (written by hand, or a mail app that dropped the
 Subject) is still a refusal when its author is proven: a DKIM signature that verifies
@@ -67,24 +69,32 @@ class OptOut:
 
 @dataclass(frozen=True, slots=True)
 class Bounce:
-    """A DSN's hard bounce of one of our messages: the address is suppressed."""
+    """What a DSN about one of our messages reported: a hard bounce (the address is
+    suppressed) or a refusal for failed authentication (counted against the sender)."""
 
     sender_id: str
     address_key: str
     status: str
     added: bool  # False: the address was suppressed already
+    kind: str = suppression.HARD_BOUNCE  # or AUTH_REFUSED
+    diagnostic: str = ""
+
+
+AUTH_REFUSED = "auth_refused"
 
 
 class MailtoOptOut:
     def __init__(self, address: str | None, codec: TokenCodec | None, store: Store,
                  dns: DnsCache | None = None, senders: tuple[str, ...] = (),
-                 hard_bounce: frozenset[str] = frozenset()) -> None:
+                 hard_bounce: frozenset[str] = frozenset(),
+                 auth_refusal: frozenset[str] = frozenset()) -> None:
         self.address = address.lower() if address else None
         self.codec = codec
         self.store = store
         self.dns = dns
         self.senders = senders
         self.hard_bounce = hard_bounce
+        self.auth_refusal = auth_refusal
         local, _, domain = (self.address or "").partition("@")
         self._plus = re.compile(
             rf"^{re.escape(local)}\+([A-Za-z0-9_-]+)@{re.escape(domain)}$", re.I
@@ -131,7 +141,8 @@ class MailtoOptOut:
         return found or await self._from_proven_author(raw, client_ip)
 
     async def _bounce(self, report: DeliveryReport) -> Bounce | None:
-        """Suppress the recipient a DSN reports as unknown, when our token names them."""
+        """Suppress the recipient a DSN reports as unknown, or note the sender whose mail a
+        receiver refused for failed authentication, when our token names the recipient."""
         assert self.codec is not None
         named = set()
         for candidate in report.tokens:
@@ -140,7 +151,7 @@ class MailtoOptOut:
             except InvalidToken:
                 continue
         for recipient, status, diagnostic in report.failed:
-            if status not in self.hard_bounce:
+            if status not in self.hard_bounce and status not in self.auth_refusal:
                 continue
             try:
                 key = suppression_key(normalize_address(recipient))
@@ -149,6 +160,8 @@ class MailtoOptOut:
             sender_id = next((s for s, k in named if k == key), None)
             if sender_id is None:
                 continue  # a report about an address our message did not go to
+            if status not in self.hard_bounce:
+                return Bounce(sender_id, key, status, True, AUTH_REFUSED, diagnostic)
             added = await suppression.suppress(
                 self.store, key, suppression.HARD_BOUNCE,
                 f"DSN: {status} {diagnostic}".strip(), sender_id=sender_id)

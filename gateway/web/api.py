@@ -535,9 +535,9 @@ async def report(request: Request, principal: Principal) -> Response:
     return JSONResponse(figures)
 
 
-@api(Permission.COMPLAINTS_READ)
-async def complaints(request: Request, principal: Principal) -> Response:
-    """Each sender's complaint rate against rule sender.complaint_rate: counts only."""
+@api(Permission.REPUTATION_READ)
+async def reputation(request: Request, principal: Principal) -> Response:
+    """Each sender's complaint rate and refusals for failed authentication: counts only."""
     ctx = ctx_of(request)
     found = await standings(ctx.store, ctx.gateway.rules, [s.id for s in ctx.config.senders])
     return JSONResponse({"senders": [entry.to_dict() for entry in found]})
@@ -611,7 +611,7 @@ routes = [
     Route("/api/v1/preflight", preflight, methods=["POST"]),
     Route("/api/v1/audit", audit_list, methods=["GET"]),
     Route("/api/v1/reports/{month}", report, methods=["GET"]),
-    Route("/api/v1/complaints", complaints, methods=["GET"]),
+    Route("/api/v1/reputation", reputation, methods=["GET"]),
     Route("/api/v1/tokens", by_method(GET=tokens_list, POST=tokens_create),
           methods=["GET", "POST"]),
     Route("/api/v1/tokens/{token_id}", tokens_revoke, methods=["DELETE"]),

@@ -75,6 +75,10 @@ class Metrics:
             "tokuden_suppressions", "Addresses suppressed by the gateway, by reason "
             "(hard_bounce: the upstream answered that the mailbox does not exist)",
             ["reason"], registry=r)
+        self.auth_refusals = Counter(
+            "tokuden_auth_refusals", "Messages receivers refused for failed authentication "
+            "(rule sender.auth_refused: a DSN to the opt-out mailbox or the upstream's reply), "
+            "by enhanced status", ["status"], registry=r)
         self.session_errors = Counter(
             "tokuden_session_errors", "SMTP commands that ended in an error no step "
             "handled where it arose (a bug or an unforeseen input), by exception class; "
@@ -149,12 +153,17 @@ class Metrics:
             for name, field, what in (
                 ("complaint_rate", "rate", "Complaints per recipient of advertising mail"),
                 ("sent", "sent", "Recipients of advertising mail the upstream took"),
-                ("complaints", "complaints", "Feedback-loop complaints received"))
+                ("complaints", "complaints", "Feedback-loop complaints received"),
+                ("auth_refusals", "auth_refusals",
+                 "Messages receivers refused for failed authentication"))
         }
         self.registry.register(_ReadAtScrape({}, gauges))
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()
+
+    def auth_refusal(self, status: str) -> None:
+        self.auth_refusals.labels(status=status).inc()
 
     def suppression_added(self, reason: str) -> None:
         self.suppressions.labels(reason=reason).inc()

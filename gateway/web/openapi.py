@@ -166,10 +166,11 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             "(audited)", "suppressions.manage",
             {"200": _ok("cleared", obj), "404": _ERR, "422": _ERR},
             requestBody=_address_body("reason", "why (kept with the entry)"))},
-        "/api/v1/complaints": {"get": _op(
-            "Each sender's complaint rate over rule sender.complaint_rate's window: sent, "
-            "complaints, rate, standing (too_few, ok, warn, stop; null without the rule)",
-            "complaints.read", {"200": _ok("senders", obj)})},
+        "/api/v1/reputation": {"get": _op(
+            "Per sender: the complaint rate over rule sender.complaint_rate's window (sent, "
+            "complaints, rate, standing: too_few, ok, warn, stop; null without the rule) and "
+            "refusals for failed authentication over rule sender.auth_refused's (count, "
+            "flagged)", "reputation.read", {"200": _ok("senders", obj)})},
         "/api/v1/exports/consents/{sender}": {"get": _op(
             "Every consent row of a sender (audited)", "consent.export",
             {"200": {"description": "CSV (UTF-8 BOM) or JSON lines",

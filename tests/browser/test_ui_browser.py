@@ -56,10 +56,13 @@ async def _seed(env: Env) -> None:
                     recipient="taro.yamada@example.jp", phase="data", at=now - 30,
                     reply="550 5.7.1 [footer.postal_address] [footer.contact] 住所・連絡先の表示が"
                           "ありません / Postal address and contact missing")
-    # 2 complaints for 1,500 recipients this week: over the warn rate (0.1 %), under the stop
-    await env.store.execute(
-        "INSERT INTO sender_volume (sender_id, day, sent, complaints) VALUES (?, ?, ?, ?)",
-        ("sample", int(now // 86400) - 1, 1500, 2))
+    # 2 complaints for 1,500 recipients this week: over the warn rate (0.1 %), under the stop;
+    # and a receiver refused a message today for failed authentication
+    for day, sent, complaints, refusals in ((1, 1500, 2, 0), (0, 0, 0, 1)):
+        await env.store.execute(
+            "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals) "
+            "VALUES (?, ?, ?, ?, ?)", ("sample", int(now // 86400) - day, sent, complaints,
+                                       refusals))
     path = env.tmp / "grants.csv"
     path.write_text(CSV_GRANTS, encoding="utf-8")
     sender = env.gateway.config.sender("sample")
@@ -110,12 +113,13 @@ async def test_ops_filters_log_and_opens_event(served: tuple[Env, str], browser:
     page = await _login(browser, url, await env.token("ops", "ops-tanaka"))
     assert page.url.endswith("/ui/dashboard")
     assert await page.locator("svg.chart rect").count() > 10
-    complaints = page.locator("#complaints tbody tr")
-    assert await complaints.count() == 2  # one row per configured sender
-    sample = await complaints.first.inner_text()
-    assert sample.split("\t")[:4] == ["sample", "1,500", "2", "0.133%"]
-    assert "警告" in sample and "warn" in sample
-    assert "0.10% で警告、0.30% で広告メールを停止" in await page.inner_text("#complaints")
+    senders = page.locator("#reputation tbody tr")
+    assert await senders.count() == 2  # one row per configured sender
+    sample = (await senders.first.inner_text()).split("\t")
+    assert sample[:4] == ["sample", "1,500", "2", "0.133%"]
+    assert "警告" in sample[4] and "warn" in sample[4]
+    assert sample[5].startswith("1") and "要確認" in sample[5]
+    assert "0.10% で警告、0.30% で広告メールを停止" in await page.inner_text("#reputation")
     await _shot(page, "dashboard")
 
     await page.click("nav >> text=拒否ログ")

@@ -140,7 +140,7 @@ def test_manual_entries_and_bad_input(gateway: GatewayProcess) -> None:
     assert "hanako@example.com" in table.stdout and "complaint by phone" in table.stdout
 
 
-def _dsn(original: bytes, recipient: str, status: str) -> bytes:
+def dsn(original: bytes, recipient: str, status: str, why: str = "user unknown") -> bytes:
     """A remote MTA's delivery status notification (RFC 3464) about one of our messages."""
     headers = original.split(b"\r\n\r\n", 1)[0] + b"\r\n"
     return (b"From: MAILER-DAEMON@mx.example.com\r\nTo: unsubscribe@gw.test\r\n"
@@ -150,17 +150,17 @@ def _dsn(original: bytes, recipient: str, status: str) -> bytes:
             b"--dsn\r\nContent-Type: message/delivery-status\r\n\r\n"
             b"Reporting-MTA: dns; mx.example.com\r\n\r\n"
             + f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n"
-              f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: user unknown\r\n".encode()
+              f"Diagnostic-Code: smtp; 550 {status} <{recipient}>: {why}\r\n".encode()
             + b"\r\n--dsn\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers
             + b"\r\n--dsn--\r\n")
 
 
-def _report(gw: GatewayProcess, dsn: bytes) -> tuple[int, bytes]:
+def report_dsn(gw: GatewayProcess, message: bytes) -> tuple[int, bytes]:
     with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:  # a remote MTA, no AUTH
         client.ehlo("mx.example.com")
         client.mail("")  # the null reverse-path of every DSN
         assert client.rcpt("unsubscribe@gw.test")[0] == 250
-        return client.data(dsn)
+        return client.data(message)
 
 
 def test_a_late_bounce_reported_by_dsn_suppresses_the_address(
@@ -169,11 +169,11 @@ def test_a_late_bounce_reported_by_dsn_suppresses_the_address(
     assert send(gateway, "taro@example.com")[0] == 250
     delivered = sink.received[-1].data
     # someone else's address, or a status that is no hard bounce: nothing is suppressed
-    assert _report(gateway, _dsn(delivered, "hanako@example.com", "5.1.1"))[0] == 550
-    assert _report(gateway, _dsn(delivered, "taro@example.com", "4.2.2"))[0] == 550
+    assert report_dsn(gateway, dsn(delivered, "hanako@example.com", "5.1.1"))[0] == 550
+    assert report_dsn(gateway, dsn(delivered, "taro@example.com", "4.2.2"))[0] == 550
     assert suppressions(gateway, "--all") == []
 
-    code, reply = _report(gateway, _dsn(delivered, "Taro@Example.com", "5.1.1"))
+    code, reply = report_dsn(gateway, dsn(delivered, "Taro@Example.com", "5.1.1"))
     assert code == 250 and b"Hard bounce recorded" in reply
     [entry] = suppressions(gateway)
     assert (entry["address_key"], entry["sender_id"], entry["created_by"]) == (

@@ -570,24 +570,25 @@ async def test_sender_volume_sums_every_process_counts_per_day(store: Store) -> 
     first.note_sent("sample", 1)
     first.note_sent("sample", 1)
     first.note_complaint("sample")
+    second.note_auth_refusal("sample")
     second.note_sent("sample", 3)
     second.note_sent("other", 1)
     await first.sync()
     await second.sync()
     await first.sync()
     assert first.tallies(["sample", "other", "idle"], 7) == {
-        "sample": Tally(5, 1), "other": Tally(1, 0), "idle": Tally(0, 0)}
-    assert second.tallies(["sample"], 7) == {"sample": Tally(5, 1)}
+        "sample": Tally(5, 1, 1), "other": Tally(1, 0), "idle": Tally(0, 0)}
+    assert second.tallies(["sample"], 7) == {"sample": Tally(5, 1, 1)}
     assert await first.store.fetch("SELECT count(*) AS n FROM sender_volume") == [{"n": 2}]
 
     # Counts not yet synced are part of this process's answer already.
     clock[0] = T0 + 3 * DAY
     first.note_sent("sample", 2)
-    assert first.tallies(["sample"], 7)["sample"] == Tally(7, 1)
+    assert first.tallies(["sample"], 7)["sample"] == Tally(7, 1, 1)
     assert first.tallies(["sample"], 3)["sample"] == Tally(2, 0)  # the first day left it
     await first.sync()
     await second.sync()
-    assert second.tallies(["sample"], 7)["sample"] == Tally(7, 1)
+    assert second.tallies(["sample"], 7)["sample"] == Tally(7, 1, 1)
     # A week later the first day's counts are out of the window, and out of the read.
     clock[0] = T0 + 7 * DAY
     await second.sync()
@@ -606,7 +607,7 @@ async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store)
     await store.execute(
         "CREATE TABLE sender_volume (sender_id TEXT NOT NULL, day BIGINT NOT NULL, "
         "sent BIGINT NOT NULL DEFAULT 0, complaints BIGINT NOT NULL DEFAULT 0, "
-        "PRIMARY KEY (sender_id, day))")
+        "auth_refusals BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (sender_id, day))")
     await volume.sync()
     rows = await store.fetch("SELECT sender_id, sent, complaints FROM sender_volume")
     assert rows == [{"sender_id": "sample", "sent": 4, "complaints": 1}]  # once, not twice

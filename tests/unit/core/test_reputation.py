@@ -1,4 +1,4 @@
-"""The complaint-rate rule's thresholds and window, and its pack's parameter checks."""
+"""The reputation rules' thresholds and windows, and their packs' parameter checks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import pytest
 
 from gateway.engine.packs import load_packs
 from gateway.errors import PackError
-from gateway.volume import SenderDays, Standing, Tally, judge
+from gateway.volume import SenderDays, Standing, Tally, auth_refusal_statuses, judge
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = next(r.params for r in load_packs([str(ROOT / "rules" / "reputation.toml")]).rules)
+PACK = load_packs([str(ROOT / "rules" / "reputation.toml")])
+SHIPPED = next(r.params for r in PACK.rules if r.id == "sender.complaint_rate")
 
 
 @pytest.mark.parametrize(("sent", "complaints", "expected"), [
@@ -28,28 +29,45 @@ def test_the_shipped_thresholds(sent: int, complaints: int, expected: Standing) 
 
 
 def test_the_window_counts_today_and_the_days_before_it() -> None:
-    days = SenderDays(today=100, days={93: (1, 1), 94: (10, 0), 100: (5, 2), 101: (7, 7)})
-    assert days.over(7) == Tally(15, 2)  # 94..100; 101 is in the future (a clock step)
-    assert days.over(1) == Tally(5, 2)
-    assert days.over(8) == Tally(16, 3)
+    days = SenderDays(today=100, days={93: (1, 1, 0), 94: (10, 0, 1), 100: (5, 2, 3),
+                                       101: (7, 7, 7)})
+    assert days.over(7) == Tally(15, 2, 4)  # 94..100; 101 is in the future (a clock step)
+    assert days.over(1) == Tally(5, 2, 3)
+    assert days.over(8) == Tally(16, 3, 4)
     assert Tally().rate == 0.0
 
 
-@pytest.mark.parametrize(("params", "problem"), [
-    ("window_days = 7, min_sent = 1000, warn = 0.004, stop = 0.003", "0 < warn <= stop < 1"),
-    ("window_days = 7, min_sent = 1000, warn = 0.001, stop = 3", "0 < warn <= stop < 1"),
-    ("window_days = 0, min_sent = 1000, warn = 0.001, stop = 0.003", "window_days must be 1"),
-    ("window_days = 7, min_sent = 0, warn = 0.001, stop = 0.003", "min_sent must be at least"),
-    ("window_days = 7, warn = 0.001, stop = 0.003", "needs parameter(s) min_sent"),
-    ("window_days = 7.5, min_sent = 1, warn = 0.001, stop = 0.003", "'window_days' must be int"),
+RATE, AUTH = "reputation.complaint_rate", "reputation.auth_refusals"
+
+
+@pytest.mark.parametrize(("check", "params", "problem"), [
+    (RATE, "window_days = 7, min_sent = 1000, warn = 0.004, stop = 0.003", "0 < warn <= stop < 1"),
+    (RATE, "window_days = 7, min_sent = 1000, warn = 0.001, stop = 3", "0 < warn <= stop < 1"),
+    (RATE, "window_days = 0, min_sent = 1000, warn = 0.001, stop = 0.003", "window_days must be 1"),
+    (RATE, "window_days = 7, min_sent = 0, warn = 0.001, stop = 0.003", "min_sent must be at least"),
+    (RATE, "window_days = 7, warn = 0.001, stop = 0.003", "needs parameter(s) min_sent"),
+    (RATE, "window_days = 7.5, min_sent = 1, warn = 0.001, stop = 0.003", "'window_days' must be int"),
+    (AUTH, 'statuses = ["5.7.26", "5.7"], window_days = 1, at_least = 1',
+     "statuses must be enhanced status codes like 5.7.26, not ['5.7']"),
+    (AUTH, "statuses = [], window_days = 1, at_least = 1", "statuses must be enhanced status codes"),
+    (AUTH, 'statuses = ["5.7.26"], window_days = 1, at_least = 0', "at_least must be at least 1"),
+    (AUTH, 'statuses = ["5.7.26"], window_days = 91, at_least = 1', "window_days must be 1 to 90"),
 ])
-def test_a_pack_with_impossible_thresholds_is_refused(
-    tmp_path: Path, params: str, problem: str
+def test_a_pack_with_impossible_parameters_is_refused(
+    tmp_path: Path, check: str, params: str, problem: str
 ) -> None:
     pack = tmp_path / "site.toml"
     pack.write_text(
-        '[[rule]]\nid = "sender.complaint_rate"\ncheck = "reputation.complaint_rate"\n'
+        f'[[rule]]\nid = "sender.site"\ncheck = "{check}"\n'
         f'phase = "mail"\nparams = {{ {params} }}\nreply = "550 5.7.1 stop"\n', "utf-8")
-    with pytest.raises(PackError, match=r"rule 'sender\.complaint_rate'") as raised:
+    with pytest.raises(PackError, match=r"rule 'sender\.site'") as raised:
         load_packs([str(pack)])
     assert problem in str(raised.value)
+
+
+def test_the_shipped_auth_rule_watches_the_statuses_legal_md_names() -> None:
+    # legal.md §5.1: 5.7.26/5.7.27/5.7.30/5.7.32/5.7.40/5.7.515 -> "auth misconfig"
+    assert {"5.7.26", "5.7.27", "5.7.30", "5.7.32", "5.7.40", "5.7.515"} <= auth_refusal_statuses(
+        PACK)
+    [rule] = [r for r in PACK.rules if r.id == "sender.auth_refused"]
+    assert rule.on_fail.value == "warn"  # recorded only: mail to other receivers may pass

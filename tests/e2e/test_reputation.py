@@ -1,4 +1,5 @@
-"""The complaint-rate guardrail (rule sender.complaint_rate): warn at 0.1 %, stop at 0.3 %."""
+"""Sender reputation (rules/reputation.toml): the complaint-rate guardrail (warn at 0.1 %, stop
+at 0.3 %) and refusals for failed authentication reported by DSN or by the upstream."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_suppression import dsn, report_dsn
 from tests.e2e.test_unsubscribe import feedback_report
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
@@ -34,10 +36,15 @@ def seed(store: Path, sender: str, sent: int, complaints: int, days_ago: int = 0
                    (sender, int(time.time() // DAY) - days_ago, sent, complaints))
 
 
-def standing(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
-    done = cli("complaints", "--json", config=gw.config_path)
+def reputation(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
+    done = cli("reputation", "--json", config=gw.config_path)
     rows = {r["sender_id"]: r for r in map(json.loads, done.stdout.splitlines())}
     return done.returncode, rows["sample"]
+
+
+def standing(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
+    code, row = reputation(gw)
+    return code, row["complaints"]
 
 
 def until(what: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -65,8 +72,7 @@ def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
     seed(store, "sample", 9, 0)
     until(lambda: standing(gw)[1]["sent"] == 999)
     assert standing(gw) == (0, {
-        "sender_id": "sample", "window_days": 7, "sent": 999, "complaints": 2, "rate": 0.002002,
-        "standing": "too_few",
+        "window_days": 7, "sent": 999, "complaints": 2, "rate": 0.002002, "standing": "too_few",
         "thresholds": {"window_days": 7, "min_sent": 1000, "warn": 0.001, "stop": 0.003}})
 
     # The 1,000th recipient: judged now, over the warn rate; the mail still goes.
@@ -90,9 +96,9 @@ def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
     until(lambda: standing(gw)[1]["complaints"] == 3)
     code, row = standing(gw)
     assert (code, row["standing"], row["rate"]) == (1, "stop", 0.003)
-    table = cli("complaints", config=gw.config_path)
-    assert "STOPPED: advertising mail refused" in table.stdout
-    assert "warn at 0.10%, stop at 0.30%" in table.stdout
+    table = cli("reputation", config=gw.config_path)
+    assert table.returncode == 1 and "STOPPED: advertising mail refused" in table.stdout
+    assert "complaints: warn at 0.10%, stop at 0.30%" in table.stdout
     metrics = scrape(fast_config)
     assert metrics['tokuden_sender_complaint_rate{sender="sample"}'] == 0.003
     assert metrics['tokuden_sender_complaints{sender="sample"}'] == 3
@@ -122,3 +128,40 @@ def test_counts_unreadable_at_start_are_a_451_until_the_store_answers(
         db.execute(schema[0])
     until(lambda: mail_from(gw, "ma-tool", "news@bounce.example.jp")[0] == 250)
     assert send(gw, "taro@example.com")[0] == 250
+
+
+def test_receivers_refusing_for_failed_authentication_are_recorded_for_ops(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    sink: RecordingSink
+) -> None:
+    gw = start_gateway(fast_config)
+    assert send(gw, "taro@example.com")[0] == 250
+    delivered = sink.received[-1].data
+    refused = "This mail has been blocked because the sender is unauthenticated"
+    # A DSN about an address our message did not go to proves nothing: refused, not counted.
+    assert report_dsn(gw, dsn(delivered, "hanako@example.com", "5.7.26", refused))[0] == 550
+    code, reply = report_dsn(gw, dsn(delivered, "taro@example.com", "5.7.26", refused))
+    assert code == 250 and b"Refusal for failed authentication recorded" in reply
+    assert any("refused mail for failed authentication" in line and "5.7.26" in line
+               for line in gw.stderr_lines)
+
+    # The sender's mail still goes (recorded only), each message marked for ops.
+    assert send(gw, "hanako@example.com")[0] == 250
+    # The upstream's own refusal counts too, and is relayed as given.
+    sink.behaviour.data_reply = "550 5.7.26 Unauthenticated email is not accepted"
+    assert send(gw, "hanako@example.com") == (550, b"5.7.26 Unauthenticated email is not accepted")
+    sink.behaviour.data_reply = None
+    until(lambda: reputation(gw)[1]["auth_refusals"]["count"] == 2)
+    code, row = reputation(gw)
+    assert code == 1 and row["auth_refusals"] == {
+        "window_days": 1, "count": 2, "at_least": 1, "flagged": True}
+    assert "CHECK SPF/DKIM/DMARC" in cli("reputation", config=gw.config_path).stdout
+    assert scrape(fast_config)['tokuden_auth_refusals_total{status="5.7.26"}'] == 2
+
+    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.auth_refused",
+                                         config=gw.config_path).stdout.splitlines()]
+    noted = [e for e in events if e["client"] == "(mailto delivery report)"]
+    assert [(e["recipient"], e["results"][0]["detail"]) for e in noted] == [
+        ("taro@example.com", f"DSN 5.7.26: smtp; 550 5.7.26 <taro@example.com>: {refused}")]
+    marked = [e for e in events if e["client"] == "ma-tool" and e["verdict"] == "accepted"]
+    assert marked and all(e["monitored"] == ["sender.auth_refused"] for e in marked)
