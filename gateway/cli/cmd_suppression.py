@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from gateway import config as config_mod
@@ -14,6 +15,7 @@ from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
 from gateway.consent import service, suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
+from gateway.consent.suppression_import import import_suppressions, read_suppression_file
 from gateway.store import Store
 
 
@@ -58,6 +60,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lift.add_argument("--reason", required=True, type=nonblank,
                       help="why (kept with the entry and audited)")
     lift.set_defaults(func=run_clear)
+
+    load = actions.add_parser(
+        "import", parents=[common, person],
+        help="suppress every address of a file (an MA tool's bounce list, at go-live)",
+        description="Suppress the addresses of a CSV (UTF-8 or Shift_JIS; the address column "
+        "named email, メールアドレス ..., or the first column without a header) or a plain "
+        "list. Every row is checked first: one invalid row writes nothing unless "
+        "--skip-invalid. The entries are manual ones (cleared with `suppression clear`); one "
+        "audit entry names the file. Exit 1 when invalid rows stopped the import.",
+    )
+    load.add_argument("file", type=Path, metavar="FILE")
+    load.add_argument("--note", required=True, type=nonblank,
+                      help="why (kept with every entry and audited)")
+    load.add_argument("--skip-invalid", action="store_true",
+                      help="suppress the valid addresses even when some rows are invalid")
+    load.add_argument("--dry-run", action="store_true", help="check the file; write nothing")
+    load.add_argument("--json", action="store_true", help="the result as one JSON object")
+    load.set_defaults(func=run_import)
 
 
 def _key(address: str, command: str) -> str | None:
@@ -145,3 +165,39 @@ def run_clear(args: argparse.Namespace) -> int:
 
     return _change(args, "clear", apply, "suppression cleared; consent alone decides again",
                    "no suppression in force; nothing cleared")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    try:
+        found = read_suppression_file(args.file)
+    except ValueError as exc:
+        print(f"tokuden suppression import: error: {exc}", file=sys.stderr)
+        return 2
+    blocked = found.invalid > 0 and not args.skip_invalid
+    added = 0
+    if found.keys and not blocked and not args.dry_run:
+        async def work(store: Store) -> int:
+            return await import_suppressions(store, found.keys, args.note, actor(args),
+                                             found.name)
+
+        added = with_store(cfg, work)
+    result = {**found.to_dict(), "added": added, "already": 0 if blocked or args.dry_run
+              else len(found.keys) - added, "dry_run": args.dry_run}
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 1 if blocked else 0
+    print(f"{found.name} ({found.encoding}): {found.rows:,} rows, {len(found.keys):,} "
+          f"addresses, {found.duplicates:,} duplicates, {found.invalid:,} invalid")
+    for line in found.error_lines()[:20]:
+        print(f"  {line}")
+    if found.invalid > 20:
+        print(f"  ... and {found.invalid - 20:,} more")
+    if blocked:
+        print("nothing suppressed: fix the invalid rows, or give --skip-invalid")
+        return 1
+    if args.dry_run:
+        print("dry run: nothing suppressed")
+        return 0
+    print(f"{added:,} suppressed ({result['already']:,} were already)")
+    return 0

@@ -160,7 +160,8 @@ _REQUIRED: Final = tuple(c.name for c in COLUMNS if c.required)
 _COLUMN_NAMES: Final = tuple(c.name for c in COLUMNS)
 
 
-def _norm_header(name: str) -> str:
+def norm_header(name: str) -> str:
+    """A header cell as the column names and aliases are compared: NFKC, lower, snake_case."""
     name = unicodedata.normalize("NFKC", name).strip().lower()
     return re.sub(r"[\s\-]+", "_", name)
 
@@ -169,7 +170,9 @@ _HEADER_ALIASES: Final[dict[str, str]] = {}
 for _c in COLUMNS:
     _HEADER_ALIASES[_c.name] = _c.name
     for _a in _c.aliases:
-        _HEADER_ALIASES[_norm_header(_a)] = _c.name
+        _HEADER_ALIASES[norm_header(_a)] = _c.name
+# The header cells that name the address column (suppression imports read only it).
+EMAIL_HEADERS: Final = frozenset(k for k, v in _HEADER_ALIASES.items() if v == "email")
 
 
 def column_spec_markdown() -> str:
@@ -587,7 +590,7 @@ class ImportReader:
         index: dict[str, int] = {}
         unknown: list[str] = []
         for i, raw in enumerate(header):
-            name = _HEADER_ALIASES.get(_norm_header(raw.lstrip("\ufeff")))
+            name = _HEADER_ALIASES.get(norm_header(raw.lstrip("\ufeff")))
             if name is None:
                 if raw.strip():
                     unknown.append(raw.strip())
@@ -654,7 +657,7 @@ class ImportReader:
         values: dict[str, str] = {}
         unknown: list[str] = []
         for key, value in obj.items():
-            name = _HEADER_ALIASES.get(_norm_header(str(key)))
+            name = _HEADER_ALIASES.get(norm_header(str(key)))
             if name is None:
                 unknown.append(str(key))
                 continue
@@ -732,7 +735,7 @@ class ImportReader:
 
         method = _METHOD_VALUES.get(method_s)
         if method is None:
-            method = _METHOD_VALUES.get(_norm_header(method_s))
+            method = _METHOD_VALUES.get(norm_header(method_s))
             if method is None:
                 if not is_optout:
                     what = f"unknown value {method_s!r}" if method_s.strip() else "empty"
@@ -908,6 +911,15 @@ def _encoding_reason(encoding: str, pos: int) -> str:
     if encoding == "cp932":
         return f"file is not valid UTF-8 or Shift_JIS at byte {pos}"
     return f"file is not valid {encoding} at byte {pos}"
+
+
+def text_encoding(head: bytes) -> str:
+    """The encoding a file whose first bytes are `head` is read with (as for a consent
+    import); ValueError names a file that is no text file."""
+    try:
+        return _detect_encoding(head)
+    except _Fatal as exc:
+        raise ValueError(exc.err.reason) from None
 
 
 def _detect_encoding(head: bytes) -> str:

@@ -22,6 +22,7 @@ from gateway.store.consent_rows import SELECT_SUPPRESSION, SUPPRESSION_COLUMNS
 
 __all__ = [
     "HARD_BOUNCE",
+    "INSERT",
     "MANUAL",
     "Suppression",
     "clear",
@@ -39,7 +40,9 @@ MANUAL: Final[Reason] = "manual"  # entered by ops
 GATEWAY_ACTOR = "gateway"
 
 _STATUS = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
-_INSERT = (
+# Suppress an address unless a suppression is in force: (key, reason, detail, sender, at,
+# by, key).
+INSERT = (
     "INSERT INTO suppressions (address_key, reason, detail, sender_id, created_at, created_by) "
     "SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
     "(SELECT 1 FROM suppressions WHERE address_key = ? AND cleared_at IS NULL)"
@@ -117,7 +120,7 @@ async def suppress(store: Store, address_key: str, reason: Reason, detail: str, 
     """
     now = time.time()
     statements: list[tuple[str, tuple[Any, ...]]] = [
-        (_INSERT, (address_key, reason, detail[:500], sender_id, now, actor, address_key))]
+        (INSERT, (address_key, reason, detail[:500], sender_id, now, actor, address_key))]
     if actor != GATEWAY_ACTOR:
         statements.append((_AUDIT + " WHERE EXISTS (SELECT 1 FROM suppressions WHERE "
                            "address_key = ? AND created_at = ? AND created_by = ?)",

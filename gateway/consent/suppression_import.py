@@ -1,0 +1,111 @@
+"""Suppressions from a file: the bounce list an MA tool already holds, taken in at go-live.
+
+An MA tool that sent before the gateway knows the addresses that bounced. Mailing them
+again through the gateway would cost the sender's reputation the hard bounces the gateway
+is there to prevent (legal.md §5.1), so ops load the list once: `tokuden suppression import`.
+
+The file is a CSV (UTF-8 or Shift_JIS, as Excel writes it) or a plain list, one address a
+line. A header row is optional: the address column is found by the consent import's names
+for it (email, メールアドレス ...), and without a header the first column holds it. Other
+columns are ignored. Every row is checked before anything is written; one transaction
+adds them all, or none when a row is invalid and --skip-invalid was not given.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
+from gateway.consent.importer import EMAIL_HEADERS, RowError, norm_header, text_encoding
+from gateway.consent.suppression import INSERT, MANUAL
+from gateway.store.base import Store
+
+__all__ = ["SuppressionFile", "import_suppressions", "read_suppression_file"]
+
+MAX_ERRORS_KEPT = 1000
+_AUDIT = "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES (?, ?, ?, ?, ?)"
+
+
+@dataclass(slots=True)
+class SuppressionFile:
+    """What a file holds: the address keys in file order, once each, and the bad rows."""
+
+    name: str
+    encoding: str = ""
+    rows: int = 0  # data rows (header and blank lines excluded)
+    keys: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)  # the first MAX_ERRORS_KEPT
+
+    def error_lines(self) -> list[str]:
+        return [f"{e}: {e.excerpt!r}" if e.excerpt else str(e) for e in self.errors]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.name, "encoding": self.encoding, "rows": self.rows,
+                "addresses": len(self.keys), "duplicates": self.duplicates,
+                "invalid": self.invalid, "errors": self.error_lines()}
+
+
+def read_suppression_file(path: str | Path) -> SuppressionFile:
+    """Read and check every row; ValueError names a problem with the whole file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    found = SuppressionFile(path.name, text_encoding(data[:65536]))
+    try:
+        text = data.decode(found.encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name}: not valid {found.encoding} at byte {exc.start}") from None
+    seen: set[str] = set()
+    column = 0
+    for line, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        cells = [c.strip() for c in cells]
+        if not any(cells):
+            continue
+        if found.rows == 0 and not found.errors and "@" not in "".join(cells):
+            named = [i for i, c in enumerate(cells) if norm_header(c) in EMAIL_HEADERS]
+            if not named:
+                raise ValueError(f"{path.name}: line {line}: no address column (a header "
+                                 "named email or メールアドレス, or addresses in the first column)")
+            column = named[0]
+            continue
+        found.rows += 1
+        raw = cells[column] if column < len(cells) else ""
+        try:
+            key = suppression_key(normalize_address(raw))
+        except InvalidAddress as exc:
+            found.invalid += 1
+            if len(found.errors) < MAX_ERRORS_KEPT:
+                found.errors.append(RowError(line, "email", exc.reason if raw else "empty",
+                                             raw[:80]))
+            continue
+        if key in seen:
+            found.duplicates += 1
+            continue
+        seen.add(key)
+        found.keys.append(key)
+    return found
+
+
+async def import_suppressions(store: Store, keys: list[str], note: str, actor: str,
+                              source: str) -> int:
+    """Suppress every address in one transaction; how many were not suppressed already.
+
+    One audit entry names the file, the count and the note.
+    """
+    now = time.time()
+    detail = f"import {source}: {note}"[:500]
+    statements: list[tuple[str, tuple[Any, ...]]] = [
+        (INSERT, (key, MANUAL, detail, "", now, actor, key)) for key in keys]
+    statements.append((_AUDIT, (now, actor, "suppression.import", source,
+                                f"{note} ({len(keys)} addresses in the file)")))
+    changed = await store.execute_all(statements)
+    return sum(changed[:-1])
