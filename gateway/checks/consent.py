@@ -44,7 +44,8 @@ def not_refused(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     return Outcome.PASS, ""
 
 
-@check("consent.not_suppressed", phases={Phase.RCPT}, params={"hard_bounce": list})
+@check("consent.not_suppressed", phases={Phase.RCPT, Phase.DATA},
+       params={"hard_bounce": list})
 def not_suppressed(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     """The address is not suppressed: no earlier hard bounce, no entry by ops."""
     if "suppression" in facts.errors:

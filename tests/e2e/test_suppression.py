@@ -109,8 +109,9 @@ def test_a_store_that_cannot_take_the_suppression_costs_it_not_the_answer(
         client.login("ma-tool", PASSWORD)
         client.mail("news@bounce.example.jp")
         assert client.rcpt("hanako@example.com")[0] == 250
-        with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # the table goes away
-            db.execute("DROP TABLE suppressions")
+        with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # it takes no new entry
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON suppressions "
+                       "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
         code, reply = client.data(marketing(to="hanako@example.com"))
     assert (code, reply) == (550, b"5.1.1 <hanako@example.com>: user unknown")  # as given
     events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
@@ -209,3 +210,20 @@ def test_an_upstream_that_bounced_good_mailboxes_is_undone_in_one_command(
     again = cli("suppression", "clear", "--since", "1h", "--reason", "x",
                 config=gateway.config_path)
     assert again.returncode == 1 and "0 hard-bounce" in again.stdout
+
+
+def test_a_suppression_between_rcpt_and_data_stops_that_message(
+    gateway: GatewayProcess, sink: RecordingSink
+) -> None:
+    """Another session's hard bounce (here ops' entry) is seen at DATA, not only at RCPT."""
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("ma-tool", PASSWORD)
+        client.mail("news@bounce.example.jp")
+        assert client.rcpt("taro@example.com")[0] == 250
+        added = cli("suppression", "add", "taro@example.com", "--note", "bounced elsewhere",
+                    config=gateway.config_path)
+        assert added.returncode == 0, added.stderr
+        code, reply = client.data(marketing(to="taro@example.com"))
+    assert (code, reply[:26]) == (550, b"5.1.1 [address.suppressed]")
+    assert sink.received == []
