@@ -10,7 +10,7 @@ from gateway.access.audit import mask_suppression
 from gateway.access.roles import Permission, Principal
 from gateway.consent import service, suppression
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
-from gateway.web.api import by_method, json_object, parse_int, str_field
+from gateway.web.api import by_method, json_object, parse_int, parse_time, str_field
 from gateway.web.auth import ApiError, api
 from gateway.web.context import ctx_of
 
@@ -56,7 +56,18 @@ async def suppressions_add(request: Request, principal: Principal) -> Response:
 
 @api(Permission.SUPPRESSIONS_MANAGE)
 async def suppressions_clear(request: Request, principal: Principal) -> Response:
-    body = await json_object(request, {"address", "reason"})
+    """One address's suppression, or with `since` every hard bounce recorded since then
+    (an upstream that answered 5.1.1 for mailboxes that exist)."""
+    body = await json_object(request, {"address", "since", "reason"})
+    if ("address" in body) == ("since" in body):
+        raise ApiError(422, "invalid", "give address or since, not both", field="address")
+    if "since" in body:
+        since = parse_time(str_field(body, "since", required=True), "since")
+        reason = str_field(body, "reason", required=True) or ""
+        assert since is not None  # required above
+        cleared = await suppression.clear_hard_bounces_since(
+            ctx_of(request).store, since, principal.actor, reason)
+        return JSONResponse({"since": since, "cleared": cleared})
     key = _key(str_field(body, "address", required=True) or "")
     reason = str_field(body, "reason", required=True) or ""
     cleared = await suppression.clear(ctx_of(request).store, key, principal.actor, reason)

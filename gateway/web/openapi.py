@@ -55,6 +55,20 @@ def _address_body(why: str, desc: str) -> dict[str, Any]:
         "type": "object", "required": ["address", why], "additionalProperties": False,
         "properties": {"address": {"type": "string", "description": "e-mail address"},
                        why: {**text, "description": desc}}}}}}
+
+
+def _clear_body() -> dict[str, Any]:
+    body = _address_body("reason", "why (kept with the entry)")
+    schema = body["content"]["application/json"]["schema"]
+    schema["properties"]["since"] = {
+        "type": "string", "minLength": 1,
+        "description": "epoch seconds or ISO 8601 (naive = Japan time): every hard bounce "
+                       "recorded since then, instead of one address"}
+    schema["required"] = ["reason"]
+    schema["oneOf"] = [{"required": ["address"]}, {"required": ["since"]}]
+    return body
+
+
 _ROW_ID = {"type": "integer", "minimum": 0, "maximum": 2**62}
 _NAME = {"type": "string", "minLength": 1, "pattern": r"\S"}  # not blank
 
@@ -162,10 +176,11 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                         requestBody=_address_body("note", "why (kept with the entry)")),
         },
         "/api/v1/suppressions/clear": {"post": _op(
-            "End an address's suppression; the entry stays, with who cleared it and why "
-            "(audited)", "suppressions.manage",
-            {"200": _ok("cleared", obj), "404": _ERR, "422": _ERR},
-            requestBody=_address_body("reason", "why (kept with the entry)"))},
+            "End an address's suppression, or with `since` instead of `address` every "
+            "hard-bounce suppression recorded since then (manual entries stay); the entries "
+            "stay, with who cleared them and why (audited)", "suppressions.manage",
+            {"200": _ok("cleared: the count", obj), "404": _ERR, "422": _ERR},
+            requestBody=_clear_body())},
         "/api/v1/reputation": {"get": _op(
             "Per sender: the complaint rate over rule sender.complaint_rate's window (sent, "
             "complaints, rate, standing: too_few, ok, warn, stop; null without the rule) and "

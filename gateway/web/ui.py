@@ -303,6 +303,26 @@ async def suppression_clear(request: Request, session: Session) -> Response:
     return await _suppressions(request, session, message=f"解除しました / Cleared: {key}")
 
 
+@ui(Permission.SUPPRESSIONS_MANAGE)
+async def suppression_clear_since(request: Request, session: Session) -> Response:
+    """Every hard bounce since a moment (Japan time): an upstream that went wrong."""
+    form = await request.form()
+    since, reason = (str(form.get(k) or "").strip() for k in ("since", "reason"))
+    try:
+        moment = datetime.strptime(since, "%Y-%m-%dT%H:%M").replace(tzinfo=DISPLAY_TZ)
+    except ValueError:
+        moment = None
+    if moment is None or not reason:
+        return await _suppressions(request, session, status=422,
+                                   error="日時と理由を入力してください。 / Enter the moment and "
+                                         "the reason.")
+    cleared = await suppression.clear_hard_bounces_since(
+        ctx_of(request).store, moment.timestamp(), session.principal.actor, reason)
+    return await _suppressions(request, session, message=(
+        f"{since.replace('T', ' ')} 以降の宛先不明を {cleared} 件解除しました / Cleared "
+        f"{cleared} hard bounce(s) recorded since {since.replace('T', ' ')} (Japan time)"))
+
+
 # -- import batches ------------------------------------------------------------------------------
 
 async def _batches(request: Request, session: Session, message: str = "", error: str = "",
@@ -447,6 +467,7 @@ routes = [
     Route("/ui/consents", consent_lookup, methods=["POST"]),
     Route("/ui/suppressions", suppressions_page, methods=["GET"]),
     Route("/ui/suppressions/clear", suppression_clear, methods=["POST"]),
+    Route("/ui/suppressions/clear-since", suppression_clear_since, methods=["POST"]),
     Route("/ui/batches", batches_page, methods=["GET"]),
     Route("/ui/batches/import", batch_import, methods=["POST"]),
     Route("/ui/batches/{batch_id}/approve", batch_approve, methods=["POST"]),

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from gateway.consent import service, suppression
 from gateway.store.consent_rows import consent_row
 from gateway.web import HttpServer
+from gateway.web.context import DISPLAY_TZ
 from tests.integration.store.factories import consent
 from tests.integration.web.support import CSV_GRANTS, Env, add_event, make_env
 
@@ -192,6 +194,18 @@ async def test_ops_clear_a_wrong_suppression(served: tuple[Env, str], browser: A
     await page.click("#s-submit")
     await page.wait_for_load_state("networkidle")
     assert "No suppression in force" in await page.inner_text("#s-error")
+
+    # An upstream that bounced good mailboxes: everything since a moment, in one go.
+    for address in ("shiro@example.com", "goro@example.com"):
+        await suppression.suppress(env.store, address, suppression.HARD_BOUNCE,
+                                   "550 5.1.1 unknown", sender_id="sample")
+    an_hour_ago = datetime.fromtimestamp(time.time() - 3600, DISPLAY_TZ)
+    await page.fill("#b-since", an_hour_ago.strftime("%Y-%m-%dT%H:%M"))
+    await page.fill("#b-reason", "上流の障害 #12")
+    await page.click("#b-submit")
+    await page.wait_for_load_state("networkidle")
+    assert "Cleared 2 hard bounce(s)" in await page.inner_text("#s-message")
+    assert "停止中の宛先はありません" in await page.inner_text("table.suppressions")
     rows = await env.store.fetch("SELECT actor, action, reason FROM audit_log")
     assert {"actor": "ops-suzuki", "action": "suppression.clear",
             "reason": "上流の誤判定 #88"} in rows

@@ -106,3 +106,32 @@ async def test_an_erasure_by_api_and_an_ingest_that_gets_the_refusal_back(
         assert [h["source_system"] for h in refusals] == ["erasure"]  # given back once
     finally:
         await env.store.close()
+
+
+async def test_ops_clear_every_hard_bounce_since_a_moment(env: Env) -> None:
+    for address in ("taro@example.com", "hanako@example.com"):  # an upstream gone wrong
+        await suppression.suppress(env.store, address, suppression.HARD_BOUNCE,
+                                   "550 5.1.1 unknown", sender_id="sample")
+    await suppression.suppress(env.store, "jiro@example.com", suppression.MANUAL, "by phone",
+                               actor="ops-suzuki")
+    async with env.client(headers=bearer(await env.token("ops", "ops-suzuki"))) as c:
+        for body in ({"address": "taro@example.com", "since": "2026-11-24T09:00",
+                      "reason": "x"}, {"reason": "x"}):
+            r = await c.post("/api/v1/suppressions/clear", json=body)
+            assert r.status_code == 422 and "address or since" in r.json()["detail"]
+        r = await c.post("/api/v1/suppressions/clear", json={"since": "yesterday-ish",
+                                                             "reason": "x"})
+        assert r.status_code == 422 and r.json()["field"] == "since"
+        r = await c.post("/api/v1/suppressions/clear",
+                         json={"since": "2999-01-01T00:00", "reason": "none yet"})
+        assert r.json()["cleared"] == 0
+        an_hour_ago = datetime.now(UTC).timestamp() - 3600
+        r = await c.post("/api/v1/suppressions/clear",
+                         json={"since": str(an_hour_ago), "reason": "upstream fault #12"})
+        assert r.status_code == 200 and r.json() == {"since": an_hour_ago, "cleared": 2}
+        left = (await c.get("/api/v1/suppressions")).json()["suppressions"]
+    assert [e["reason"] for e in left] == ["manual"]  # entered by hand: stays
+    audited = await env.store.fetch(
+        "SELECT actor, reason FROM audit_log WHERE action LIKE 'suppression.clear%' "
+        "ORDER BY id DESC LIMIT 1")
+    assert audited[0]["actor"] == "ops-suzuki" and "upstream fault #12" in audited[0]["reason"]
