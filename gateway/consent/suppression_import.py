@@ -25,7 +25,12 @@ from gateway.consent.importer import EMAIL_HEADERS, RowError, norm_header, text_
 from gateway.consent.suppression import INSERT, MANUAL
 from gateway.store.base import Store
 
-__all__ = ["SuppressionFile", "import_suppressions", "read_suppression_file"]
+__all__ = [
+    "SuppressionFile",
+    "import_suppressions",
+    "parse_suppression_list",
+    "read_suppression_file",
+]
 
 MAX_ERRORS_KEPT = 1000
 _AUDIT = "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES (?, ?, ?, ?, ?)"
@@ -59,11 +64,19 @@ def read_suppression_file(path: str | Path) -> SuppressionFile:
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: {exc.strerror}") from None
-    found = SuppressionFile(path.name, text_encoding(data[:65536]))
+    return parse_suppression_list(path.name, data)
+
+
+def parse_suppression_list(name: str, data: bytes) -> SuppressionFile:
+    """The rows of a file's bytes, each checked; ValueError names a problem with the whole."""
+    try:
+        found = SuppressionFile(name, text_encoding(data[:65536]))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     try:
         text = data.decode(found.encoding)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path.name}: not valid {found.encoding} at byte {exc.start}") from None
+        raise ValueError(f"{name}: not valid {found.encoding} at byte {exc.start}") from None
     seen: set[str] = set()
     column = 0
     for line, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
@@ -73,7 +86,7 @@ def read_suppression_file(path: str | Path) -> SuppressionFile:
         if found.rows == 0 and not found.errors and "@" not in "".join(cells):
             named = [i for i, c in enumerate(cells) if norm_header(c) in EMAIL_HEADERS]
             if not named:
-                raise ValueError(f"{path.name}: line {line}: no address column (a header "
+                raise ValueError(f"{name}: line {line}: no address column (a header "
                                  "named email or メールアドレス, or addresses in the first column)")
             column = named[0]
             continue

@@ -30,8 +30,9 @@ from gateway.auth.dkim_sign import (
 )
 from gateway.auth.dmarc import DmarcRecordError, parse_dmarc_record
 from gateway.checks.message import fake_reply, header_fields
-from gateway.consent.address import InvalidAddress, normalize_address
+from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.importer import ImportFormat, validate_file
+from gateway.consent.suppression_import import parse_suppression_list
 from gateway.content.footer import check_message, check_parts
 from gateway.content.html import html_to_text
 from gateway.content.insert import InsertError, insert_footer
@@ -104,11 +105,20 @@ def dkim_sign(data: bytes) -> None:
 
 
 def csv_import(data: bytes) -> None:
-    """The importer reports on any file (CSV or JSON Lines) and never raises."""
+    """The importer reports on any file (CSV or JSON Lines) and never raises; a suppression
+    list is read or refused with ValueError, and every address it yields is normalised."""
     formats: tuple[ImportFormat, ...] = ("csv", "jsonl")
     for fmt in formats:
         report = validate_file(io.BytesIO(data), format=fmt)
         report.summary()
+    try:
+        found = parse_suppression_list("fuzz.csv", data)
+    except ValueError:
+        return
+    assert found.rows == len(found.keys) + found.duplicates + found.invalid, found.to_dict()
+    assert len(set(found.keys)) == len(found.keys)
+    for key in found.keys:
+        assert suppression_key(normalize_address(key)) == key, key
 
 
 def address(data: bytes) -> None:
