@@ -89,18 +89,23 @@ def _like(text: str) -> str:
 async def erase(store: Store, address: str, *, senders: Iterable[str], keys: Sequence[bytes],
                 actor: str, reason: str) -> Erasure:
     """Erase `address` (InvalidAddress if it is none) in one transaction; audited."""
-    key = suppression_key(normalize_address(address))
+    normalized = normalize_address(address)
+    key = suppression_key(normalized)
     hashed = address_hash(key, keys[0])
     now = time.time()
     known = await store.fetch(
         "SELECT DISTINCT sender_id FROM consent_events WHERE address_key = ?", (key,))
     every = sorted({*senders, *(r["sender_id"] for r in known)})
+    # The event log keeps addresses as the client wrote them: an IDN domain may be there as
+    # U-labels (例え.jp) as well as A-labels (xn--r8jz45g.jp), the key's form.
+    forms = sorted({key, f"{normalized.local.lower()}@{normalized.domain_unicode.lower()}"})
     # The whole address, not a part of another: "aro@example.com" is not in "taro@...".
-    pattern = re.compile(rf"(?<![{_ATEXT}]){re.escape(key)}(?![A-Za-z0-9-]|\.[A-Za-z0-9])",
-                         re.IGNORECASE)
+    either = "|".join(map(re.escape, forms))
+    pattern = re.compile(rf"(?<![{_ATEXT}])(?:{either})(?![\w-]|\.\w)", re.IGNORECASE)
     candidates = await store.fetch(  # LIKE narrows the scan; the pattern decides
-        "SELECT id, recipient, reply, upstream_reply, results FROM events "
-        "WHERE lower(recipient) LIKE ? ESCAPE '\\'", (_like(key),))
+        "SELECT id, recipient, reply, upstream_reply, results FROM events WHERE "
+        + " OR ".join(["lower(recipient) LIKE ? ESCAPE '\\'"] * len(forms)),
+        tuple(map(_like, forms)))
     logged = [r for r in candidates if pattern.search(str(r["recipient"]))]
     statements: list[tuple[str, Sequence[Any]]] = [
         ("DELETE FROM consent_events WHERE address_key = ?", (key,)),

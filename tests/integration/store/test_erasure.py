@@ -140,3 +140,23 @@ async def test_an_erased_address_among_import_rows_gets_one_refusal_back(store: 
     assert erasure.refusal_rows(rows, erased, KEYS, seen) == []  # once per import
     # a hash made with another key names no one
     assert erasure.refusal_rows(rows, erased, [b"k" * 32], set()) == []
+
+
+async def test_an_idn_address_is_erased_in_both_of_its_forms(store: Store) -> None:
+    """The key holds the A-label; a client with SMTPUTF8 wrote the U-label in the log."""
+    ulabel, alabel = "hanako@例え.jp", "hanako@xn--r8jz45g.jp"
+    await store.append_consent(consent(alabel), ulabel)
+    await store.record_event(event(1, recipient=ulabel, verdict=EventVerdict.REJECTED,
+                                   phase=Phase.RCPT, reply=f"550 5.7.1 <{ulabel}> refused"))
+    await store.record_event(event(2, recipient=alabel))
+    await store.record_event(event(3, recipient="hanako@例え.jpn"))  # another domain
+    done = await erasure.erase(store, ulabel, senders=["sample"], keys=KEYS, actor="dpo",
+                               reason="request #9")
+    assert done.events == 2 and done.consent_rows == 1
+    assert await _anywhere(store, alabel) == []
+    [other] = await _anywhere(store, ulabel)  # only as the start of the other domain's address
+    assert other.startswith("events: {'id': 3,")
+    rows = await store.fetch("SELECT recipient, reply FROM events ORDER BY id")
+    assert [r["recipient"] for r in rows] == [done.address_hash, done.address_hash,
+                                              "hanako@例え.jpn"]
+    assert rows[0]["reply"] == f"550 5.7.1 <{done.address_hash}> refused"
