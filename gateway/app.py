@@ -30,7 +30,7 @@ from gateway.smtp.mailto import MailtoOptOut
 from gateway.smtp.server import GatewaySMTP, adopt_socket, make_socket, make_tls_context
 from gateway.store import Store, open_store
 from gateway.unsubscribe.tokens import SecretFileError, TokenCodec
-from gateway.volume import SenderVolume, auth_refusal_statuses, read_window
+from gateway.volume import SenderVolume, auth_refusal_statuses, rate_rules, read_window
 from gateway.web import HttpServer, Metrics, create_app
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Gateway:
         self.eventlog.metrics = self.metrics
         self.metrics.watch(self.auth.dns.stats, store, self.pool)
         self.metrics.watch_volume(self.volume, [s.id for s in config.senders],
-                                  self.volume.window_days)
+                                  self.volume.window_days, rate_rules(rules))
         self.codec = _load_codec(config)
         self.unsubscribe = ListUnsubscribe(config, self.codec)
         self.mailto = MailtoOptOut(config.policy.unsubscribe_address, self.codec, store,

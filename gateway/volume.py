@@ -2,11 +2,13 @@
 
 Gmail stops mitigating a sender whose spam-complaint rate reaches 0.3 % and asks bulk
 senders to stay below 0.1 %; legal.md §5.2 turns that into a guardrail: warn at 0.1 %,
-stop at 0.3 % (rule `sender.complaint_rate`, rules/reputation.toml). Both sides of the rate
-are counted here: recipients of advertising mail the upstream took, and feedback-loop
-reports the opt-out mailbox took (method `complaint`). A third count is of receivers that
-refused a message for failed authentication (5.7.26 ...), by DSN or by the upstream's own
-reply: legal.md §5.1 asks for an "auth misconfig" alert (rule `sender.auth_refused`).
+stop at 0.3 % (rule `sender.complaint_rate`, rules/reputation.toml). Carriers block senders
+with many unknown users (legal.md §2.4), and a list with many of them looks like the
+架空アドレス mailing of Art. 6: rule `sender.bounce_rate`. Counted here: recipients of
+advertising mail the upstream took, feedback-loop reports the opt-out mailbox took (method
+`complaint`), hard bounces (the upstream's 5.1.1, or a DSN's), and refusals for failed
+authentication (5.7.26 ...), by DSN or by the upstream's own reply: legal.md §5.1 asks for
+an "auth misconfig" alert (rule `sender.auth_refused`).
 
 The hot path only adds to a dict. Every `interval` each process adds its counts to the
 store (table `sender_volume`, one row per sender and day) and reads the sums of every
@@ -34,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_CHECK",
-    "COMPLAINT_CHECK",
     "DAY",
+    "RATE_CHECK",
+    "RATE_OF",
+    "RateStanding",
     "SenderDays",
     "SenderStanding",
     "SenderVolume",
@@ -44,6 +48,7 @@ __all__ = [
     "auth_refusal_statuses",
     "day_of",
     "judge",
+    "rate_rules",
     "read_window",
     "standings",
 ]
@@ -52,19 +57,19 @@ log = logging.getLogger(__name__)
 
 DAY = 86400
 DEFAULT_WINDOW_DAYS = 7
-COMPLAINT_CHECK: Final = "reputation.complaint_rate"
+RATE_CHECK: Final = "reputation.rate"
 AUTH_CHECK: Final = "reputation.auth_refusals"
-FIELDS: Final = ("sent", "complaints", "auth_refusals")
+FIELDS: Final = ("sent", "complaints", "auth_refusals", "hard_bounces")
+RATE_OF: Final = ("complaints", "hard_bounces")  # what a rate rule may count per recipient
 _ADD = (
-    "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (sender_id, day) DO UPDATE SET "
-    "sent = sender_volume.sent + excluded.sent, "
-    "complaints = sender_volume.complaints + excluded.complaints, "
-    "auth_refusals = sender_volume.auth_refusals + excluded.auth_refusals"
+    f"INSERT INTO sender_volume (sender_id, day, {', '.join(FIELDS)}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (sender_id, day) DO UPDATE SET "
+    + ", ".join(f"{f} = sender_volume.{f} + excluded.{f}" for f in FIELDS)
 )
-_READ = "SELECT sender_id, day, sent, complaints, auth_refusals FROM sender_volume WHERE day >= ?"
+_READ = f"SELECT sender_id, day, {', '.join(FIELDS)} FROM sender_volume WHERE day >= ?"
+_NAMES = {"complaints": ("complaint", "complaints"), "hard_bounces": ("bounce", "hard bounces")}
 
-Counts = tuple[int, int, int]  # in the order of FIELDS
+Counts = tuple[int, int, int, int]  # in the order of FIELDS
 
 
 def day_of(ts: float) -> int:
@@ -78,13 +83,16 @@ class Tally:
     sent: int = 0
     complaints: int = 0
     auth_refusals: int = 0
+    hard_bounces: int = 0
 
-    @property
-    def rate(self) -> float:
-        return self.complaints / self.sent if self.sent else 0.0
+    def rate(self, of: str) -> float:
+        """Complaints or hard bounces per recipient."""
+        count: int = getattr(self, of)
+        return count / self.sent if self.sent else 0.0
 
-    def describe(self, days: int) -> str:
-        return (f"complaint rate {self.rate:.3%}: {self.complaints:,} complaints for "
+    def describe(self, of: str, days: int) -> str:
+        what, many = _NAMES[of]
+        return (f"{what} rate {self.rate(of):.3%}: {getattr(self, of):,} {many} for "
                 f"{self.sent:,} recipients in {days} days")
 
 
@@ -96,12 +104,13 @@ class Standing(StrEnum):
 
 
 def judge(tally: Tally, params: Mapping[str, Any]) -> Standing:
-    """Where a tally stands against a complaint-rate rule's thresholds."""
+    """Where a tally stands against a rate rule's thresholds."""
     if tally.sent < params["min_sent"]:
         return Standing.TOO_FEW
-    if tally.rate >= params["stop"]:
+    rate = tally.rate(params["of"])
+    if rate >= params["stop"]:
         return Standing.STOP
-    return Standing.WARN if tally.rate >= params["warn"] else Standing.OK
+    return Standing.WARN if rate >= params["warn"] else Standing.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +122,7 @@ class SenderDays:
 
     def over(self, window_days: int) -> Tally:
         first = self.today - window_days + 1
-        sums = [0, 0, 0]
+        sums = [0, 0, 0, 0]
         for day, counts in self.days.items():
             if first <= day <= self.today:
                 for i, n in enumerate(counts):
@@ -121,14 +130,14 @@ class SenderDays:
         return Tally(*sums)
 
 
-def _rule(rules: RuleSet, check: str) -> Rule | None:
-    return next((r for r in rules.rules if r.check == check), None)
+def rate_rules(rules: RuleSet) -> list[Rule]:
+    return [r for r in rules.rules if r.check == RATE_CHECK]
 
 
 def read_window(rules: RuleSet) -> int:
     """The longest window a rule looks at: the days each process reads back."""
     windows = [int(r.params["window_days"]) for r in rules.rules
-               if r.check in (COMPLAINT_CHECK, AUTH_CHECK)]
+               if r.check in (RATE_CHECK, AUTH_CHECK)]
     return max(windows, default=DEFAULT_WINDOW_DAYS)
 
 
@@ -171,6 +180,9 @@ class SenderVolume:
     def note_auth_refusal(self, sender_id: str) -> None:
         self._pending["auth_refusals"][sender_id, day_of(self.clock())] += 1
 
+    def note_hard_bounce(self, sender_id: str) -> None:
+        self._pending["hard_bounces"][sender_id, day_of(self.clock())] += 1
+
     def days(self, sender_id: str) -> SenderDays | None:
         """The sender's counts (stored plus not yet added); None before the first read."""
         if self.loaded_at is None:
@@ -179,9 +191,9 @@ class SenderVolume:
         for index, field in enumerate(FIELDS):
             for (sender, day), n in self._pending[field].items():
                 if sender == sender_id:
-                    counts = list(merged.get(day, (0, 0, 0)))
+                    counts = list(merged.get(day, (0, 0, 0, 0)))
                     counts[index] += n
-                    merged[day] = (counts[0], counts[1], counts[2])
+                    merged[day] = (counts[0], counts[1], counts[2], counts[3])
         return SenderDays(day_of(self.clock()), merged)
 
     def tallies(self, sender_ids: Iterable[str], window_days: int) -> dict[str, Tally]:
@@ -215,8 +227,9 @@ class SenderVolume:
         since = day_of(self.clock()) - self.window_days
         stored: dict[str, dict[int, Counts]] = {}
         for row in await self.store.fetch(_READ, (since,)):
+            counts = [int(row[f]) for f in FIELDS]
             stored.setdefault(str(row["sender_id"]), {})[int(row["day"])] = (
-                int(row["sent"]), int(row["complaints"]), int(row["auth_refusals"]))
+                counts[0], counts[1], counts[2], counts[3])
         self._stored = stored
         self.loaded_at = self.clock()
         self.last_error = ""
@@ -251,13 +264,37 @@ class SenderVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class RateStanding:
+    """One sender against one rate rule."""
+
+    rule_id: str
+    tally: Tally  # over the rule's window
+    standing: Standing
+    params: Mapping[str, Any]
+
+    @property
+    def of(self) -> str:
+        return str(self.params["of"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule_id,
+            "of": self.of,
+            "window_days": self.params["window_days"],
+            "sent": self.tally.sent,
+            "count": getattr(self.tally, self.of),
+            "rate": round(self.tally.rate(self.of), 6),
+            "standing": self.standing.value,
+            "thresholds": {k: self.params[k] for k in ("min_sent", "warn", "stop")},
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SenderStanding:
     """One sender's standing at the receivers as ops see it (CLI, API, dashboard)."""
 
     sender_id: str
-    complaints: Tally  # over the complaint rule's window
-    standing: Standing | None  # None: no configured rule judges it
-    complaint_params: Mapping[str, Any]
+    rates: tuple[RateStanding, ...]  # one per configured rate rule
     auth_refusals: int  # over the auth rule's window
     auth_params: Mapping[str, Any]
 
@@ -267,18 +304,14 @@ class SenderStanding:
             return None
         return self.auth_refusals >= int(self.auth_params["at_least"])
 
+    @property
+    def stopped(self) -> bool:
+        return any(r.standing is Standing.STOP for r in self.rates)
+
     def to_dict(self) -> dict[str, Any]:
-        complaint_window = self.complaint_params.get("window_days", DEFAULT_WINDOW_DAYS)
         return {
             "sender_id": self.sender_id,
-            "complaints": {
-                "window_days": complaint_window,
-                "sent": self.complaints.sent,
-                "complaints": self.complaints.complaints,
-                "rate": round(self.complaints.rate, 6),
-                "standing": self.standing.value if self.standing else None,
-                "thresholds": dict(self.complaint_params),
-            },
+            "rates": [r.to_dict() for r in self.rates],
             "auth_refusals": {
                 "window_days": self.auth_params.get("window_days", DEFAULT_WINDOW_DAYS),
                 "count": self.auth_refusals,
@@ -292,8 +325,7 @@ async def standings(
     store: Store, rules: RuleSet, sender_ids: Iterable[str], *, now: float | None = None
 ) -> list[SenderStanding]:
     """Every sender's counts over the configured rules' windows, read from the store now."""
-    complaint_rule, auth_rule = _rule(rules, COMPLAINT_CHECK), _rule(rules, AUTH_CHECK)
-    complaint = dict(complaint_rule.params) if complaint_rule else {}
+    auth_rule = next((r for r in rules.rules if r.check == AUTH_CHECK), None)
     auth = {k: v for k, v in auth_rule.params.items() if k != "statuses"} if auth_rule else {}
     volume = SenderVolume(store, window_days=read_window(rules),
                           clock=(lambda: now) if now is not None else time.time)
@@ -302,8 +334,10 @@ async def standings(
     for sender_id in sender_ids:
         days = volume.days(sender_id)
         assert days is not None  # read just now
-        tally = days.over(int(complaint.get("window_days", DEFAULT_WINDOW_DAYS)))
+        rates = []
+        for rule in rate_rules(rules):
+            tally = days.over(int(rule.params["window_days"]))
+            rates.append(RateStanding(rule.id, tally, judge(tally, rule.params), rule.params))
         refusals = days.over(int(auth.get("window_days", DEFAULT_WINDOW_DAYS))).auth_refusals
-        out.append(SenderStanding(sender_id, tally, judge(tally, complaint) if complaint
-                                  else None, complaint, refusals, auth))
+        out.append(SenderStanding(sender_id, tuple(rates), refusals, auth))
     return out

@@ -1,5 +1,5 @@
-"""Sender standing at the receivers: complaints (legal.md §2.1, §5.2), refusals for failed
-authentication (§5.1)."""
+"""Sender standing at the receivers: complaints (legal.md §2.1, §5.2), hard bounces (§1.6
+Art. 6, §2.4), refusals for failed authentication (§5.1)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from gateway.engine.context import Facts
 from gateway.engine.registry import CheckResult, check
 from gateway.model import Outcome, Phase
 from gateway.replies import ENHANCED_STATUS
-from gateway.volume import AUTH_CHECK, COMPLAINT_CHECK, SenderDays, Standing, judge
+from gateway.volume import AUTH_CHECK, RATE_CHECK, RATE_OF, SenderDays, Standing, judge
 
-PARAMS = {"window_days": int, "min_sent": int, "warn": float, "stop": float}
+PARAMS = {"of": str, "window_days": int, "min_sent": int, "warn": float, "stop": float}
 AUTH_PARAMS = {"statuses": list, "window_days": int, "at_least": int}
 
 
@@ -21,6 +21,8 @@ def _window_problem(params: Mapping[str, Any]) -> str:
 
 
 def _params_problem(params: Mapping[str, Any]) -> str:
+    if params["of"] not in RATE_OF:
+        return f"of must be one of {', '.join(RATE_OF)}"
     if problem := _window_problem(params):
         return problem
     if params["min_sent"] < 1:
@@ -50,16 +52,16 @@ def _sender_days(facts: Facts) -> SenderDays | tuple[Outcome, str]:
     return days
 
 
-@check(COMPLAINT_CHECK, phases={Phase.MAIL}, params=PARAMS,
+@check(RATE_CHECK, phases={Phase.MAIL}, params=PARAMS,
        required=frozenset(PARAMS), validate=_params_problem)
-def complaint_rate(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
-    """The sender's complaint rate over the last days stays below the stop threshold."""
+def rate(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """The sender's complaints (or hard bounces) per recipient stay below the stop rate."""
     days = _sender_days(facts)
     if not isinstance(days, SenderDays):
         return days
     window = int(params["window_days"])
     tally = days.over(window)
-    detail = tally.describe(window)
+    detail = tally.describe(params["of"], window)
     standing = judge(tally, params)
     if standing is Standing.TOO_FEW:
         return Outcome.PASS, f"{detail}; too few to judge (min_sent {params['min_sent']:,})"

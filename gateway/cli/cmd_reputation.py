@@ -11,12 +11,12 @@ from gateway.cli.common import with_store
 from gateway.cli.table import render
 from gateway.engine.packs import load_packs
 from gateway.store import Store
-from gateway.volume import SenderStanding, Standing, standings
+from gateway.volume import RateStanding, Standing, standings
 
 _SAYS = {
     Standing.TOO_FEW: "too few to judge",
     Standing.OK: "ok",
-    Standing.WARN: "WARN: over the warn rate",
+    Standing.WARN: "WARN",
     Standing.STOP: "STOPPED: advertising mail refused",
 }
 
@@ -24,29 +24,26 @@ _SAYS = {
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "reputation", parents=[common],
-        help="each sender's complaint rate and refusals for failed authentication",
+        help="each sender's complaint and bounce rates, and refusals for failed authentication",
         description="Per sender, over the windows of the rules in rules/reputation.toml: "
-        "feedback-loop complaints per recipient of advertising mail (sender.complaint_rate: "
-        "at its warn rate mail goes and ops are told, at its stop rate the sender's "
-        "advertising mail is refused) and messages receivers refused for failed SPF, DKIM "
-        "or DMARC (sender.auth_refused: recorded for ops). Counts reach the store every "
-        "[store] volume_interval. Exit 1 when a sender is stopped or refused for "
-        "authentication.",
+        "feedback-loop complaints and hard bounces per recipient of advertising mail "
+        "(sender.complaint_rate, sender.bounce_rate: at the warn rate mail goes and ops are "
+        "told, at the stop rate the sender's advertising mail is refused) and messages "
+        "receivers refused for failed SPF, DKIM or DMARC (sender.auth_refused: recorded). "
+        "Counts reach the store every [store] volume_interval. Exit 1 when a sender is "
+        "stopped or refused for authentication.",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per sender and line")
     p.set_defaults(func=run)
 
 
-def _rows(found: list[SenderStanding]) -> list[list[str]]:
-    rows = []
-    for e in found:
-        auth = e.to_dict()["auth_refusals"]
-        rows.append([
-            e.sender_id, f"{e.complaints.sent:,}", f"{e.complaints.complaints:,}",
-            f"{e.complaints.rate:.3%}", _SAYS[e.standing] if e.standing else "not checked",
-            f"{e.auth_refusals:,}" + (" — CHECK SPF/DKIM/DMARC" if auth["flagged"] else ""),
-        ])
-    return rows
+_OF = {"complaints": "complaints", "hard_bounces": "hard bounces"}
+
+
+def _rate_cell(rate: RateStanding) -> str:
+    cell = (f"{rate.tally.rate(rate.of):.3%} ({getattr(rate.tally, rate.of):,} of "
+            f"{rate.tally.sent:,})")
+    return f"{cell} {_SAYS[rate.standing]}" if rate.standing is not Standing.OK else cell
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,17 +56,21 @@ def run(args: argparse.Namespace) -> int:
             for entry in found:
                 print(json.dumps(entry.to_dict(), ensure_ascii=False))
         elif found:
-            shown = found[0].to_dict()
-            days = shown["complaints"]["window_days"], shown["auth_refusals"]["window_days"]
-            print(render(["sender", f"sent ({days[0]} d)", "complaints", "rate", "standing",
-                          f"auth refusals ({days[1]} d)"], _rows(found)))
-            t = shown["complaints"]["thresholds"]
-            print(f"complaints: warn at {t['warn']:.2%}, stop at {t['stop']:.2%}, judged from "
-                  f"{t['min_sent']:,} recipients" if t else
-                  "policy.rules runs no reputation.complaint_rate rule (rules/reputation.toml)")
+            first = found[0]
+            auth_days = first.to_dict()["auth_refusals"]["window_days"]
+            headers = ["sender", *(f"{_OF[r.of]} ({r.params['window_days']} d)"
+                                   for r in first.rates), f"auth refusals ({auth_days} d)"]
+            rows = [[e.sender_id, *map(_rate_cell, e.rates),
+                     f"{e.auth_refusals:,}" + (" CHECK SPF/DKIM/DMARC" if e.auth_flagged else "")]
+                    for e in found]
+            print(render(headers, rows, max_col=60))
+            for r in first.rates:
+                print(f"{r.rule_id}: warn at {r.params['warn']:.2%}, stop at "
+                      f"{r.params['stop']:.2%}, judged from {r.params['min_sent']:,} recipients")
+            if not first.rates:
+                print("policy.rules runs no reputation.rate rule (rules/reputation.toml)")
         else:
             print("no senders configured")
-        troubled = any(e.standing is Standing.STOP or e.auth_flagged for e in found)
-        return 1 if troubled else 0
+        return 1 if any(e.stopped or e.auth_flagged for e in found) else 0
 
     return with_store(cfg, work)

@@ -85,7 +85,7 @@ GUARDS: dict[str, str] = {
     "(rules/alignment.toml, Art. 5)",
     "auth.spf_pass": "nothing checks that SPF passes for the egress IPs "
     "(rules/alignment.toml)",
-    "reputation.complaint_rate": "advertising mail goes on whatever its complaint rate "
+    "reputation.rate": "advertising mail goes on whatever its complaint or bounce rate "
     "(rules/reputation.toml)",
 }
 

@@ -504,6 +504,7 @@ class Handler:
             rule_id, reply = "address.suppressed", replies.bounce_recorded
             detail = (f"DSN {bounce.status}: "
                       + ("suppressed" if bounce.added else "suppressed already"))
+            self.gw.volume.note_hard_bounce(bounce.sender_id)  # rule sender.bounce_rate
             if bounce.added:
                 self.gw.metrics.suppression_added(suppression.HARD_BOUNCE)
         line = _line(reply)
@@ -618,6 +619,8 @@ class Handler:
         if not one_recipient or not self.hard_bounce or not is_hard_bounce(
                 answer.code, answer.message, self.hard_bounce):
             return
+        if facts.sender is not None and facts.client_class is ClientClass.ADVERTISING:
+            self.gw.volume.note_hard_bounce(facts.sender.id)  # rule sender.bounce_rate
         try:
             key = suppression_key(normalize_address(address))
             added = await suppression.suppress(

@@ -12,8 +12,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 if TYPE_CHECKING:
     from gateway.auth.dns import DnsCacheStats
     from gateway.delivery.upstream import UpstreamPool
+    from gateway.engine.packs import Rule
     from gateway.store.base import Store
-    from gateway.volume import SenderVolume
+    from gateway.volume import SenderVolume, Tally
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -136,27 +137,40 @@ class Metrics:
         }
         self.registry.register(_ReadAtScrape(readings, gauges))
 
-    def watch_volume(self, volume: SenderVolume, sender_ids: list[str], days: int) -> None:
-        """Export each sender's complaint rate and its two sides over `days` (NaN until the
-        counts were first read from the store)."""
+    def watch_volume(self, volume: SenderVolume, sender_ids: list[str], days: int,
+                     rates: list[Rule]) -> None:
+        """Export each sender's counts over `days` and each rate rule's rate over its own
+        window, as `tokuden_<rule id>` (NaN until the counts were first read from the store)."""
 
-        def read(sender_id: str, field: str) -> Callable[[], float]:
-            def value() -> float:
+        def read(sender_id: str, window: int, value: Callable[[Tally], float]
+                 ) -> Callable[[], float]:
+            def current() -> float:
                 counts = volume.days(sender_id)
-                return float(getattr(counts.over(days), field)) if counts else float("nan")
-            return value
+                return value(counts.over(window)) if counts else float("nan")
+            return current
+
+        def count_of(field: str) -> Callable[[Tally], float]:
+            return lambda tally: float(getattr(tally, field))
+
+        def rate_of(of: str) -> Callable[[Tally], float]:
+            return lambda tally: tally.rate(of)
 
         gauges: GaugeReadings = {
-            f"tokuden_sender_{name}": (
-                f"{what} over the last {days} days (rule sender.complaint_rate)", "sender",
-                {sid: read(sid, field) for sid in sender_ids})
-            for name, field, what in (
-                ("complaint_rate", "rate", "Complaints per recipient of advertising mail"),
-                ("sent", "sent", "Recipients of advertising mail the upstream took"),
-                ("complaints", "complaints", "Feedback-loop complaints received"),
-                ("auth_refusals", "auth_refusals",
-                 "Messages receivers refused for failed authentication"))
+            f"tokuden_sender_{field}": (f"{what} over the last {days} days", "sender",
+                                        {sid: read(sid, days, count_of(field))
+                                         for sid in sender_ids})
+            for field, what in (
+                ("sent", "Recipients of advertising mail the upstream took"),
+                ("complaints", "Feedback-loop complaints received"),
+                ("hard_bounces", "Hard bounces of advertising mail (5.1.1)"),
+                ("auth_refusals", "Messages receivers refused for failed authentication"))
         }
+        for rule in rates:
+            window, of = int(rule.params["window_days"]), str(rule.params["of"])
+            gauges["tokuden_" + rule.id.replace(".", "_")] = (
+                f"{of.replace('_', ' ').capitalize()} per recipient of advertising mail over "
+                f"the last {window} days (rule {rule.id})", "sender",
+                {sid: read(sid, window, rate_of(of)) for sid in sender_ids})
         self.registry.register(_ReadAtScrape({}, gauges))
 
     def unsubscribe(self, method: str) -> None:

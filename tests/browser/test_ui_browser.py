@@ -117,11 +117,14 @@ async def test_ops_filters_log_and_opens_event(served: tuple[Env, str], browser:
     assert await page.locator("svg.chart rect").count() > 10
     senders = page.locator("#reputation tbody tr")
     assert await senders.count() == 2  # one row per configured sender
-    sample = (await senders.first.inner_text()).split("\t")
-    assert sample[:4] == ["sample", "1,500", "2", "0.133%"]
-    assert "警告" in sample[4] and "warn" in sample[4]
-    assert sample[5].startswith("1") and "要確認" in sample[5]
-    assert "0.10% で警告、0.30% で広告メールを停止" in await page.inner_text("#reputation")
+    sample = [cell.strip() for cell in (await senders.first.inner_text()).split("\t")]
+    assert sample[0] == "sample"
+    assert sample[1].startswith("0.133% (2 / 1,500)") and "警告" in sample[1]  # complaints
+    assert sample[2].startswith("0.000% (0 / 1,500)") and "正常" in sample[2]  # bounces
+    assert sample[3].startswith("1") and "要確認" in sample[3]
+    hint = await page.inner_text("#reputation")
+    assert "0.10% で警告、0.30% で広告メールを停止" in hint
+    assert "宛先不明率: 直近 2 日" in hint
     await _shot(page, "dashboard")
 
     await page.click("nav >> text=拒否ログ")

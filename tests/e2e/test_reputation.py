@@ -30,10 +30,11 @@ def fast_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def seed(store: Path, sender: str, sent: int, complaints: int, days_ago: int = 0) -> None:
+def seed(store: Path, sender: str, sent: int, count: int, days_ago: int = 0,
+         column: str = "complaints") -> None:
     with sqlite3.connect(store) as db:
-        db.execute("INSERT INTO sender_volume (sender_id, day, sent, complaints) VALUES (?,?,?,?)",
-                   (sender, int(time.time() // DAY) - days_ago, sent, complaints))
+        db.execute(f"INSERT INTO sender_volume (sender_id, day, sent, {column}) VALUES (?,?,?,?)",
+                   (sender, int(time.time() // DAY) - days_ago, sent, count))
 
 
 def reputation(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
@@ -42,9 +43,11 @@ def reputation(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
     return done.returncode, rows["sample"]
 
 
-def standing(gw: GatewayProcess) -> tuple[int, dict[str, Any]]:
+def standing(gw: GatewayProcess, rule: str = "sender.complaint_rate"
+             ) -> tuple[int, dict[str, Any]]:
     code, row = reputation(gw)
-    return code, row["complaints"]
+    [rate] = [r for r in row["rates"] if r["rule"] == rule]
+    return code, rate
 
 
 def until(what: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -72,8 +75,9 @@ def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
     seed(store, "sample", 9, 0)
     until(lambda: standing(gw)[1]["sent"] == 999)
     assert standing(gw) == (0, {
-        "window_days": 7, "sent": 999, "complaints": 2, "rate": 0.002002, "standing": "too_few",
-        "thresholds": {"window_days": 7, "min_sent": 1000, "warn": 0.001, "stop": 0.003}})
+        "rule": "sender.complaint_rate", "of": "complaints", "window_days": 7, "sent": 999,
+        "count": 2, "rate": 0.002002, "standing": "too_few",
+        "thresholds": {"min_sent": 1000, "warn": 0.001, "stop": 0.003}})
 
     # The 1,000th recipient: judged now, over the warn rate; the mail still goes.
     assert send(gw, "taro@example.com")[0] == 250
@@ -93,12 +97,12 @@ def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
     # A receipt is not advertising: it goes.
     assert mail_from(gw, "receipts", "news@bounce.example.jp")[0] == 250
 
-    until(lambda: standing(gw)[1]["complaints"] == 3)
+    until(lambda: standing(gw)[1]["count"] == 3)
     code, row = standing(gw)
     assert (code, row["standing"], row["rate"]) == (1, "stop", 0.003)
     table = cli("reputation", config=gw.config_path)
     assert table.returncode == 1 and "STOPPED: advertising mail refused" in table.stdout
-    assert "complaints: warn at 0.10%, stop at 0.30%" in table.stdout
+    assert "sender.complaint_rate: warn at 0.10%, stop at 0.30%" in table.stdout
     metrics = scrape(fast_config)
     assert metrics['tokuden_sender_complaint_rate{sender="sample"}'] == 0.003
     assert metrics['tokuden_sender_complaints{sender="sample"}'] == 3
@@ -122,7 +126,8 @@ def test_counts_unreadable_at_start_are_a_451_until_the_store_answers(
         db.execute("DROP TABLE sender_volume")
     gw = start_gateway(fast_config)
     code, reply = mail_from(gw, "ma-tool", "news@bounce.example.jp")
-    assert (code, reply[:46]) == (451, b"4.3.0 [sender.complaint_rate] Complaint counts")
+    assert code == 451 and reply.startswith(
+        b"4.3.0 [sender.complaint_rate,sender.bounce_rate] Complaint counts unavailable")
     assert any("sender volume not synced" in line for line in gw.stderr_lines)
     with sqlite3.connect(store) as db:
         db.execute(schema[0])
@@ -165,3 +170,23 @@ def test_receivers_refusing_for_failed_authentication_are_recorded_for_ops(
         ("taro@example.com", f"DSN 5.7.26: smtp; 550 5.7.26 <taro@example.com>: {refused}")]
     marked = [e for e in events if e["client"] == "ma-tool" and e["verdict"] == "accepted"]
     assert marked and all(e["monitored"] == ["sender.auth_refused"] for e in marked)
+
+
+def test_a_list_full_of_unknown_mailboxes_stops_at_the_bounce_rate(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    gw = start_gateway(fast_config)
+    seed(tmp_path / "gateway.sqlite3", "sample", 500, 49, days_ago=1, column="hard_bounces")
+    until(lambda: standing(gw, "sender.bounce_rate")[1]["count"] == 49)
+    assert standing(gw, "sender.bounce_rate")[1]["standing"] == "warn"  # 9.8 %
+    # The 50th unknown mailbox, in the upstream's own answer: 10 %.
+    sink.behaviour.rcpt_replies["hanako@example.com"] = "550 5.1.1 <hanako@example.com>: unknown"
+    assert send(gw, "hanako@example.com")[0] == 550
+    code, reply = mail_from(gw, "ma-tool", "news@bounce.example.jp")
+    assert (code, reply[:27]) == (550, b"5.7.1 [sender.bounce_rate] ")
+    assert reply.endswith(b"advertising mail from this sender is stopped; check the list")
+    until(lambda: standing(gw, "sender.bounce_rate")[1]["count"] == 50)
+    code, rate = standing(gw, "sender.bounce_rate")
+    assert (code, rate["standing"], rate["rate"], rate["window_days"]) == (1, "stop", 0.1, 2)
+    assert scrape(fast_config)['tokuden_sender_bounce_rate{sender="sample"}'] == 0.1

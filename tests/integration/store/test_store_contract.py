@@ -571,13 +571,14 @@ async def test_sender_volume_sums_every_process_counts_per_day(store: Store) -> 
     first.note_sent("sample", 1)
     first.note_complaint("sample")
     second.note_auth_refusal("sample")
+    second.note_hard_bounce("other")
     second.note_sent("sample", 3)
     second.note_sent("other", 1)
     await first.sync()
     await second.sync()
     await first.sync()
     assert first.tallies(["sample", "other", "idle"], 7) == {
-        "sample": Tally(5, 1, 1), "other": Tally(1, 0), "idle": Tally(0, 0)}
+        "sample": Tally(5, 1, 1), "other": Tally(1, 0, 0, 1), "idle": Tally(0, 0)}
     assert second.tallies(["sample"], 7) == {"sample": Tally(5, 1, 1)}
     assert await first.store.fetch("SELECT count(*) AS n FROM sender_volume") == [{"n": 2}]
 
@@ -607,7 +608,8 @@ async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store)
     await store.execute(
         "CREATE TABLE sender_volume (sender_id TEXT NOT NULL, day BIGINT NOT NULL, "
         "sent BIGINT NOT NULL DEFAULT 0, complaints BIGINT NOT NULL DEFAULT 0, "
-        "auth_refusals BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (sender_id, day))")
+        "auth_refusals BIGINT NOT NULL DEFAULT 0, hard_bounces BIGINT NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (sender_id, day))")
     await volume.sync()
     rows = await store.fetch("SELECT sender_id, sent, complaints FROM sender_volume")
     assert rows == [{"sender_id": "sample", "sent": 4, "complaints": 1}]  # once, not twice

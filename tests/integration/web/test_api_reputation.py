@@ -20,12 +20,16 @@ async def test_every_role_that_sends_or_watches_reads_the_rates(env: Env) -> Non
             r = await c.get("/api/v1/reputation")
         assert r.status_code == 200, role
         sample, other = r.json()["senders"]
-        assert sample == {"sender_id": "sample", "complaints": {
-            "window_days": 7, "sent": 1500, "complaints": 5, "rate": 0.003333, "standing": "stop",
-            "thresholds": {"window_days": 7, "min_sent": 1000, "warn": 0.001, "stop": 0.003}},
+        assert sample == {"sender_id": "sample", "rates": [{
+            "rule": "sender.complaint_rate", "of": "complaints", "window_days": 7, "sent": 1500,
+            "count": 5, "rate": 0.003333, "standing": "stop",
+            "thresholds": {"min_sent": 1000, "warn": 0.001, "stop": 0.003}}, {
+            "rule": "sender.bounce_rate", "of": "hard_bounces", "window_days": 2, "sent": 1500,
+            "count": 0, "rate": 0.0, "standing": "ok",
+            "thresholds": {"min_sent": 500, "warn": 0.02, "stop": 0.1}}],
             # yesterday's four are out of the one-day window
             "auth_refusals": {"window_days": 1, "count": 0, "at_least": 1, "flagged": False}}
-        assert (other["sender_id"], other["complaints"]["standing"]) == ("other", "too_few")
+        assert (other["sender_id"], other["rates"][0]["standing"]) == ("other", "too_few")
     async with env.client(headers=bearer(await env.token("approver", "ap-1"))) as c:
         assert (await c.get("/api/v1/reputation")).status_code == 403
     async with env.client() as c:

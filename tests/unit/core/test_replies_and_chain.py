@@ -122,7 +122,7 @@ def test_a_pack_left_out_is_named_at_serve() -> None:
     assert [w.split("'")[1] for w in alone] == [
         "identity.allowed", "envelope.recipient_syntax", "message.wellformed",
         "message.single_from", "auth.dmarc_aligned", "auth.spf_pass",
-        "reputation.complaint_rate",
+        "reputation.rate",
     ]
     assert "any logged-in client may send with any From or envelope domain" in alone[0]
     assert [w.split("'")[1] for w in said("baseline", "alignment", "reputation")] == [

@@ -29,24 +29,33 @@ def test_the_shipped_thresholds(sent: int, complaints: int, expected: Standing) 
 
 
 def test_the_window_counts_today_and_the_days_before_it() -> None:
-    days = SenderDays(today=100, days={93: (1, 1, 0), 94: (10, 0, 1), 100: (5, 2, 3),
-                                       101: (7, 7, 7)})
-    assert days.over(7) == Tally(15, 2, 4)  # 94..100; 101 is in the future (a clock step)
-    assert days.over(1) == Tally(5, 2, 3)
-    assert days.over(8) == Tally(16, 3, 4)
-    assert Tally().rate == 0.0
+    days = SenderDays(today=100, days={93: (1, 1, 0, 0), 94: (10, 0, 1, 2), 100: (5, 2, 3, 1),
+                                       101: (7, 7, 7, 7)})
+    assert days.over(7) == Tally(15, 2, 4, 3)  # 94..100; 101 is in the future (a clock step)
+    assert days.over(1) == Tally(5, 2, 3, 1)
+    assert days.over(8) == Tally(16, 3, 4, 3)
+    assert Tally().rate("complaints") == Tally().rate("hard_bounces") == 0.0
+    assert days.over(7).rate("hard_bounces") == 0.2
 
 
-RATE, AUTH = "reputation.complaint_rate", "reputation.auth_refusals"
+RATE, AUTH = "reputation.rate", "reputation.auth_refusals"
 
 
 @pytest.mark.parametrize(("check", "params", "problem"), [
-    (RATE, "window_days = 7, min_sent = 1000, warn = 0.004, stop = 0.003", "0 < warn <= stop < 1"),
-    (RATE, "window_days = 7, min_sent = 1000, warn = 0.001, stop = 3", "0 < warn <= stop < 1"),
-    (RATE, "window_days = 0, min_sent = 1000, warn = 0.001, stop = 0.003", "window_days must be 1"),
-    (RATE, "window_days = 7, min_sent = 0, warn = 0.001, stop = 0.003", "min_sent must be at least"),
-    (RATE, "window_days = 7, warn = 0.001, stop = 0.003", "needs parameter(s) min_sent"),
-    (RATE, "window_days = 7.5, min_sent = 1, warn = 0.001, stop = 0.003", "'window_days' must be int"),
+    (RATE, 'of = "complaints", window_days = 7, min_sent = 1000, warn = 0.004, stop = 0.003',
+     "0 < warn <= stop < 1"),
+    (RATE, 'of = "complaints", window_days = 7, min_sent = 1000, warn = 0.001, stop = 3',
+     "0 < warn <= stop < 1"),
+    (RATE, 'of = "complaints", window_days = 0, min_sent = 1000, warn = 0.001, stop = 0.003',
+     "window_days must be 1"),
+    (RATE, 'of = "complaints", window_days = 7, min_sent = 0, warn = 0.001, stop = 0.003',
+     "min_sent must be at least"),
+    (RATE, 'of = "complaints", window_days = 7, warn = 0.001, stop = 0.003',
+     "needs parameter(s) min_sent"),
+    (RATE, 'of = "complaints", window_days = 7.5, min_sent = 1, warn = 0.001, stop = 0.003',
+     "'window_days' must be int"),
+    (RATE, 'of = "opt_outs", window_days = 7, min_sent = 1, warn = 0.001, stop = 0.003',
+     "of must be one of complaints, hard_bounces"),
     (AUTH, 'statuses = ["5.7.26", "5.7"], window_days = 1, at_least = 1',
      "statuses must be enhanced status codes like 5.7.26, not ['5.7']"),
     (AUTH, "statuses = [], window_days = 1, at_least = 1", "statuses must be enhanced status codes"),
