@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -166,34 +165,40 @@ class SenderVolume:
         self.loaded_at: float | None = None  # the last successful read (epoch seconds)
         self.last_error = ""
         self._stored: dict[str, dict[int, Counts]] = {}
-        self._pending: dict[str, Counter[tuple[str, int]]] = {f: Counter() for f in FIELDS}
+        # Not yet added to the store: sender -> day -> counts in the order of FIELDS. Keyed
+        # by sender first, so a MAIL's lookup reads its own sender's few days only.
+        self._pending: dict[str, dict[int, list[int]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- the hot path ----------------------------------------------------------------------
 
+    def _note(self, sender_id: str, index: int, n: int) -> None:
+        self._note_on(sender_id, day_of(self.clock()), index, n)
+
+    def _note_on(self, sender_id: str, day: int, index: int, n: int) -> None:
+        days = self._pending.setdefault(sender_id, {})
+        days.setdefault(day, [0, 0, 0, 0])[index] += n
+
     def note_sent(self, sender_id: str, recipients: int) -> None:
-        self._pending["sent"][sender_id, day_of(self.clock())] += recipients
+        self._note(sender_id, 0, recipients)
 
     def note_complaint(self, sender_id: str) -> None:
-        self._pending["complaints"][sender_id, day_of(self.clock())] += 1
+        self._note(sender_id, 1, 1)
 
     def note_auth_refusal(self, sender_id: str) -> None:
-        self._pending["auth_refusals"][sender_id, day_of(self.clock())] += 1
+        self._note(sender_id, 2, 1)
 
     def note_hard_bounce(self, sender_id: str) -> None:
-        self._pending["hard_bounces"][sender_id, day_of(self.clock())] += 1
+        self._note(sender_id, 3, 1)
 
     def days(self, sender_id: str) -> SenderDays | None:
         """The sender's counts (stored plus not yet added); None before the first read."""
         if self.loaded_at is None:
             return None
         merged = dict(self._stored.get(sender_id, {}))
-        for index, field in enumerate(FIELDS):
-            for (sender, day), n in self._pending[field].items():
-                if sender == sender_id:
-                    counts = list(merged.get(day, (0, 0, 0, 0)))
-                    counts[index] += n
-                    merged[day] = (counts[0], counts[1], counts[2], counts[3])
+        for day, (sent, complaints, refusals, bounces) in self._pending.get(sender_id, {}).items():
+            a, b, c, d = merged.get(day, (0, 0, 0, 0))
+            merged[day] = (a + sent, b + complaints, c + refusals, d + bounces)
         return SenderDays(day_of(self.clock()), merged)
 
     def tallies(self, sender_ids: Iterable[str], window_days: int) -> dict[str, Tally]:
@@ -212,17 +217,17 @@ class SenderVolume:
         Raises GatewayError when the store cannot be reached; counts not added stay for
         the next attempt.
         """
-        pending = self._pending
-        self._pending = {f: Counter() for f in FIELDS}
-        keys = sorted({key for counter in pending.values() for key in counter})
+        pending, self._pending = self._pending, {}
+        rows = [(s, d, *counts) for s, days in sorted(pending.items())
+                for d, counts in sorted(days.items())]
         try:
-            if keys:
-                await self.store.execute_all([
-                    (_ADD, (s, d, *(pending[f][s, d] for f in FIELDS))) for s, d in keys
-                ])
+            if rows:
+                await self.store.execute_all([(_ADD, row) for row in rows])
         except BaseException:
-            for field in FIELDS:
-                self._pending[field].update(pending[field])
+            for sender_id, days in pending.items():  # kept for the next attempt
+                for day, counts in days.items():
+                    for index, n in enumerate(counts):
+                        self._note_on(sender_id, day, index, n)
             raise
         since = day_of(self.clock()) - self.window_days
         stored: dict[str, dict[int, Counts]] = {}
@@ -246,7 +251,7 @@ class SenderVolume:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if any(self._pending.values()):
+        if self._pending:
             await self._sync_logged()
 
     async def _run(self) -> None:
