@@ -672,7 +672,7 @@ class Handler:
         days = self.gw.volume.days(sender_id)
         if days is None:
             why = self.gw.volume.last_error or "the first read has not finished"
-            facts.errors["sender_volume"] = f"complaint counts not read from the store: {why}"
+            facts.errors["sender_volume"] = f"sender counts not read from the store: {why}"
         else:
             facts.extra["sender_volume"] = days
 

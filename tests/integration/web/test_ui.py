@@ -6,6 +6,7 @@ import re
 
 import httpx
 
+from gateway.consent import suppression
 from tests.integration.web.support import Env, add_event, eml
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -188,3 +189,25 @@ async def test_ui_csv_export_is_masked_and_audited(env: Env) -> None:
         assert "taro@example.jp" not in r.text
     rows = await env.store.fetch("SELECT actor, action FROM audit_log")
     assert rows == [{"actor": "ops-ui", "action": "events.export"}]
+
+
+async def test_clearing_every_bounce_since_needs_a_moment_a_reason_and_the_role(env: Env) -> None:
+    await suppression.suppress(env.store, "taro@example.com", suppression.HARD_BOUNCE,
+                               "550 5.1.1 unknown", sender_id="sample")
+    async with env.client() as c:
+        await login(c, await env.token("auditor", "dpo"))  # may read events, not clear bounces
+        token = CSRF.search((await c.get("/ui/dashboard")).text)
+        assert token is not None
+        r = await c.post("/ui/suppressions/clear-since",
+                         data={"csrf": token.group(1), "since": "2026-11-24T09:00", "reason": "x"})
+        assert r.status_code == 403
+    async with env.client() as c:
+        await login(c, await env.token("ops", "ops-suzuki"))
+        token = CSRF.search((await c.get("/ui/suppressions")).text)
+        assert token is not None
+        for since, reason in (("", "upstream fault"), ("yesterday", "upstream fault"),
+                              ("2026-11-24T09:00", " ")):
+            r = await c.post("/ui/suppressions/clear-since",
+                             data={"csrf": token.group(1), "since": since, "reason": reason})
+            assert r.status_code == 422 and "Enter the moment and the reason" in r.text
+        assert len(await suppression.listing(env.store)) == 1  # nothing cleared
