@@ -229,6 +229,13 @@ class SenderVolume:
                     for index, n in enumerate(counts):
                         self._note_on(sender_id, day, index, n)
             raise
+        # Added: until the read below succeeds they stand in the view this process has,
+        # so a failed read leaves its own counts counted (the rates never read low).
+        for sender_id, days in pending.items():
+            mine = self._stored.setdefault(sender_id, {})
+            for day, (a, b, c, d) in days.items():
+                w, x, y, z = mine.get(day, (0, 0, 0, 0))
+                mine[day] = (w + a, x + b, y + c, z + d)
         since = day_of(self.clock()) - self.window_days
         stored: dict[str, dict[int, Counts]] = {}
         for row in await self.store.fetch(_READ, (since,)):
@@ -266,6 +273,11 @@ class SenderVolume:
             if self.last_error != str(exc):
                 log.warning("sender volume not synced with the store: %s", exc)
             self.last_error = str(exc)
+        except Exception as exc:
+            # Anything else must not end the background task: the rates would stand still
+            # for the life of the process without a word.
+            log.exception("sender volume not synced with the store")
+            self.last_error = str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -613,3 +613,47 @@ async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store)
     await volume.sync()
     rows = await store.fetch("SELECT sender_id, sent, complaints FROM sender_volume")
     assert rows == [{"sender_id": "sample", "sent": 4, "complaints": 1}]  # once, not twice
+
+
+class _ReadsFail:
+    """The real store, whose next reads raise the given errors (its writes go through)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.failures: list[Exception] = []
+
+    async def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        return await self.store.execute_all(statements)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await self.store.fetch(sql, params)
+
+
+async def test_sender_volume_counts_what_it_added_when_the_read_back_fails(store: Store) -> None:
+    flaky = _ReadsFail(store)
+    volume = SenderVolume(flaky, clock=lambda: T0, interval=0.01)  # type: ignore[arg-type]
+    await volume.sync()
+    volume.note_sent("sample", 3)
+    volume.note_complaint("sample")
+    flaky.failures.append(StoreUnavailable("query failed: connection reset"))
+    with pytest.raises(StoreUnavailable):
+        await volume.sync()
+    assert volume.tallies(["sample"], 7)["sample"] == Tally(3, 1)  # added, and still seen
+    await volume.sync()
+    assert volume.tallies(["sample"], 7)["sample"] == Tally(3, 1)  # once, not twice
+    assert await store.fetch("SELECT sent, complaints FROM sender_volume") == [
+        {"sent": 3, "complaints": 1}]
+
+    # An error nobody foresaw is logged; the background task goes on and syncs again.
+    flaky.failures.append(RuntimeError("a bug"))
+    await volume.start()
+    assert volume.last_error == "a bug"
+    volume.note_sent("sample", 2)
+    deadline = time.monotonic() + 5
+    while volume.last_error or volume.tallies(["sample"], 7)["sample"].sent != 5:
+        assert time.monotonic() < deadline, volume.last_error
+        await asyncio.sleep(0.01)
+    await volume.close()
+    assert await store.fetch("SELECT sent FROM sender_volume") == [{"sent": 5}]
