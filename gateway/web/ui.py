@@ -308,8 +308,8 @@ async def suppression_clear_since(request: Request, session: Session) -> Respons
     """Every hard bounce since a moment (Japan time): an upstream that went wrong."""
     form = await request.form()
     since, reason = (str(form.get(k) or "").strip() for k in ("since", "reason"))
-    try:
-        moment = datetime.strptime(since, "%Y-%m-%dT%H:%M").replace(tzinfo=DISPLAY_TZ)
+    try:  # a datetime-local field: minutes, or seconds where the browser offers them
+        moment = datetime.fromisoformat(since).replace(tzinfo=DISPLAY_TZ) if since else None
     except ValueError:
         moment = None
     if moment is None or not reason:

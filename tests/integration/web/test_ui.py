@@ -211,3 +211,7 @@ async def test_clearing_every_bounce_since_needs_a_moment_a_reason_and_the_role(
                              data={"csrf": token.group(1), "since": since, "reason": reason})
             assert r.status_code == 422 and "Enter the moment and the reason" in r.text
         assert len(await suppression.listing(env.store)) == 1  # nothing cleared
+        r = await c.post("/ui/suppressions/clear-since",  # with seconds, as some browsers send
+                         data={"csrf": token.group(1), "since": "2000-01-01T00:00:00",
+                               "reason": "upstream fault"})
+        assert r.status_code == 200 and "Cleared 1 hard bounce(s)" in r.text
