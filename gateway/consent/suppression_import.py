@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway.consent.address import InvalidAddress, normalize_address, suppression_key
 from gateway.consent.importer import EMAIL_HEADERS, RowError, norm_header, text_encoding
-from gateway.consent.suppression import INSERT, MANUAL
+from gateway.consent.suppression import MANUAL
 from gateway.store.base import Store
 
 __all__ = [
@@ -33,6 +33,14 @@ __all__ = [
 ]
 
 MAX_ERRORS_KEPT = 1000
+CHUNK = 1000  # addresses per statement: well under SQLite's and PostgreSQL's parameter limits
+# VALUES names its one column column1 in SQLite and PostgreSQL alike. An address with a
+# suppression in force is left as it is, as suppression.INSERT does for one.
+_INSERT_MANY = (
+    "INSERT INTO suppressions (address_key, reason, detail, sender_id, created_at, created_by) "
+    "SELECT v.column1, ?, ?, '', ?, ? FROM (VALUES {values}) AS v WHERE NOT EXISTS "
+    "(SELECT 1 FROM suppressions s WHERE s.address_key = v.column1 AND s.cleared_at IS NULL)"
+)
 _AUDIT = "INSERT INTO audit_log (at, actor, action, subject, reason) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -112,12 +120,17 @@ async def import_suppressions(store: Store, keys: list[str], note: str, actor: s
                               source: str) -> int:
     """Suppress every address in one transaction; how many were not suppressed already.
 
-    One audit entry names the file, the count and the note.
+    One audit entry names the file, the count and the note. The addresses go in chunks of
+    CHUNK per statement: one statement per address cost PostgreSQL a round trip each
+    (100,000 addresses: 14.5 s, against 0.75 s on SQLite).
     """
     now = time.time()
     detail = f"import {source}: {note}"[:500]
-    statements: list[tuple[str, tuple[Any, ...]]] = [
-        (INSERT, (key, MANUAL, detail, "", now, actor, key)) for key in keys]
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        statements.append((_INSERT_MANY.format(values=", ".join(["(?)"] * len(chunk))),
+                           (MANUAL, detail, now, actor, *chunk)))
     statements.append((_AUDIT, (now, actor, "suppression.import", source,
                                 f"{note} ({len(keys)} addresses in the file)")))
     changed = await store.execute_all(statements)

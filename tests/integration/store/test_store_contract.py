@@ -17,6 +17,7 @@ from gateway.access.report import compliance_report
 from gateway.config import Config, SenderConfig
 from gateway.consent import service, suppression
 from gateway.consent.model import ConsentStatus
+from gateway.consent.suppression_import import import_suppressions
 from gateway.errors import StoreUnavailable
 from gateway.model import Event, EventVerdict, Phase
 from gateway.store import EventFilter, Store, open_store
@@ -657,3 +658,21 @@ async def test_sender_volume_counts_what_it_added_when_the_read_back_fails(store
         await asyncio.sleep(0.01)
     await volume.close()
     assert await store.fetch("SELECT sent FROM sender_volume") == [{"sent": 5}]
+
+
+async def test_a_suppression_list_goes_in_whole_in_chunks(store: Store) -> None:
+    keys = [f"user{i}@example.jp" for i in range(2500)]  # three statements of CHUNK or less
+    await suppression.suppress(store, keys[1700], suppression.HARD_BOUNCE, "550 5.1.1")
+    added = await import_suppressions(store, keys, "go-live", "ops-suzuki", "bounces.csv")
+    assert added == 2499  # one was suppressed already and stays as it was
+    rows = await store.fetch("SELECT reason, created_by, detail, count(*) AS n FROM suppressions "
+                             "GROUP BY reason, created_by, detail ORDER BY reason")
+    assert rows == [
+        {"reason": "hard_bounce", "created_by": "gateway", "detail": "550 5.1.1", "n": 1},
+        {"reason": "manual", "created_by": "ops-suzuki",
+         "detail": "import bounces.csv: go-live", "n": 2499}]
+    assert await import_suppressions(store, keys, "again", "ops-suzuki", "bounces.csv") == 0
+    audited = await store.fetch("SELECT subject, reason FROM audit_log "
+                                "WHERE action = 'suppression.import' ORDER BY id")
+    assert [a["reason"] for a in audited] == ["go-live (2500 addresses in the file)",
+                                              "again (2500 addresses in the file)"]
