@@ -23,6 +23,7 @@ from gateway.engine.packs import RuleSet, load_packs
 from gateway.errors import ConfigError
 from gateway.eventlog import EventLog
 from gateway.footer_policy import FooterPolicy
+from gateway.gmail_bulk import gmail_bulk
 from gateway.preflight import preflight
 from gateway.smtp.credentials import Authenticator
 from gateway.smtp.handler import Handler
@@ -54,8 +55,11 @@ class Gateway:
         self.rules = rules
         self.store = store
         self.eventlog = EventLog(store)
-        self.volume = SenderVolume(store, window_days=read_window(rules),
-                                   interval=config.store.volume_interval)
+        self.gmail_bulk = gmail_bulk(rules, monitor=config.policy.mode == "monitor")
+        self.volume = SenderVolume(
+            store, window_days=read_window(rules), interval=config.store.volume_interval,
+            gmail_limit=self.gmail_bulk.daily_limit if self.gmail_bulk else 0,
+        )
         self.authenticator = Authenticator(
             config.clients,
             failure_limit=config.server.auth_failure_limit,

@@ -8,7 +8,9 @@ with many unknown users (legal.md §2.4), and a list with many of them looks lik
 advertising mail the upstream took, feedback-loop reports the opt-out mailbox took (method
 `complaint`), hard bounces (the upstream's 5.1.1, or a DSN's), and refusals for failed
 authentication (5.7.26 ...), by DSN or by the upstream's own reply: legal.md §5.1 asks for
-an "auth misconfig" alert (rule `sender.auth_refused`).
+an "auth misconfig" alert (rule `sender.auth_refused`). And recipients at personal Gmail
+addresses, of every client class: Gmail's bulk-sender status (gateway/gmail_bulk.py, rule
+`sender.gmail_bulk`).
 
 The hot path only adds to a dict. Every `interval` each process adds its counts to the
 store (table `sender_volume`, one row per sender and day) and reads the sums of every
@@ -28,6 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.errors import GatewayError
+from gateway.gmail_bulk import GmailStanding, gmail_bulk
 from gateway.store.base import Store
 
 if TYPE_CHECKING:
@@ -58,21 +61,31 @@ DAY = 86400
 DEFAULT_WINDOW_DAYS = 7
 RATE_CHECK: Final = "reputation.rate"
 AUTH_CHECK: Final = "reputation.auth_refusals"
-FIELDS: Final = ("sent", "complaints", "auth_refusals", "hard_bounces")
+# gmail_sent counts every client class's mail, sent the rest advertising mail only
+FIELDS: Final = ("sent", "complaints", "auth_refusals", "hard_bounces", "gmail_sent")
 RATE_OF: Final = ("complaints", "hard_bounces")  # what a rate rule may count per recipient
 _ADD = (
-    f"INSERT INTO sender_volume (sender_id, day, {', '.join(FIELDS)}) VALUES (?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO sender_volume (sender_id, day, {', '.join(FIELDS)}) "
+    f"VALUES (?, ?, {', '.join('?' for _ in FIELDS)}) "
     "ON CONFLICT (sender_id, day) DO UPDATE SET "
     + ", ".join(f"{f} = sender_volume.{f} + excluded.{f}" for f in FIELDS)
 )
 _READ = f"SELECT sender_id, day, {', '.join(FIELDS)} FROM sender_volume WHERE day >= ?"
+# Gmail's bulk status never lapses: the first day at or over the limit, however long ago
+_BULK_SINCE = ("SELECT sender_id, min(day) AS day FROM sender_volume WHERE gmail_sent >= ? "
+               "GROUP BY sender_id")
 _NAMES = {"complaints": ("complaint", "complaints"), "hard_bounces": ("bounce", "hard bounces")}
 
-Counts = tuple[int, int, int, int]  # in the order of FIELDS
+Counts = tuple[int, ...]  # one per FIELDS, in its order
+_ZERO: Final[Counts] = (0,) * len(FIELDS)
 
 
 def day_of(ts: float) -> int:
     return int(ts // DAY)
+
+
+def _added(counts: Counts, more: Iterable[int]) -> Counts:
+    return tuple(a + b for a, b in zip(counts, more, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,7 @@ class Tally:
     complaints: int = 0
     auth_refusals: int = 0
     hard_bounces: int = 0
+    gmail_sent: int = 0
 
     def rate(self, of: str) -> float:
         """Complaints or hard bounces per recipient."""
@@ -118,10 +132,11 @@ class SenderDays:
 
     today: int
     days: dict[int, Counts]
+    gmail_bulk_since: int | None = None  # the first UTC day at Gmail's bulk limit
 
     def over(self, window_days: int) -> Tally:
         first = self.today - window_days + 1
-        sums = [0, 0, 0, 0]
+        sums = [0] * len(FIELDS)
         for day, counts in self.days.items():
             if first <= day <= self.today:
                 for i, n in enumerate(counts):
@@ -156,15 +171,18 @@ class SenderVolume:
         *,
         window_days: int = DEFAULT_WINDOW_DAYS,
         interval: float = 30.0,
+        gmail_limit: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.gmail_limit = gmail_limit  # Gmail's bulk limit a day (0: not watched)
         self.window_days = window_days
         self.interval = interval
         self.clock = clock
         self.loaded_at: float | None = None  # the last successful read (epoch seconds)
         self.last_error = ""
         self._stored: dict[str, dict[int, Counts]] = {}
+        self._bulk_since: dict[str, int] = {}
         # Not yet added to the store: sender -> day -> counts in the order of FIELDS. Keyed
         # by sender first, so a MAIL's lookup reads its own sender's few days only.
         self._pending: dict[str, dict[int, list[int]]] = {}
@@ -177,7 +195,7 @@ class SenderVolume:
 
     def _note_on(self, sender_id: str, day: int, index: int, n: int) -> None:
         days = self._pending.setdefault(sender_id, {})
-        days.setdefault(day, [0, 0, 0, 0])[index] += n
+        days.setdefault(day, [0] * len(FIELDS))[index] += n
 
     def note_sent(self, sender_id: str, recipients: int) -> None:
         self._note(sender_id, 0, recipients)
@@ -191,15 +209,23 @@ class SenderVolume:
     def note_hard_bounce(self, sender_id: str) -> None:
         self._note(sender_id, 3, 1)
 
+    def note_gmail(self, sender_id: str, recipients: int) -> None:
+        if recipients:
+            self._note(sender_id, 4, recipients)
+
     def days(self, sender_id: str) -> SenderDays | None:
         """The sender's counts (stored plus not yet added); None before the first read."""
         if self.loaded_at is None:
             return None
         merged = dict(self._stored.get(sender_id, {}))
-        for day, (sent, complaints, refusals, bounces) in self._pending.get(sender_id, {}).items():
-            a, b, c, d = merged.get(day, (0, 0, 0, 0))
-            merged[day] = (a + sent, b + complaints, c + refusals, d + bounces)
-        return SenderDays(day_of(self.clock()), merged)
+        for day, counts in self._pending.get(sender_id, {}).items():
+            merged[day] = _added(merged.get(day, _ZERO), counts)
+        bulk_since = self._bulk_since.get(sender_id)
+        if self.gmail_limit:  # a day of this process's own may reach it before the store says
+            reached = [d for d, counts in merged.items() if counts[4] >= self.gmail_limit]
+            bulk_since = min([*reached, *([bulk_since] if bulk_since is not None else [])],
+                             default=None)
+        return SenderDays(day_of(self.clock()), merged, bulk_since)
 
     def tallies(self, sender_ids: Iterable[str], window_days: int) -> dict[str, Tally]:
         """Each sender's tally over the window (zero for a sender with no counts)."""
@@ -233,15 +259,16 @@ class SenderVolume:
         # so a failed read leaves its own counts counted (the rates never read low).
         for sender_id, days in pending.items():
             mine = self._stored.setdefault(sender_id, {})
-            for day, (a, b, c, d) in days.items():
-                w, x, y, z = mine.get(day, (0, 0, 0, 0))
-                mine[day] = (w + a, x + b, y + c, z + d)
+            for day, counts in days.items():
+                mine[day] = _added(mine.get(day, _ZERO), counts)
         since = day_of(self.clock()) - self.window_days
         stored: dict[str, dict[int, Counts]] = {}
         for row in await self.store.fetch(_READ, (since,)):
-            counts = [int(row[f]) for f in FIELDS]
-            stored.setdefault(str(row["sender_id"]), {})[int(row["day"])] = (
-                counts[0], counts[1], counts[2], counts[3])
+            stored.setdefault(str(row["sender_id"]), {})[int(row["day"])] = tuple(
+                int(row[f]) for f in FIELDS)
+        if self.gmail_limit:
+            self._bulk_since = {str(row["sender_id"]): int(row["day"]) for row in
+                                await self.store.fetch(_BULK_SINCE, (self.gmail_limit,))}
         self._stored = stored
         self.loaded_at = self.clock()
         self.last_error = ""
@@ -314,6 +341,7 @@ class SenderStanding:
     rates: tuple[RateStanding, ...]  # one per configured rate rule
     auth_refusals: int  # over the auth rule's window
     auth_params: Mapping[str, Any]
+    gmail: GmailStanding | None = None  # None: no rule watches Gmail's bulk limit
 
     @property
     def auth_flagged(self) -> bool | None:
@@ -325,6 +353,12 @@ class SenderStanding:
     def stopped(self) -> bool:
         return any(r.standing is Standing.STOP for r in self.rates)
 
+    @property
+    def flagged(self) -> bool:
+        """Stopped, refused for authentication, or near Gmail's bulk limit unprepared."""
+        return (self.stopped or bool(self.auth_flagged)
+                or (self.gmail is not None and self.gmail.flagged))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sender_id": self.sender_id,
@@ -335,16 +369,21 @@ class SenderStanding:
                 "at_least": self.auth_params.get("at_least"),
                 "flagged": self.auth_flagged,
             },
+            "gmail": self.gmail.to_dict() if self.gmail is not None else None,
         }
 
 
 async def standings(
-    store: Store, rules: RuleSet, sender_ids: Iterable[str], *, now: float | None = None
+    store: Store, rules: RuleSet, sender_ids: Iterable[str], *, monitor: bool = False,
+    now: float | None = None,
 ) -> list[SenderStanding]:
-    """Every sender's counts over the configured rules' windows, read from the store now."""
+    """Every sender's counts over the configured rules' windows, read from the store now
+    (`monitor`: policy.mode is monitor, so no rule's requirement is enforced)."""
     auth_rule = next((r for r in rules.rules if r.check == AUTH_CHECK), None)
     auth = {k: v for k, v in auth_rule.params.items() if k != "statuses"} if auth_rule else {}
+    bulk = gmail_bulk(rules, monitor=monitor)
     volume = SenderVolume(store, window_days=read_window(rules),
+                          gmail_limit=bulk.daily_limit if bulk else 0,
                           clock=(lambda: now) if now is not None else time.time)
     await volume.sync()
     out = []
@@ -356,5 +395,6 @@ async def standings(
             tally = days.over(int(rule.params["window_days"]))
             rates.append(RateStanding(rule.id, tally, judge(tally, rule.params), rule.params))
         refusals = days.over(int(auth.get("window_days", DEFAULT_WINDOW_DAYS))).auth_refusals
-        out.append(SenderStanding(sender_id, tuple(rates), refusals, auth))
+        gmail = bulk.standing(days.over(1).gmail_sent, days.gmail_bulk_since) if bulk else None
+        out.append(SenderStanding(sender_id, tuple(rates), refusals, auth, gmail))
     return out

@@ -8,12 +8,14 @@ from typing import Any
 
 from gateway.engine.context import Facts
 from gateway.engine.registry import CheckResult, check
+from gateway.gmail_bulk import GMAIL_CHECK, GmailBulk
 from gateway.model import Outcome, Phase
 from gateway.replies import ENHANCED_STATUS
 from gateway.volume import AUTH_CHECK, RATE_CHECK, RATE_OF, SenderDays, Standing, judge
 
 PARAMS = {"of": str, "window_days": int, "min_sent": int, "warn": float, "stop": float}
 AUTH_PARAMS = {"statuses": list, "window_days": int, "at_least": int}
+GMAIL_PARAMS = {"domains": list, "daily_limit": int, "approach": float, "requires": list}
 
 
 def _window_problem(params: Mapping[str, Any]) -> str:
@@ -40,6 +42,19 @@ def _auth_params_problem(params: Mapping[str, Any]) -> str:
     bad = [s for s in params["statuses"] if not ENHANCED_STATUS.fullmatch(str(s))]
     if bad or not params["statuses"]:
         return f"statuses must be enhanced status codes like 5.7.26, not {bad or 'none'}"
+    return ""
+
+
+def _gmail_params_problem(params: Mapping[str, Any]) -> str:
+    domains = params["domains"]
+    if not domains or not all(isinstance(d, str) and "." in d for d in domains):
+        return "domains must name mail domains, like gmail.com"
+    if params["daily_limit"] < 1:
+        return "daily_limit must be at least 1"
+    if not 0 < params["approach"] <= 1:
+        return "approach must be over 0 and at most 1 (0.8 is 80 % of daily_limit)"
+    if not all(isinstance(r, str) and "." in r for r in params["requires"]):
+        return "requires must list rule ids, like align.dmarc"
     return ""
 
 
@@ -86,3 +101,17 @@ def auth_refusals(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
     if refusals >= params["at_least"]:
         return Outcome.FAIL, f"{detail}: check SPF, DKIM and DMARC (tokuden dns check)"
     return Outcome.PASS, detail
+
+
+@check(GMAIL_CHECK, phases={Phase.MAIL}, params=GMAIL_PARAMS,
+       required=frozenset(GMAIL_PARAMS), validate=_gmail_params_problem)
+def gmail_bulk(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
+    """A sender at or near Gmail's bulk limit has every bulk requirement enforced."""
+    days = _sender_days(facts)
+    bulk = facts.extra.get("gmail_bulk")
+    if not isinstance(days, SenderDays):
+        return Outcome.SKIP, days[1]  # recorded only, as for sender.auth_refused
+    if not isinstance(bulk, GmailBulk):
+        return Outcome.SKIP, "Gmail volume not counted"
+    standing = bulk.standing(days.over(1).gmail_sent, days.gmail_bulk_since)
+    return (Outcome.FAIL if standing.flagged else Outcome.PASS), standing.describe()

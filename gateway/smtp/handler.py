@@ -416,6 +416,10 @@ class Handler:
             sent_key = facts.extra.get("address_key", "")
             if facts.sender is not None:
                 self.gw.volume.note_sent(facts.sender.id, facts.recipient_count)
+        if answer.ok and facts.sender is not None and self.gw.gmail_bulk is not None:
+            # Gmail counts every message of a sender, receipts too
+            self.gw.volume.note_gmail(facts.sender.id,
+                                      self.gw.gmail_bulk.count(recipients.split(",")))
         deadline = time.monotonic() + ACCEPTED_RECORD_PATIENCE
         started = time.perf_counter()
         while True:
@@ -675,6 +679,8 @@ class Handler:
             facts.errors["sender_volume"] = f"sender counts not read from the store: {why}"
         else:
             facts.extra["sender_volume"] = days
+        if self.gw.gmail_bulk is not None:
+            facts.extra["gmail_bulk"] = self.gw.gmail_bulk
 
     def _gather_footer(self, facts: Facts, raw: bytes) -> bytes:
         """The display-item report; in insert mode, first repair what is missing."""

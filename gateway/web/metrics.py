@@ -180,7 +180,24 @@ class Metrics:
                 f"{of.replace('_', ' ').capitalize()} per recipient of advertising mail over "
                 f"the last {window} days (rule {rule.id})", "sender",
                 {sid: read(sid, window, rate_of(of)) for sid in sender_ids})
+        if volume.gmail_limit:
+            gauges["tokuden_sender_gmail_today"] = (
+                "Recipients at personal Gmail this UTC day, every client class (Gmail's bulk "
+                f"limit: {volume.gmail_limit:,} a day)", "sender",
+                {sid: read(sid, 1, count_of("gmail_sent")) for sid in sender_ids})
+            gauges["tokuden_sender_gmail_bulk"] = (
+                "1 once the sender reached Gmail's bulk limit on some day (for good)", "sender",
+                {sid: self._bulk(volume, sid) for sid in sender_ids})
         self.registry.register(_ReadAtScrape({}, gauges))
+
+    @staticmethod
+    def _bulk(volume: SenderVolume, sender_id: str) -> Callable[[], float]:
+        def current() -> float:
+            days = volume.days(sender_id)
+            if days is None:
+                return float("nan")
+            return 1.0 if days.gmail_bulk_since is not None else 0.0
+        return current
 
     def unsubscribe(self, method: str) -> None:
         self.unsubscribes.labels(method=method).inc()

@@ -185,7 +185,10 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             "Per sender: the complaint rate over rule sender.complaint_rate's window (sent, "
             "complaints, rate, standing: too_few, ok, warn, stop; null without the rule) and "
             "refusals for failed authentication over rule sender.auth_refused's (count, "
-            "flagged)", "reputation.read", {"200": _ok("senders", obj)})},
+            "flagged); gmail (null without rule sender.gmail_bulk): recipients at personal "
+            "Gmail today, daily_limit, near, bulk_since (the first UTC day at the limit, "
+            "permanent), unmet (bulk requirements not enforced here), flagged",
+            "reputation.read", {"200": _ok("senders", obj)})},
         "/api/v1/exports/consents/{sender}": {"get": _op(
             "Every consent row of a sender (audited)", "consent.export",
             {"200": {"description": "CSV (UTF-8 BOM) or JSON lines",

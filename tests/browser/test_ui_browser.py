@@ -59,12 +59,13 @@ async def _seed(env: Env) -> None:
                     reply="550 5.7.1 [footer.postal_address] [footer.contact] 住所・連絡先の表示が"
                           "ありません / Postal address and contact missing")
     # 2 complaints for 1,500 recipients this week: over the warn rate (0.1 %), under the stop;
-    # and a receiver refused a message today for failed authentication
-    for day, sent, complaints, refusals in ((1, 1500, 2, 0), (0, 0, 0, 1)):
+    # and a receiver refused a message today for failed authentication; 4,321 recipients at
+    # Gmail today, near its bulk limit of 5,000
+    for day, sent, complaints, refusals, gmail in ((1, 1500, 2, 0, 0), (0, 0, 0, 1, 4321)):
         await env.store.execute(
-            "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals) "
-            "VALUES (?, ?, ?, ?, ?)", ("sample", int(now // 86400) - day, sent, complaints,
-                                       refusals))
+            "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals, "
+            "gmail_sent) VALUES (?, ?, ?, ?, ?, ?)",
+            ("sample", int(now // 86400) - day, sent, complaints, refusals, gmail))
     path = env.tmp / "grants.csv"
     path.write_text(CSV_GRANTS, encoding="utf-8")
     sender = env.gateway.config.sender("sample")
@@ -122,9 +123,12 @@ async def test_ops_filters_log_and_opens_event(served: tuple[Env, str], browser:
     assert sample[1].startswith("0.133% (2 / 1,500)") and "警告" in sample[1]  # complaints
     assert sample[2].startswith("0.000% (0 / 1,500)") and "正常" in sample[2]  # bounces
     assert sample[3].startswith("1") and "要確認" in sample[3]
+    assert sample[4].startswith("4,321 / 5,000") and "上限間近" in sample[4]
+    assert "要件未適用" not in sample[4]  # the loaded packs enforce every bulk requirement
     hint = await page.inner_text("#reputation")
     assert "0.10% で警告、0.30% で広告メールを停止" in hint
     assert "宛先不明率: 直近 2 日" in hint
+    assert "1 日 5,000 件に達すると恒久的に大量送信者" in hint
     await _shot(page, "dashboard")
 
     await page.click("nav >> text=拒否ログ")

@@ -17,6 +17,7 @@ from tests.e2e.test_suppression import dsn, report_dsn
 from tests.e2e.test_unsubscribe import feedback_report
 from tests.support.gateway import PASSWORD, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
+from tests.support.messages import marketing
 from tests.support.metrics import scrape
 from tests.support.sink import RecordingSink
 
@@ -190,3 +191,50 @@ def test_a_list_full_of_unknown_mailboxes_stops_at_the_bounce_rate(
     code, rate = standing(gw, "sender.bounce_rate")
     assert (code, rate["standing"], rate["rate"], rate["window_days"]) == (1, "stop", 0.1, 2)
     assert scrape(fast_config)['tokuden_sender_bounce_rate{sender="sample"}'] == 0.1
+
+
+def receipt(gw: GatewayProcess, rcpts: list[str]) -> dict[str, tuple[int, bytes]]:
+    """One transactional message to every address: the refused ones, as smtplib reports."""
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=15) as client:
+        client.ehlo("ma.test")
+        client.login("receipts", PASSWORD)
+        return client.sendmail("news@bounce.example.jp", rcpts, marketing(to=rcpts[0]))
+
+
+def test_gmail_recipients_of_every_class_count_toward_the_bulk_limit_and_gaps_are_flagged(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    # Without the alignment pack, three of Gmail's bulk requirements go unenforced here.
+    rules = fast_config["policy"]["rules"]
+    fast_config["policy"]["rules"] = [r for r in rules if not r.endswith("alignment.toml")]
+    gw = start_gateway(fast_config)
+    seed(tmp_path / "gateway.sqlite3", "sample", 0, 3998, column="gmail_sent")
+    until(lambda: reputation(gw)[1]["gmail"]["today"] == 3998)
+    code, row = reputation(gw)
+    assert (code, row["gmail"]["near"], row["gmail"]["flagged"]) == (0, 4000, False)
+
+    # Receipts count as Gmail counts them: one of two recipients, then the 4,000th.
+    assert receipt(gw, ["hanako@gmail.com", "jiro@example.com"]) == {}
+    assert receipt(gw, ["saburo@GoogleMail.com"]) == {}
+    until(lambda: reputation(gw)[1]["gmail"]["today"] == 4000)
+    code, row = reputation(gw)
+    unmet = ["align.spf (not loaded)", "align.dkim (not loaded)", "align.dmarc (not loaded)"]
+    assert (code, row["gmail"]) == (1, {"today": 4000, "daily_limit": 5000, "near": 4000,
+                                        "bulk_since": None, "unmet": unmet, "flagged": True})
+    table = cli("reputation", config=gw.config_path)
+    assert table.returncode == 1 and "4,000 (near the limit) CHECK REQUIREMENTS" in table.stdout
+    assert "bulk requirement not enforced here: align.dmarc (not loaded)" in table.stdout
+    assert scrape(fast_config)['tokuden_sender_gmail_today{sender="sample"}'] == 4000
+
+    # From now on each message of the sender is marked for ops, and still goes.
+    before = len(sink.received)
+    assert receipt(gw, ["shiro@example.com"]) == {}
+    assert len(sink.received) == before + 1
+    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.gmail_bulk",
+                                         config=gw.config_path).stdout.splitlines()]
+    [marked] = [e for e in events if e["recipient"] == "shiro@example.com"]
+    assert marked["verdict"] == "accepted" and marked["monitored"] == ["sender.gmail_bulk"]
+    [why] = [r for r in marked["results"] if r["rule"] == "sender.gmail_bulk"]
+    assert why["detail"] == ("4,000 of Gmail's 5,000 a day to personal accounts today; its "
+                             "requirements not enforced here: " + ", ".join(unmet))

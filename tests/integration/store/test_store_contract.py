@@ -597,6 +597,34 @@ async def test_sender_volume_sums_every_process_counts_per_day(store: Store) -> 
     assert second.tallies(["sample"], 7)["sample"] == Tally(2, 0)
 
 
+async def test_gmail_bulk_status_is_shared_and_outlives_the_window(store: Store) -> None:
+    clock = [T0]
+    first, second = (SenderVolume(store, window_days=7, gmail_limit=100, clock=lambda: clock[0])
+                     for _ in range(2))
+    await first.sync()
+    first.note_gmail("sample", 60)
+    second.note_gmail("sample", 39)
+    second.note_gmail("other", 0)  # a message with no Gmail recipient adds no row
+    await first.sync()
+    await second.sync()
+    days = second.days("sample")
+    assert days is not None and (days.over(1).gmail_sent, days.gmail_bulk_since) == (99, None)
+    second.note_gmail("sample", 1)  # the 100th: bulk at once for this process ...
+    assert second.days("sample").gmail_bulk_since == T0 // DAY  # type: ignore[union-attr]
+    await second.sync()
+    await first.sync()  # ... and for every other once synced
+    assert first.days("sample").gmail_bulk_since == T0 // DAY  # type: ignore[union-attr]
+    assert first.days("other").gmail_bulk_since is None  # type: ignore[union-attr]
+    # Long after, out of every window: bulk for good, and today's count starts at 0.
+    clock[0] = T0 + 400 * DAY
+    late = SenderVolume(store, window_days=7, gmail_limit=100, clock=lambda: clock[0])
+    await late.sync()
+    days = late.days("sample")
+    assert days is not None and (days.over(1).gmail_sent, days.gmail_bulk_since) == (
+        0, T0 // DAY)
+    assert await store.fetch("SELECT count(*) AS n FROM sender_volume") == [{"n": 1}]
+
+
 async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store) -> None:
     volume = SenderVolume(store, clock=lambda: T0)
     await volume.sync()
@@ -610,7 +638,7 @@ async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store)
         "CREATE TABLE sender_volume (sender_id TEXT NOT NULL, day BIGINT NOT NULL, "
         "sent BIGINT NOT NULL DEFAULT 0, complaints BIGINT NOT NULL DEFAULT 0, "
         "auth_refusals BIGINT NOT NULL DEFAULT 0, hard_bounces BIGINT NOT NULL DEFAULT 0, "
-        "PRIMARY KEY (sender_id, day))")
+        "gmail_sent BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (sender_id, day))")
     await volume.sync()
     rows = await store.fetch("SELECT sender_id, sent, complaints FROM sender_volume")
     assert rows == [{"sender_id": "sample", "sent": 4, "complaints": 1}]  # once, not twice

@@ -4,6 +4,7 @@ the DPO."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from tests.integration.web.support import Env, bearer
 
@@ -15,6 +16,11 @@ async def test_every_role_that_sends_or_watches_reads_the_rates(env: Env) -> Non
         await env.store.execute(
             "INSERT INTO sender_volume (sender_id, day, sent, complaints, auth_refusals) "
             "VALUES (?, ?, ?, ?, ?)", ("sample", day, sent, complaints, refusals))
+    # Gmail: 4,100 today (near the limit); the limit reached once, 40 days ago, is for good
+    await env.store.execute("UPDATE sender_volume SET gmail_sent = 4100 WHERE day = ?", (today,))
+    await env.store.execute("INSERT INTO sender_volume (sender_id, day, gmail_sent) "
+                            "VALUES (?, ?, ?)", ("sample", today - 40, 5000))
+    bulk_since = datetime.fromtimestamp((today - 40) * 86400, UTC).date().isoformat()
     for role in ("marketer", "ops", "auditor", "admin"):
         async with env.client(headers=bearer(await env.token(role, f"{role}-1"))) as c:
             r = await c.get("/api/v1/reputation")
@@ -28,8 +34,12 @@ async def test_every_role_that_sends_or_watches_reads_the_rates(env: Env) -> Non
             "count": 0, "rate": 0.0, "standing": "ok",
             "thresholds": {"min_sent": 500, "warn": 0.02, "stop": 0.1}}],
             # yesterday's four are out of the one-day window
-            "auth_refusals": {"window_days": 1, "count": 0, "at_least": 1, "flagged": False}}
+            "auth_refusals": {"window_days": 1, "count": 0, "at_least": 1, "flagged": False},
+            # every requirement is enforced by the loaded packs: nothing flagged
+            "gmail": {"today": 4100, "daily_limit": 5000, "near": 4000,
+                      "bulk_since": bulk_since, "unmet": [], "flagged": False}}
         assert (other["sender_id"], other["rates"][0]["standing"]) == ("other", "too_few")
+        assert (other["gmail"]["today"], other["gmail"]["bulk_since"]) == (0, None)
     async with env.client(headers=bearer(await env.token("approver", "ap-1"))) as c:
         assert (await c.get("/api/v1/reputation")).status_code == 403
     async with env.client() as c:

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.engine.packs import load_packs
 from gateway.errors import PackError
+from gateway.gmail_bulk import GmailBulk, gmail_bulk
 from gateway.volume import SenderDays, Standing, Tally, auth_refusal_statuses, judge
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,7 +39,7 @@ def test_the_window_counts_today_and_the_days_before_it() -> None:
     assert days.over(7).rate("hard_bounces") == 0.2
 
 
-RATE, AUTH = "reputation.rate", "reputation.auth_refusals"
+RATE, AUTH, GMAIL = "reputation.rate", "reputation.auth_refusals", "reputation.gmail_bulk"
 
 
 @pytest.mark.parametrize(("check", "params", "problem"), [
@@ -61,6 +62,14 @@ RATE, AUTH = "reputation.rate", "reputation.auth_refusals"
     (AUTH, "statuses = [], window_days = 1, at_least = 1", "statuses must be enhanced status codes"),
     (AUTH, 'statuses = ["5.7.26"], window_days = 1, at_least = 0', "at_least must be at least 1"),
     (AUTH, 'statuses = ["5.7.26"], window_days = 91, at_least = 1', "window_days must be 1 to 90"),
+    (GMAIL, 'domains = [], daily_limit = 5000, approach = 0.8, requires = []',
+     "domains must name mail domains"),
+    (GMAIL, 'domains = ["gmail.com"], daily_limit = 0, approach = 0.8, requires = []',
+     "daily_limit must be at least 1"),
+    (GMAIL, 'domains = ["gmail.com"], daily_limit = 5000, approach = 80.0, requires = []',
+     "approach must be over 0 and at most 1"),
+    (GMAIL, 'domains = ["gmail.com"], daily_limit = 5000, approach = 0.8, requires = ["dmarc"]',
+     "requires must list rule ids"),
 ])
 def test_a_pack_with_impossible_parameters_is_refused(
     tmp_path: Path, check: str, params: str, problem: str
@@ -80,3 +89,45 @@ def test_the_shipped_auth_rule_watches_the_statuses_legal_md_names() -> None:
         PACK)
     [rule] = [r for r in PACK.rules if r.id == "sender.auth_refused"]
     assert rule.on_fail.value == "warn"  # recorded only: mail to other receivers may pass
+
+
+EVERY_PACK = load_packs([str(ROOT / "rules" / f"{p}.toml")
+                         for p in ("baseline", "tokuden", "alignment", "reputation")])
+
+
+def test_gmail_counts_personal_gmail_addresses_only() -> None:
+    bulk = gmail_bulk(EVERY_PACK, monitor=False)
+    assert bulk is not None and (bulk.daily_limit, bulk.near) == (5000, 4000)
+    assert bulk.count(["a@gmail.com", "b@GoogleMail.com", "c@Gmail.COM", "d@example.com",
+                       "e@mail.gmail.com", "f@gmail.com.example", '"g,h"@gmail.com', ""]) == 4
+
+
+def test_gmail_bulk_requirements_unmet_when_a_rule_is_missing_warns_or_is_monitored(
+    tmp_path: Path,
+) -> None:
+    assert gmail_bulk(EVERY_PACK, monitor=False).unmet == ()  # type: ignore[union-attr]
+    assert gmail_bulk(EVERY_PACK, monitor=True).unmet == (  # type: ignore[union-attr]
+        "align.spf (monitor mode)", "align.dkim (monitor mode)", "align.dmarc (monitor mode)",
+        "sender.complaint_rate (monitor mode)")
+    site = tmp_path / "site.toml"
+    site.write_text('[[rule]]\nid = "align.dmarc"\ncheck = "auth.dmarc_aligned"\n'
+                    'phase = "data"\non_fail = "warn"\nreply = "550 5.7.1 x"\n', "utf-8")
+    relaxed = load_packs([str(ROOT / "rules" / "reputation.toml"), str(site)])
+    assert gmail_bulk(relaxed, monitor=False).unmet == (  # type: ignore[union-attr]
+        "align.spf (not loaded)", "align.dkim (not loaded)", "align.dmarc (on_fail warn)")
+    assert gmail_bulk(load_packs([str(ROOT / "rules" / "tokuden.toml")]), monitor=False) is None
+
+
+@pytest.mark.parametrize(("today", "bulk_since", "unmet", "flagged"), [
+    (3999, None, ("align.spf (not loaded)",), False),  # under 80 % of the limit
+    (4000, None, ("align.spf (not loaded)",), True),  # near it, a requirement unmet
+    (0, 19000, ("align.spf (not loaded)",), True),  # bulk for good, however quiet today
+    (6000, 19000, (), False),  # bulk, every requirement enforced
+])
+def test_a_gmail_standing_is_flagged_near_or_over_the_limit_with_a_requirement_unmet(
+    today: int, bulk_since: int | None, unmet: tuple[str, ...], flagged: bool
+) -> None:
+    bulk = GmailBulk(frozenset({"gmail.com"}), 5000, 0.8, unmet)
+    standing = bulk.standing(today, bulk_since)
+    assert standing.flagged is flagged
+    assert standing.to_dict()["bulk_since"] == ("2022-01-08" if bulk_since else None)
