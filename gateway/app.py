@@ -228,6 +228,5 @@ def build(config: Config, *, serve_http: bool = True, listen_fd: int | None = No
         config.store.url,
         commit_interval=config.store.commit_interval,
         commit_max_batch=config.store.commit_max_batch,
-        checkpoint_interval=config.store.checkpoint_interval,
     )
     return Gateway(config, rules, store, serve_http=serve_http, listen_fd=listen_fd)

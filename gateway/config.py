@@ -110,9 +110,6 @@ class StoreConfig:
     url: str = "sqlite:///var/gateway.sqlite3"
     commit_interval: Seconds = 0.002  # group commit: how long a batch may wait for company
     commit_max_batch: int = 512
-    # SQLite: how often the WAL is copied into the database file, off the commit path
-    # (gateway/store/checkpoint.py); 0 leaves it to the commits, as SQLite does by default.
-    checkpoint_interval: Seconds = 1.0
     # How often each process adds its sent and complaint counts to the store and reads
     # every process's sums back (rule sender.complaint_rate acts on them that much later).
     volume_interval: Seconds = 30.0

@@ -5,13 +5,7 @@ from __future__ import annotations
 from gateway.store.base import EventFilter, Store
 
 
-def open_store(
-    url: str,
-    *,
-    commit_interval: float = 0.002,
-    commit_max_batch: int = 512,
-    checkpoint_interval: float = 1.0,
-) -> Store:
+def open_store(url: str, *, commit_interval: float = 0.002, commit_max_batch: int = 512) -> Store:
     """Pick the backend from the URL scheme; backends are imported lazily."""
     if url.startswith("sqlite:///"):
         from gateway.store.sqlite import SqliteStore
@@ -20,7 +14,6 @@ def open_store(
             url.removeprefix("sqlite:///"),
             commit_interval=commit_interval,
             commit_max_batch=commit_max_batch,
-            checkpoint_interval=checkpoint_interval,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from gateway.store.postgres import PostgresStore

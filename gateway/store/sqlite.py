@@ -23,7 +23,6 @@ from gateway.consent.model import ConsentEvent
 from gateway.errors import StoreUnavailable
 from gateway.model import Event
 from gateway.store.base import EventFilter, PendingWrite, group_commit_loop
-from gateway.store.checkpoint import JOURNAL_SIZE_LIMIT, WalCheckpointer
 from gateway.store.consent_rows import (
     ACTIVE_SUPPRESSION,
     CONSENT_COLUMNS,
@@ -66,7 +65,6 @@ class SqliteStore:
         commit_interval: float = 0.002,
         commit_max_batch: int = 512,
         synchronous: str = "FULL",
-        checkpoint_interval: float = 1.0,
     ) -> None:
         self.path = path
         self.commit_interval = commit_interval
@@ -74,7 +72,6 @@ class SqliteStore:
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._write_lock = WriteLock(path)
-        self.checkpointer = WalCheckpointer(path, checkpoint_interval)
         self._reader: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[PendingWrite | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -95,10 +92,6 @@ class SqliteStore:
             await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
             await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             await self._db.execute("PRAGMA foreign_keys=ON")
-            if self.checkpointer.enabled:
-                # the checkpointer copies the WAL into the file, not a commit (checkpoint.py)
-                await self._db.execute("PRAGMA wal_autocheckpoint=0")
-            await self._db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self.applied = await self.migrate()
@@ -110,7 +103,6 @@ class SqliteStore:
             self._reader.execute("PRAGMA query_only=1")
             self._reader.execute("PRAGMA mmap_size=1073741824")
             self._reader.execute("PRAGMA busy_timeout=100")
-            self.checkpointer.start()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._writer = asyncio.create_task(self._write_loop(), name="sqlite-group-commit")
@@ -123,7 +115,6 @@ class SqliteStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-        await self.checkpointer.stop()
         if self._reader is not None:
             self._reader.close()
             self._reader = None

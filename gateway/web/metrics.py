@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from gateway.delivery.upstream import UpstreamPool
     from gateway.engine.packs import Rule
     from gateway.store.base import Store
-    from gateway.store.checkpoint import WalCheckpointer
     from gateway.volume import SenderVolume, Tally
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -129,14 +128,6 @@ class Metrics:
                 "Seconds spent in group commits (per commit: divide by "
                 "tokuden_store_commits_total)", lambda: store.commit_seconds),
         }
-        checkpointer: WalCheckpointer | None = getattr(store, "checkpointer", None)
-        if checkpointer is not None and checkpointer.enabled:
-            readings["tokuden_store_checkpoints"] = (
-                "WAL checkpoints of the SQLite store, run off the commit path",
-                lambda: checkpointer.checkpoints)
-            readings["tokuden_store_checkpoint_seconds"] = (
-                "Seconds spent in WAL checkpoints (on their own thread)",
-                lambda: checkpointer.seconds)
         gauges: GaugeReadings = {
             "tokuden_upstream_connections": (
                 "Upstream links of this process: in a transaction, idle in the pool, and "

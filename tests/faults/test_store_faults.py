@@ -149,7 +149,7 @@ def test_store_disk_full(
     tmp_path: Path, config: dict[str, Any], start_gateway: StartGateway, sink: RecordingSink
 ) -> None:
     """A real full file system: the store on a 16 MiB tmpfs, filled up by another file
-    (room for a WAL of a second's commits plus the checkpoint itself)."""
+    (room for a WAL near its 4 MiB auto-checkpoint size plus the checkpoint itself)."""
     mount = tmp_path / "small"
     with _tmpfs(mount, "16m"):
         config["store"] = {"url": f"sqlite:///{mount / 'gateway.sqlite3'}"}
