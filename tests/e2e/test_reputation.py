@@ -225,7 +225,9 @@ def test_gmail_recipients_of_every_class_count_toward_the_bulk_limit_and_gaps_ar
     table = cli("reputation", config=gw.config_path)
     assert table.returncode == 1 and "4,000 (near the limit) CHECK REQUIREMENTS" in table.stdout
     assert "bulk requirement not enforced here: align.dmarc (not loaded)" in table.stdout
-    assert scrape(fast_config)['tokuden_sender_gmail_today{sender="sample"}'] == 4000
+    metrics = scrape(fast_config)
+    assert metrics['tokuden_sender_gmail_today{sender="sample"}'] == 4000
+    assert metrics['tokuden_sender_gmail_bulk{sender="sample"}'] == 0  # near, not yet bulk
 
     # From now on each message of the sender is marked for ops, and still goes.
     before = len(sink.received)
