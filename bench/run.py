@@ -211,15 +211,26 @@ class Bench:
         """One message through every line, checked at the sink: delivered, signed, verified."""
         assert self.sink is not None
         raw = message.message(to="taro@example.com")
-        for line in self.lines.values():
+        files: list[Path] = []
+        for key, line in self.lines.items():
+            before = set(dump.iterdir())
             with smtplib.SMTP("127.0.0.1", line.port, timeout=30) as smtp:
                 smtp.ehlo("probe.bench.test")
                 smtp.sendmail(message.ENVELOPE_FROM, [consent.recipient(1)], raw)
             if line.drain is not None:
                 line.drain(30)
+            # one line at a time, each matched to the file it left: two files written
+            # within the file system's mtime granularity once swapped lines
+            deadline = time.monotonic() + 30
+            while not (new := set(dump.iterdir()) - before):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"probe: nothing from {key} arrived")
+                time.sleep(0.02)
+            if len(new) > 1:
+                raise RuntimeError(f"probe: {len(new)} messages arrived from {key}, not one")
+            files.append(new.pop())
         if not self.sink.wait_for(len(self.lines), 30):
-            raise RuntimeError(f"probe: {self.sink.delivered} of {len(self.lines)} arrived")
-        files = sorted(dump.iterdir(), key=lambda p: p.stat().st_mtime)
+            raise RuntimeError(f"probe: {self.sink.delivered} of {len(self.lines)} counted")
         order = list(self.lines)
         resolver = dns.resolver.Resolver(configure=False)
         host, port = self.auth.nameserver.rsplit(":", 1)
