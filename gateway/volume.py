@@ -63,6 +63,7 @@ RATE_CHECK: Final = "reputation.rate"
 AUTH_CHECK: Final = "reputation.auth_refusals"
 # gmail_sent counts every client class's mail, sent the rest advertising mail only
 FIELDS: Final = ("sent", "complaints", "auth_refusals", "hard_bounces", "gmail_sent")
+_SENT, _COMPLAINTS, _AUTH_REFUSALS, _HARD_BOUNCES, _GMAIL_SENT = range(len(FIELDS))
 RATE_OF: Final = ("complaints", "hard_bounces")  # what a rate rule may count per recipient
 _ADD = (
     f"INSERT INTO sender_volume (sender_id, day, {', '.join(FIELDS)}) "
@@ -198,20 +199,20 @@ class SenderVolume:
         days.setdefault(day, [0] * len(FIELDS))[index] += n
 
     def note_sent(self, sender_id: str, recipients: int) -> None:
-        self._note(sender_id, 0, recipients)
+        self._note(sender_id, _SENT, recipients)
 
     def note_complaint(self, sender_id: str) -> None:
-        self._note(sender_id, 1, 1)
+        self._note(sender_id, _COMPLAINTS, 1)
 
     def note_auth_refusal(self, sender_id: str) -> None:
-        self._note(sender_id, 2, 1)
+        self._note(sender_id, _AUTH_REFUSALS, 1)
 
     def note_hard_bounce(self, sender_id: str) -> None:
-        self._note(sender_id, 3, 1)
+        self._note(sender_id, _HARD_BOUNCES, 1)
 
     def note_gmail(self, sender_id: str, recipients: int) -> None:
         if recipients:
-            self._note(sender_id, 4, recipients)
+            self._note(sender_id, _GMAIL_SENT, recipients)
 
     def days(self, sender_id: str) -> SenderDays | None:
         """The sender's counts (stored plus not yet added); None before the first read."""
@@ -222,9 +223,10 @@ class SenderVolume:
             merged[day] = _added(merged.get(day, _ZERO), counts)
         bulk_since = self._bulk_since.get(sender_id)
         if self.gmail_limit:  # a day of this process's own may reach it before the store says
-            reached = [d for d, counts in merged.items() if counts[4] >= self.gmail_limit]
-            bulk_since = min([*reached, *([bulk_since] if bulk_since is not None else [])],
-                             default=None)
+            reached = [d for d, c in merged.items() if c[_GMAIL_SENT] >= self.gmail_limit]
+            if bulk_since is not None:
+                reached.append(bulk_since)
+            bulk_since = min(reached, default=None)
         return SenderDays(day_of(self.clock()), merged, bulk_since)
 
     def tallies(self, sender_ids: Iterable[str], window_days: int) -> dict[str, Tally]:
