@@ -86,6 +86,8 @@ class LatencyResult:
     failed: int
     latencies_ms: list[float] = field(default_factory=list)
     achieved_rate: float = 0.0
+    steal_ms: float = float("nan")  # the hypervisor ran other guests on our CPUs
+    cpu_wait_ms: float = float("nan")  # runnable tasks waited for a CPU (PSI "some")
 
     def pct(self, p: int) -> float:
         if len(self.latencies_ms) < 2:

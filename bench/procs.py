@@ -163,6 +163,23 @@ def tree_cpu_seconds(root: int) -> float:
     return cpu_seconds(process_tree(root)) + reaped / CLK_TCK
 
 
+def host_wait_seconds() -> tuple[float, float]:
+    """(CPU time the hypervisor gave to other guests, time runnable tasks here waited for a
+    CPU) since boot, in seconds; NaN where the kernel does not say (no steal column, no PSI).
+
+    Read around each latency window: steal is a stall of the shared host that no process
+    here caused; PSI's "some" also counts our own processes queueing for the two cores.
+    """
+    steal = psi = float("nan")
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        steal = int(fields[8]) / CLK_TCK  # cpu user nice system idle iowait irq softirq steal
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        some = Path("/proc/pressure/cpu").read_text().split("\n", 1)[0]
+        psi = int(some.rsplit("total=", 1)[1]) / 1e6
+    return steal, psi
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -99,6 +99,10 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b and not math.isnan(a) and not math.isnan(b) else "–"
 
 
+def _ms(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:,.0f}"
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -210,8 +214,8 @@ def markdown(r: Results) -> str:
         "then through the gateway. One window's p99 is its 1 % slowest transactions: a single "
         "stall of the shared host sets it, hence several windows and their median.\n")
     add("| window | sink p50 / p99 ms | gateway p50 / p99 ms | **added p50 / p99 ms** | "
-        "failed | achieved msgs/s |")
-    add("|---|---|---|---|---|---|")
+        "failed | achieved msgs/s | steal ms (sink / gateway) | CPU wait ms (sink / gateway) |")
+    add("|---|---|---|---|---|---|---|---|")
     stalled = False
     for i, (base, gw) in enumerate(lat.windows, 1):
         mark = " †" if base.pct(99) > gw.pct(99) else ""
@@ -219,10 +223,15 @@ def markdown(r: Results) -> str:
         add(f"| {i} | {base.pct(50):.2f} / {base.pct(99):.2f}{mark} | {gw.pct(50):.2f} / "
             f"{gw.pct(99):.2f} | **{gw.pct(50) - base.pct(50):.2f} / "
             f"{gw.pct(99) - base.pct(99):.2f}** | {base.failed + gw.failed} | "
-            f"{gw.achieved_rate:,.0f} |")
+            f"{gw.achieved_rate:,.0f} | {_ms(base.steal_ms)} / {_ms(gw.steal_ms)} | "
+            f"{_ms(base.cpu_wait_ms)} / {_ms(gw.cpu_wait_ms)} |")
     p50s, p99s = lat.added(50), lat.added(99)
     add(f"| **median (min–max)** | | | **{lat.median_added(50):.2f} / {lat.median_added(99):.2f}**"
-        f" ({min(p50s):.2f}–{max(p50s):.2f} / {min(p99s):.2f}–{max(p99s):.2f}) | | |")
+        f" ({min(p50s):.2f}–{max(p50s):.2f} / {min(p99s):.2f}–{max(p99s):.2f}) | | | | |")
+    add("\nSteal is CPU time the hypervisor gave to other guests while the window ran (from "
+        "/proc/stat, 10 ms ticks): a stall no process here caused. CPU wait is the time "
+        "runnable tasks here waited for one of the two cores (/proc/pressure/cpu, \"some\"), "
+        "our own processes' queueing included.")
     if stalled:
         add("\n† The direct window's own tail (a stall of the shared host while it ran) is "
             "longer than the gateway window's: that window's added p99 is negative and says "

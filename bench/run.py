@@ -40,6 +40,7 @@ from bench.peer import PostfixPeer
 from bench.procs import (
     cleanup_all,
     cpu_seconds,
+    host_wait_seconds,
     install_handlers,
     loadavg,
     machine,
@@ -338,8 +339,8 @@ class Bench:
         windows = []
         with step("latency windows", total=self.s.rounds) as bar:
             for _ in range(self.s.rounds):
-                base = uvloop.run(client.fixed_rate(self.sink.port, rate, self.s.latency_seconds))
-                with_gw = uvloop.run(client.fixed_rate(gw.port, rate, self.s.latency_seconds))
+                base = _window(self.sink.port, rate, self.s.latency_seconds)
+                with_gw = _window(gw.port, rate, self.s.latency_seconds)
                 windows.append((base, with_gw))
                 bar.set_postfix_str(f"added p99 {with_gw.pct(99) - base.pct(99):.1f} ms")
                 bar.update()
@@ -393,6 +394,16 @@ class Bench:
             gw.stop()
         if self.peer is not None:
             self.peer.stop()
+
+
+def _window(port: int, rate: float, seconds: float) -> client.LatencyResult:
+    """One fixed-rate window, with what the host took from it (steal, waits for a CPU)."""
+    steal0, wait0 = host_wait_seconds()
+    result = uvloop.run(client.fixed_rate(port, rate, seconds))
+    steal1, wait1 = host_wait_seconds()
+    result.steal_ms = (steal1 - steal0) * 1000
+    result.cpu_wait_ms = (wait1 - wait0) * 1000
+    return result
 
 
 def _strip_sink_headers(raw: bytes) -> bytes:
