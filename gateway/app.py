@@ -55,10 +55,12 @@ class Gateway:
         self.rules = rules
         self.store = store
         self.eventlog = EventLog(store)
-        self.gmail_bulk = gmail_bulk(rules, monitor=config.policy.mode == "monitor")
+        self.gmail_bulk = gmail_bulk(rules, monitor=config.policy.mode == "monitor",
+                                     senders=config.senders)
         self.volume = SenderVolume(
             store, window_days=read_window(rules), interval=config.store.volume_interval,
             gmail_limit=self.gmail_bulk.daily_limit if self.gmail_bulk else 0,
+            gmail_groups=self.gmail_bulk.groups if self.gmail_bulk else None,
         )
         self.authenticator = Authenticator(
             config.clients,

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
@@ -34,6 +34,7 @@ from gateway.gmail_bulk import GmailStanding, gmail_bulk
 from gateway.store.base import Store
 
 if TYPE_CHECKING:
+    from gateway.config import SenderConfig
     from gateway.engine.packs import Rule, RuleSet
 
 __all__ = [
@@ -173,10 +174,13 @@ class SenderVolume:
         window_days: int = DEFAULT_WINDOW_DAYS,
         interval: float = 30.0,
         gmail_limit: int = 0,
+        gmail_groups: Mapping[str, tuple[str, ...]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.gmail_limit = gmail_limit  # Gmail's bulk limit a day (0: not watched)
+        # senders counted together at Gmail (one organisational domain): gateway/gmail_bulk.py
+        self.gmail_groups: Mapping[str, tuple[str, ...]] = gmail_groups or {}
         self.window_days = window_days
         self.interval = interval
         self.clock = clock
@@ -214,14 +218,33 @@ class SenderVolume:
         if recipients:
             self._note(sender_id, _GMAIL_SENT, recipients)
 
-    def days(self, sender_id: str) -> SenderDays | None:
-        """The sender's counts (stored plus not yet added); None before the first read."""
-        if self.loaded_at is None:
-            return None
+    def _merged(self, sender_id: str) -> dict[int, Counts]:
         merged = dict(self._stored.get(sender_id, {}))
         for day, counts in self._pending.get(sender_id, {}).items():
             merged[day] = _added(merged.get(day, _ZERO), counts)
-        bulk_since = self._bulk_since.get(sender_id)
+        return merged
+
+    def days(self, sender_id: str) -> SenderDays | None:
+        """The sender's counts (stored plus not yet added); None before the first read.
+
+        Its Gmail count is its group's (the senders of one organisational domain), since
+        Gmail counts per primary domain; every other count is the sender's own.
+        """
+        if self.loaded_at is None:
+            return None
+        merged = self._merged(sender_id)
+        group = self.gmail_groups.get(sender_id, ())
+        bulk_since = min((d for s in group or (sender_id,)
+                          if (d := self._bulk_since.get(s)) is not None), default=None)
+        if len(group) > 1:
+            gmail: dict[int, int] = {}
+            for member in group:
+                for day, counts in (merged if member == sender_id
+                                    else self._merged(member)).items():
+                    gmail[day] = gmail.get(day, 0) + counts[_GMAIL_SENT]
+            for day, n in gmail.items():
+                counts = merged.get(day, _ZERO)
+                merged[day] = (*counts[:_GMAIL_SENT], n, *counts[_GMAIL_SENT + 1 :])
         if self.gmail_limit:  # a day of this process's own may reach it before the store says
             reached = [d for d, c in merged.items() if c[_GMAIL_SENT] >= self.gmail_limit]
             if bulk_since is not None:
@@ -376,20 +399,21 @@ class SenderStanding:
 
 
 async def standings(
-    store: Store, rules: RuleSet, sender_ids: Iterable[str], *, monitor: bool = False,
+    store: Store, rules: RuleSet, senders: Sequence[SenderConfig], *, monitor: bool = False,
     now: float | None = None,
 ) -> list[SenderStanding]:
     """Every sender's counts over the configured rules' windows, read from the store now
     (`monitor`: policy.mode is monitor, so no rule's requirement is enforced)."""
     auth_rule = next((r for r in rules.rules if r.check == AUTH_CHECK), None)
     auth = {k: v for k, v in auth_rule.params.items() if k != "statuses"} if auth_rule else {}
-    bulk = gmail_bulk(rules, monitor=monitor)
+    bulk = gmail_bulk(rules, monitor=monitor, senders=senders)
     volume = SenderVolume(store, window_days=read_window(rules),
                           gmail_limit=bulk.daily_limit if bulk else 0,
+                          gmail_groups=bulk.groups if bulk else None,
                           clock=(lambda: now) if now is not None else time.time)
     await volume.sync()
     out = []
-    for sender_id in sender_ids:
+    for sender_id in (s.id for s in senders):
         days = volume.days(sender_id)
         assert days is not None  # read just now
         rates = []
@@ -397,6 +421,7 @@ async def standings(
             tally = days.over(int(rule.params["window_days"]))
             rates.append(RateStanding(rule.id, tally, judge(tally, rule.params), rule.params))
         refusals = days.over(int(auth.get("window_days", DEFAULT_WINDOW_DAYS))).auth_refusals
-        gmail = bulk.standing(days.over(1).gmail_sent, days.gmail_bulk_since) if bulk else None
+        gmail = (bulk.standing(sender_id, days.over(1).gmail_sent, days.gmail_bulk_since)
+                 if bulk else None)
         out.append(SenderStanding(sender_id, tuple(rates), refusals, auth, gmail))
     return out

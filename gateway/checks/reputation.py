@@ -113,5 +113,6 @@ def gmail_bulk(facts: Facts, params: Mapping[str, Any]) -> CheckResult:
         return Outcome.SKIP, days[1]  # recorded only, as for sender.auth_refused
     if not isinstance(bulk, GmailBulk):
         return Outcome.SKIP, "Gmail volume not counted"
-    standing = bulk.standing(days.over(1).gmail_sent, days.gmail_bulk_since)
+    sender_id = facts.sender.id if facts.sender is not None else ""
+    standing = bulk.standing(sender_id, days.over(1).gmail_sent, days.gmail_bulk_since)
     return (Outcome.FAIL if standing.flagged else Outcome.PASS), standing.describe()

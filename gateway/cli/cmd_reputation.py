@@ -33,7 +33,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "told, at the stop rate the sender's advertising mail is refused) and messages "
         "receivers refused for failed SPF, DKIM or DMARC (sender.auth_refused: recorded); "
         "recipients at personal Gmail today and Gmail's bulk-sender status, permanent once "
-        "reached (sender.gmail_bulk). Counts reach the store every [store] volume_interval. "
+        "reached (sender.gmail_bulk; senders of one From organisational domain are counted "
+        "together, as Gmail counts). Counts reach the store every [store] volume_interval. "
         "Exit 1 when a sender is stopped, refused for authentication, or at or near Gmail's "
         "bulk limit while a bulk requirement is not enforced.",
     )
@@ -56,6 +57,8 @@ def _gmail_cell(gmail: GmailStanding) -> str:
         cell += f" (bulk since {gmail.to_dict()['bulk_since']})"
     elif gmail.today >= gmail.near:
         cell += " (near the limit)"
+    if gmail.counted_with:
+        cell += f" with {', '.join(gmail.counted_with)}"
     return cell + (" CHECK REQUIREMENTS" if gmail.flagged else "")
 
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     rules = load_packs(cfg.policy.rules)
 
     async def work(store: Store) -> int:
-        found = await standings(store, rules, [s.id for s in cfg.senders],
+        found = await standings(store, rules, cfg.senders,
                                 monitor=cfg.policy.mode == "monitor")
         if args.json:
             for entry in found:

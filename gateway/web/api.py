@@ -540,7 +540,7 @@ async def reputation(request: Request, principal: Principal) -> Response:
     """Each sender's complaint and bounce rates, refusals for failed authentication and
     Gmail bulk-sender status: counts only, no addresses."""
     ctx = ctx_of(request)
-    found = await standings(ctx.store, ctx.gateway.rules, [s.id for s in ctx.config.senders],
+    found = await standings(ctx.store, ctx.gateway.rules, ctx.config.senders,
                             monitor=ctx.config.policy.mode == "monitor")
     return JSONResponse({"senders": [entry.to_dict() for entry in found]})
 

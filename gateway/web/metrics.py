@@ -173,8 +173,9 @@ class Metrics:
                 {sid: read(sid, window, rate_of(of)) for sid in sender_ids})
         if volume.gmail_limit:
             gauges["tokuden_sender_gmail_today"] = (
-                "Recipients at personal Gmail this UTC day, every client class (Gmail's bulk "
-                f"limit: {volume.gmail_limit:,} a day)", "sender",
+                "Recipients at personal Gmail this UTC day, every client class, with the other "
+                "senders of the same organisational domain (Gmail's bulk limit: "
+                f"{volume.gmail_limit:,} a day)", "sender",
                 {sid: read(sid, 1, count_of("gmail_sent")) for sid in sender_ids})
             gauges["tokuden_sender_gmail_bulk"] = (
                 "1 once the sender reached Gmail's bulk limit on some day (for good)", "sender",

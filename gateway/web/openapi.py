@@ -187,7 +187,9 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             "refusals for failed authentication over rule sender.auth_refused's (count, "
             "flagged); gmail (null without rule sender.gmail_bulk): recipients at personal "
             "Gmail today, daily_limit, near, bulk_since (the first UTC day at the limit, "
-            "permanent), unmet (bulk requirements not enforced here), flagged",
+            "permanent), unmet (bulk requirements not enforced here), flagged, counted_with "
+            "(the other senders of the same From organisational domain, summed in: Gmail "
+            "counts per primary domain)",
             "reputation.read", {"200": _ok("senders", obj)})},
         "/api/v1/exports/consents/{sender}": {"get": _op(
             "Every consent row of a sender (audited)", "consent.export",

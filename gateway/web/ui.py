@@ -226,7 +226,7 @@ async def dashboard(request: Request, session: Session) -> Response:
     ctx = ctx_of(request)
     counts = await daily_counts(ctx.store, days)
     colors = rule_colors(counts)
-    senders = await standings(ctx.store, ctx.gateway.rules, [s.id for s in ctx.config.senders],
+    senders = await standings(ctx.store, ctx.gateway.rules, ctx.config.senders,
                               monitor=ctx.config.policy.mode == "monitor")
     return render(request, session, "dashboard.html", active="dashboard", days=days,
                   chart=refusal_chart(counts, colors), colors=colors, totals=totals(counts),

@@ -221,7 +221,8 @@ def test_gmail_recipients_of_every_class_count_toward_the_bulk_limit_and_gaps_ar
     code, row = reputation(gw)
     unmet = ["align.spf (not loaded)", "align.dkim (not loaded)", "align.dmarc (not loaded)"]
     assert (code, row["gmail"]) == (1, {"today": 4000, "daily_limit": 5000, "near": 4000,
-                                        "bulk_since": None, "unmet": unmet, "flagged": True})
+                                        "bulk_since": None, "unmet": unmet, "flagged": True,
+                                        "counted_with": []})
     table = cli("reputation", config=gw.config_path)
     assert table.returncode == 1 and "4,000 (near the limit) CHECK REQUIREMENTS" in table.stdout
     assert "bulk requirement not enforced here: align.dmarc (not loaded)" in table.stdout
@@ -240,3 +241,39 @@ def test_gmail_recipients_of_every_class_count_toward_the_bulk_limit_and_gaps_ar
     [why] = [r for r in marked["results"] if r["rule"] == "sender.gmail_bulk"]
     assert why["detail"] == ("4,000 of Gmail's 5,000 a day to personal accounts today; its "
                              "requirements not enforced here: " + ", ".join(unmet))
+
+
+def test_senders_of_one_organisational_domain_share_one_gmail_count(
+    fast_config: dict[str, Any], start_gateway: Callable[..., GatewayProcess],
+    sink: RecordingSink, tmp_path: Path
+) -> None:
+    # Gmail counts per primary domain: shop.example.jp's mail and example.jp's are one count.
+    fast_config["senders"].append({"id": "shop", "domains": ["shop.example.jp"],
+                                   "name": "株式会社サンプル ショップ"})
+    gw = start_gateway(fast_config)
+    seed(tmp_path / "gateway.sqlite3", "shop", 0, 3999, column="gmail_sent")
+
+    def gmail() -> dict[str, dict[str, Any]]:
+        done = cli("reputation", "--json", config=gw.config_path)
+        return {r["sender_id"]: r["gmail"] for r in map(json.loads, done.stdout.splitlines())}
+
+    until(lambda: gmail()["sample"]["today"] == 3999)
+    rows = gmail()
+    assert (rows["shop"]["today"], rows["shop"]["counted_with"]) == (3999, ["sample"])
+    assert rows["sample"]["counted_with"] == ["shop"]
+    assert (rows["other"]["today"], rows["other"]["counted_with"]) == (0, [])
+    table = cli("reputation", config=gw.config_path).stdout
+    assert "3,999 with sample" in table and "3,999 with shop" in table
+
+    # sample's first Gmail recipient is the group's 4,000th; the next message says so.
+    assert receipt(gw, ["hanako@gmail.com"]) == {}
+    until(lambda: gmail()["shop"]["today"] == 4000)
+    assert receipt(gw, ["shiro@example.com"]) == {}
+    events = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    [event] = [e for e in events if e["recipient"] == "shiro@example.com"]
+    [why] = [r for r in event["results"] if r["rule"] == "sender.gmail_bulk"]
+    assert why["detail"] == ("4,000 of Gmail's 5,000 a day to personal accounts today (counted "
+                             "with shop: one organisational domain)")
+    metrics = scrape(fast_config)
+    assert metrics['tokuden_sender_gmail_today{sender="shop"}'] == 4000
+    assert metrics['tokuden_sender_gmail_today{sender="other"}'] == 0

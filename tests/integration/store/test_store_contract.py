@@ -625,6 +625,35 @@ async def test_gmail_bulk_status_is_shared_and_outlives_the_window(store: Store)
     assert await store.fetch("SELECT count(*) AS n FROM sender_volume") == [{"n": 1}]
 
 
+async def test_gmail_counts_of_one_organisational_domain_are_summed(store: Store) -> None:
+    """Gmail counts per primary domain: each sender of a group reads the group's sum and
+    status; its other counts stay its own."""
+    groups = {"news": ("news", "shop"), "shop": ("news", "shop")}
+    first, second = (SenderVolume(store, window_days=7, gmail_limit=100, gmail_groups=groups,
+                                  clock=lambda: T0) for _ in range(2))
+    await first.sync()
+    await second.sync()
+    first.note_gmail("news", 50)
+    first.note_sent("news", 50)
+    second.note_gmail("shop", 30)
+    second.note_gmail("other", 70)  # not in the group
+    await first.sync()
+    await second.sync()
+    await first.sync()  # now each has read the other's counts
+    for volume in (first, second):
+        news, shop, other = (volume.days(s) for s in ("news", "shop", "other"))
+        assert news is not None and shop is not None and other is not None
+        assert [d.over(1).gmail_sent for d in (news, shop, other)] == [80, 80, 70]
+        assert (news.over(1).sent, shop.over(1).sent) == (50, 0)
+        assert news.gmail_bulk_since is None and shop.gmail_bulk_since is None
+    second.note_gmail("shop", 20)  # the group's 100th: bulk at once for both senders here
+    assert second.days("news").gmail_bulk_since == T0 // DAY  # type: ignore[union-attr]
+    await second.sync()
+    await first.sync()
+    assert first.days("news").gmail_bulk_since == T0 // DAY  # type: ignore[union-attr]
+    assert first.days("other").gmail_bulk_since is None  # type: ignore[union-attr]
+
+
 async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store) -> None:
     volume = SenderVolume(store, clock=lambda: T0)
     await volume.sync()

@@ -42,8 +42,10 @@ class Env:
 
 
 async def make_env(tmp: Path, *, throttle: FailureThrottle | None = None,
-                   erasure_key: bool = False) -> Env:
+                   erasure_key: bool = False, more_senders: tuple[dict[str, Any], ...] = ()
+                   ) -> Env:
     raw = base_config(tmp, free_port())
+    raw["senders"].extend(more_senders)
     secret = generate_secret_file(tmp / "secrets" / "unsubscribe.key")
     raw["policy"]["unsubscribe_secret_file"] = str(secret)
     if erasure_key:

@@ -37,7 +37,8 @@ async def test_every_role_that_sends_or_watches_reads_the_rates(env: Env) -> Non
             "auth_refusals": {"window_days": 1, "count": 0, "at_least": 1, "flagged": False},
             # every requirement is enforced by the loaded packs: nothing flagged
             "gmail": {"today": 4100, "daily_limit": 5000, "near": 4000,
-                      "bulk_since": bulk_since, "unmet": [], "flagged": False}}
+                      "bulk_since": bulk_since, "unmet": [], "flagged": False,
+                      "counted_with": []}}
         assert (other["sender_id"], other["rates"][0]["standing"]) == ("other", "too_few")
         assert (other["gmail"]["today"], other["gmail"]["bulk_since"]) == (0, None)
     async with env.client(headers=bearer(await env.token("approver", "ap-1"))) as c:

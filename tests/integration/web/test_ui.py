@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import httpx
 
 from gateway.consent import suppression
-from tests.integration.web.support import Env, add_event, eml
+from tests.integration.web.support import Env, add_event, eml, make_env
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]+)"')
@@ -109,6 +111,23 @@ async def test_ops_pages_render_masked(env: Env) -> None:
         dash = await c.get("/ui/dashboard")
         assert dash.status_code == 200 and "<svg" in dash.text and "footer.postal_address" in dash.text
         assert (await c.get("/ui/events/424242")).status_code == 404
+
+
+async def test_dashboard_names_the_senders_counted_together_at_gmail(tmp_path: Path) -> None:
+    shop = {"id": "shop", "domains": ["shop.example.jp"], "name": "株式会社サンプル ショップ"}
+    env = await make_env(tmp_path, more_senders=(shop,))
+    try:
+        await env.store.execute("INSERT INTO sender_volume (sender_id, day, gmail_sent) "
+                                "VALUES (?, ?, ?)", ("shop", int(time.time() // 86400), 1234))
+        async with env.client() as c:
+            await login(c, await env.token("ops"))
+            dash = (await c.get("/ui/dashboard")).text
+        rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(\w+)</td>.*?</tr>", dash, re.S)}
+        assert "1,234" in rows["sample"] and "合算: shop" in rows["sample"]
+        assert "1,234" in rows["shop"] and "with sample" in rows["shop"]
+        assert "合算" not in rows["other"]
+    finally:
+        await env.store.close()
 
 
 async def test_ui_log_filters_by_phase_and_exports_what_it_shows(env: Env) -> None:

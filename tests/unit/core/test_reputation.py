@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import SenderConfig
 from gateway.engine.packs import load_packs
 from gateway.errors import PackError
-from gateway.gmail_bulk import GmailBulk, gmail_bulk
+from gateway.gmail_bulk import GmailBulk, gmail_bulk, gmail_groups
 from gateway.volume import SenderDays, Standing, Tally, auth_refusal_statuses, judge
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -128,6 +129,36 @@ def test_a_gmail_standing_is_flagged_near_or_over_the_limit_with_a_requirement_u
     today: int, bulk_since: int | None, unmet: tuple[str, ...], flagged: bool
 ) -> None:
     bulk = GmailBulk(frozenset({"gmail.com"}), 5000, 0.8, unmet)
-    standing = bulk.standing(today, bulk_since)
+    standing = bulk.standing("sample", today, bulk_since)
     assert standing.flagged is flagged
     assert standing.to_dict()["bulk_since"] == ("2022-01-08" if bulk_since else None)
+    assert standing.to_dict()["counted_with"] == []
+
+
+def _sender(sender_id: str, *domains: str) -> SenderConfig:
+    return SenderConfig(id=sender_id, domains=domains)
+
+
+def test_senders_of_one_organisational_domain_are_counted_together_at_gmail() -> None:
+    senders = [
+        _sender("news", "news.example.co.jp"),
+        _sender("shop", "shop.example.co.jp", "Example.co.jp"),
+        _sender("other", "other.example"),  # alone: left out
+        _sender("brand", "brand.example", "mail.example.com"),  # links brand.example ...
+        _sender("legacy", "example.com"),  # ... to example.com's senders
+        _sender("corp", "corp.brand.example"),
+    ]
+    groups = gmail_groups(senders)
+    assert groups == {
+        "news": ("news", "shop"), "shop": ("news", "shop"),  # co.jp is a public suffix
+        "brand": ("brand", "corp", "legacy"), "legacy": ("brand", "corp", "legacy"),
+        "corp": ("brand", "corp", "legacy"),
+    }
+    # example.co.jp and example.com are different organisations; co.jp itself is no one's
+    assert gmail_groups([_sender("a", "a.example.co.jp"), _sender("b", "b.other.co.jp")]) == {}
+    bulk = GmailBulk(frozenset({"gmail.com"}), 5000, 0.8, (), groups)
+    standing = bulk.standing("shop", 4000, None)
+    assert standing.counted_with == ("news",)
+    assert standing.describe() == ("4,000 of Gmail's 5,000 a day to personal accounts today "
+                                   "(counted with news: one organisational domain)")
+    assert bulk.standing("other", 1, None).counted_with == ()
