@@ -108,7 +108,9 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreConfig:
     url: str = "sqlite:///var/gateway.sqlite3"
-    commit_interval: Seconds = 0.002  # group commit: how long a batch may wait for company
+    # Accepted for old configs; it has no effect (`serve` says so when it is set): a group
+    # commit takes whatever queued while the previous one ran, and commit_max_batch caps it.
+    commit_interval: Seconds = 0.002
     commit_max_batch: int = 512
     # How often each process adds its sent and complaint counts to the store and reads
     # every process's sums back (rule sender.complaint_rate acts on them that much later).
@@ -406,6 +408,12 @@ def warnings(config: Config) -> list[str]:
         )
     if config.policy.mode == "monitor":
         found.append('policy.mode = "monitor": every verdict is recorded and nothing is refused')
+    if config.store.commit_interval != StoreConfig().commit_interval:
+        found.append(
+            f"store.commit_interval = {config.store.commit_interval:g}s has no effect: a group "
+            "commit takes whatever queued while the previous one ran, without waiting "
+            f"(store.commit_max_batch = {config.store.commit_max_batch} caps it)"
+        )
     return found
 
 

@@ -302,6 +302,16 @@ def test_config_warnings(tmp_path: Path, public_url: str, mode: str,
     assert len(said) == len(expected) and all(e in w for e, w in zip(expected, said, strict=True))
 
 
+def test_config_warns_that_commit_interval_has_no_effect(tmp_path: Path) -> None:
+    raw = base_config(tmp_path, 2525)
+    raw["http"]["public_url"] = "https://gw.example.jp"
+    raw["store"]["commit_interval"] = "5ms"
+    [said] = warnings(from_dict(raw, base_dir=tmp_path))
+    assert said.startswith("store.commit_interval = 0.005s has no effect")
+    raw["store"]["commit_interval"] = 0.002  # the default, as an old config may spell it out
+    assert warnings(from_dict(raw, base_dir=tmp_path)) == []
+
+
 def test_config_warns_when_advertising_mail_would_carry_no_list_unsubscribe(tmp_path: Path) -> None:
     raw = base_config(tmp_path, 2525)
     raw["http"]["public_url"] = "https://gw.example.jp"
