@@ -76,6 +76,9 @@ _READ = f"SELECT sender_id, day, {', '.join(FIELDS)} FROM sender_volume WHERE da
 # Gmail's bulk status never lapses: the first day at or over the limit, however long ago
 _BULK_SINCE = ("SELECT sender_id, min(day) AS day FROM sender_volume WHERE gmail_sent >= ? "
                "GROUP BY sender_id")
+# ... and for senders counted together, the first day their sum reached it
+_GROUP_BULK_SINCE = ("SELECT min(day) AS day FROM (SELECT day FROM sender_volume WHERE "
+                     "sender_id IN ({}) GROUP BY day HAVING sum(gmail_sent) >= ?) AS reached")
 _NAMES = {"complaints": ("complaint", "complaints"), "hard_bounces": ("bounce", "hard bounces")}
 
 Counts = tuple[int, ...]  # one per FIELDS, in its order
@@ -187,7 +190,7 @@ class SenderVolume:
         self.loaded_at: float | None = None  # the last successful read (epoch seconds)
         self.last_error = ""
         self._stored: dict[str, dict[int, Counts]] = {}
-        self._bulk_since: dict[str, int] = {}
+        self._bulk_since: dict[str, int] = {}  # by sender, or by group for those in one
         # Not yet added to the store: sender -> day -> counts in the order of FIELDS. Keyed
         # by sender first, so a MAIL's lookup reads its own sender's few days only.
         self._pending: dict[str, dict[int, list[int]]] = {}
@@ -234,8 +237,7 @@ class SenderVolume:
             return None
         merged = self._merged(sender_id)
         group = self.gmail_groups.get(sender_id, ())
-        bulk_since = min((d for s in group or (sender_id,)
-                          if (d := self._bulk_since.get(s)) is not None), default=None)
+        bulk_since = self._bulk_since.get(sender_id)
         if len(group) > 1:
             gmail: dict[int, int] = {}
             for member in group:
@@ -292,8 +294,17 @@ class SenderVolume:
             stored.setdefault(str(row["sender_id"]), {})[int(row["day"])] = tuple(
                 int(row[f]) for f in FIELDS)
         if self.gmail_limit:
-            self._bulk_since = {str(row["sender_id"]): int(row["day"]) for row in
-                                await self.store.fetch(_BULK_SINCE, (self.gmail_limit,))}
+            bulk_since = {str(row["sender_id"]): int(row["day"]) for row in
+                          await self.store.fetch(_BULK_SINCE, (self.gmail_limit,))}
+            for group in set(self.gmail_groups.values()):
+                sql = _GROUP_BULK_SINCE.format(", ".join("?" for _ in group))
+                reached = await self.store.fetch(sql, (*group, self.gmail_limit))
+                first_day = reached[0]["day"] if reached else None
+                for sender_id in group:
+                    bulk_since.pop(sender_id, None)
+                    if first_day is not None:
+                        bulk_since[sender_id] = int(first_day)
+            self._bulk_since = bulk_since
         self._stored = stored
         self.loaded_at = self.clock()
         self.last_error = ""

@@ -652,6 +652,15 @@ async def test_gmail_counts_of_one_organisational_domain_are_summed(store: Store
     await first.sync()
     assert first.days("news").gmail_bulk_since == T0 // DAY  # type: ignore[union-attr]
     assert first.days("other").gmail_bulk_since is None  # type: ignore[union-attr]
+    # Long after, out of every window: the group's day stands for good, though neither
+    # sender reached the limit alone; counted alone, neither would be bulk.
+    late, alone = (SenderVolume(store, window_days=7, gmail_limit=100, gmail_groups=g,
+                                clock=lambda: T0 + 400 * DAY) for g in (groups, None))
+    await late.sync()
+    await alone.sync()
+    assert [late.days(s).gmail_bulk_since for s in ("news", "shop", "other")] == [  # type: ignore[union-attr]
+        T0 // DAY, T0 // DAY, None]
+    assert alone.days("news").gmail_bulk_since is None  # type: ignore[union-attr]
 
 
 async def test_sender_volume_keeps_its_counts_when_the_store_fails(store: Store) -> None:
