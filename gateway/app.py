@@ -14,6 +14,7 @@ from gateway.config import ClientConfig, Config, SenderConfig
 from gateway.consent.suppression import hard_bounce_statuses
 from gateway.delivery import headers
 from gateway.delivery.client_signatures import strip_broken
+from gateway.delivery.feedback_id import FeedbackId
 from gateway.delivery.missing_fields import MissingFields
 from gateway.delivery.pipeline import Pipeline
 from gateway.delivery.unsubscribe import ListUnsubscribe
@@ -85,6 +86,7 @@ class Gateway:
                 self._strip_internal_headers,
                 MissingFields(config.server.hostname).add,
                 self.unsubscribe.add_headers,
+                FeedbackId(config.policy.feedback_id).add,
                 strip_broken,  # after every change, before our signature
                 self.auth.sign,
             ]

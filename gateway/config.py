@@ -147,6 +147,7 @@ class PolicyConfig:
     approvers: tuple[str, ...] = ()  # who may approve imports (empty: anyone but the importer)
     footer_words: FilePath | None = None  # default: footer_words.toml next to the rule packs
     footer_template: FilePath | None = None  # default: footer_template.toml next to the packs
+    feedback_id: bool = False  # add Feedback-ID: client:class:sender (delivery/feedback_id.py)
 
 
 @functools.cache
@@ -417,6 +418,17 @@ def warnings(config: Config) -> list[str]:
     return found
 
 
+# A Feedback-ID field (policy.feedback_id): Gmail splits the header at colons
+_FEEDBACK_FIELD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _feedback_field(config: Config, value: str, where: str) -> None:
+    if config.policy.feedback_id and not _FEEDBACK_FIELD.fullmatch(value):
+        raise ConfigError(
+            f"{value!r} cannot be a Feedback-ID field (policy.feedback_id = true): use 1-64 "
+            "ASCII letters, digits, '.', '_' or '-', starting with a letter or digit", where)
+
+
 def _validate(config: Config) -> None:
     parse_hostport(config.server.listen, 25, "server.listen")
     # values that end up in SMTP replies, commands or header names: one printable token
@@ -502,6 +514,7 @@ def _validate(config: Config) -> None:
         if sender.id in sender_ids:
             raise ConfigError(f"duplicate sender id {sender.id!r}", f"{where}.id")
         sender_ids.add(sender.id)
+        _feedback_field(config, sender.id, f"{where}.id")
         if not sender.domains:
             raise ConfigError("at least one From domain is required", f"{where}.domains")
         for key in ("domains", "envelope_domains"):
@@ -537,6 +550,7 @@ def _validate(config: Config) -> None:
         if client.username in usernames:
             raise ConfigError(f"duplicate username {client.username!r}", f"{where}.username")
         usernames.add(client.username)
+        _feedback_field(config, client.username, f"{where}.username")
         if not client.password_hash and not client.networks:
             raise ConfigError(
                 "a client needs password_hash (AUTH) or networks (source address)", where

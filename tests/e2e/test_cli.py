@@ -100,6 +100,11 @@ BAD_CONFIGS = {
         lambda c: c["policy"].update(erasure_key_file=str(Path(__file__))),
         "policy.erasure_key_file: not a key file made by `tokuden secret generate`",
     ),
+    "client name with a colon while Feedback-ID is on": (
+        lambda c: (c["policy"].update(feedback_id=True),
+                   c["clients"][1].update(username="ma:tool")),
+        "clients[1].username: 'ma:tool' cannot be a Feedback-ID field",
+    ),
     "DKIM key file that holds no key, on the second sender": (
         lambda c: c["senders"][1].update(dkim=[{"selector": "s1", "key": str(Path(__file__))}]),
         "senders[1].dkim[0].key:",

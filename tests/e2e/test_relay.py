@@ -131,6 +131,29 @@ def test_a_missing_message_id_and_date_are_added_before_signing(
     assert result["detail"] == "missing, added by the gateway: Message-ID, Date"
 
 
+def test_feedback_id_is_added_and_signed_or_the_clients_own_kept(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink, tmp_path: Path
+) -> None:
+    config["policy"]["feedback_id"] = True
+    gw = start_gateway(config)
+    own = b"Feedback-ID: spring-sale:ma-tool:advertising:sample\r\n" + marketing(
+        to="hanako@example.com")
+    with connect(gw) as client:
+        for rcpt, raw in (("taro@example.com", marketing()), ("hanako@example.com", own)):
+            assert client.sendmail("news@bounce.example.jp", [rcpt], raw) == {}
+    dns = authenv.shared().dns
+    found = []
+    for received in sink.received:
+        delivered = received.data
+        assert dkimpy_verify_all(delivered, dns) == [True, True]
+        assert "dkim=pass" in OpenDkim("/usr/sbin/opendkim", tmp_path).verify(delivered, dns)
+        relayed, signatures = unsigned(delivered)
+        # signed, and over-signed so that a second one added later breaks the signature
+        assert all(s.replace(b"\r\n", b"").count(b"feedback-id") == 2 for s in signatures)
+        found.append(email.message_from_bytes(relayed).get_all("Feedback-ID"))
+    assert found == [["ma-tool:advertising:sample"], ["spring-sale:ma-tool:advertising:sample"]]
+
+
 def test_a_fake_reply_subject_is_refused_and_a_real_reply_goes(
     gateway: GatewayProcess, sink: RecordingSink
 ) -> None:
