@@ -4,7 +4,7 @@ Gmail's Postmaster Tools report spam complaints per identifier of a DKIM-signed
 `Feedback-ID: a:b:c:SenderId` header (legal.md §5.1 lists it among what the gateway may
 add). The gateway knows three stable identifiers of every message: the client (the MA tool
 or customer), its class (advertising or transactional) and the sender, so it writes
-`client:class:sender`, and the dashboard splits complaints by each. An MA tool that sets
+`client:class:sender`, and Postmaster Tools gives the spam rate by each. An MA tool that sets
 its own Feedback-ID (with a campaign, say) keeps it; either way it is signed (dkim_sign's
 SIGN_IF_PRESENT). Off unless `[policy] feedback_id = true`; config ids must then be
 tokens (config validation), so no value can carry a colon or a line break.
