@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class Results:
     lines: dict[str, LineStats]
     peak_rss: dict[str, float]
     latency: Latency
+    peer_latency: Latency | None  # the same at half of the peer's own peak, for context
     memory: Memory
     profile: Profile
     imports: ImportResult
@@ -97,6 +99,29 @@ def _cell(stats: LineStats, sessions: int) -> str:
 
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b and not math.isnan(a) and not math.isnan(b) else "–"
+
+
+def _latency_table(add: Callable[[str], None], lat: Latency, through: str) -> None:
+    add(f"| window | sink p50 / p99 ms | {through} p50 / p99 ms | **added p50 / p99 ms** | "
+        f"failed | achieved msgs/s | steal ms (sink / {through}) | "
+        f"CPU wait ms (sink / {through}) |")
+    add("|---|---|---|---|---|---|---|---|")
+    stalled = False
+    for i, (base, via) in enumerate(lat.windows, 1):
+        mark = " †" if base.pct(99) > via.pct(99) else ""
+        stalled = stalled or bool(mark)
+        add(f"| {i} | {base.pct(50):.2f} / {base.pct(99):.2f}{mark} | {via.pct(50):.2f} / "
+            f"{via.pct(99):.2f} | **{via.pct(50) - base.pct(50):.2f} / "
+            f"{via.pct(99) - base.pct(99):.2f}** | {base.failed + via.failed} | "
+            f"{via.achieved_rate:,.0f} | {_ms(base.steal_ms)} / {_ms(via.steal_ms)} | "
+            f"{_ms(base.cpu_wait_ms)} / {_ms(via.cpu_wait_ms)} |")
+    p50s, p99s = lat.added(50), lat.added(99)
+    add(f"| **median (min–max)** | | | **{lat.median_added(50):.2f} / {lat.median_added(99):.2f}**"
+        f" ({min(p50s):.2f}–{max(p50s):.2f} / {min(p99s):.2f}–{max(p99s):.2f}) | | | | |")
+    if stalled:
+        add(f"\n† The direct window's own tail (a stall of the shared host while it ran) is "
+            f"longer than the {through} window's: that window's added p99 is negative and says "
+            f"nothing about the {through}. It is kept in the median, as any other window.")
 
 
 def _ms(value: float) -> str:
@@ -213,29 +238,19 @@ def markdown(r: Results) -> str:
         f"{s.latency_seconds:.0f} s windows, each the same client straight to smtp-sink and "
         "then through the gateway. One window's p99 is its 1 % slowest transactions: a single "
         "stall of the shared host sets it, hence several windows and their median.\n")
-    add("| window | sink p50 / p99 ms | gateway p50 / p99 ms | **added p50 / p99 ms** | "
-        "failed | achieved msgs/s | steal ms (sink / gateway) | CPU wait ms (sink / gateway) |")
-    add("|---|---|---|---|---|---|---|---|")
-    stalled = False
-    for i, (base, gw) in enumerate(lat.windows, 1):
-        mark = " †" if base.pct(99) > gw.pct(99) else ""
-        stalled = stalled or bool(mark)
-        add(f"| {i} | {base.pct(50):.2f} / {base.pct(99):.2f}{mark} | {gw.pct(50):.2f} / "
-            f"{gw.pct(99):.2f} | **{gw.pct(50) - base.pct(50):.2f} / "
-            f"{gw.pct(99) - base.pct(99):.2f}** | {base.failed + gw.failed} | "
-            f"{gw.achieved_rate:,.0f} | {_ms(base.steal_ms)} / {_ms(gw.steal_ms)} | "
-            f"{_ms(base.cpu_wait_ms)} / {_ms(gw.cpu_wait_ms)} |")
-    p50s, p99s = lat.added(50), lat.added(99)
-    add(f"| **median (min–max)** | | | **{lat.median_added(50):.2f} / {lat.median_added(99):.2f}**"
-        f" ({min(p50s):.2f}–{max(p50s):.2f} / {min(p99s):.2f}–{max(p99s):.2f}) | | | | |")
+    _latency_table(add, lat, "gateway")
     add("\nSteal is CPU time the hypervisor gave to other guests while the window ran (from "
         "/proc/stat, 10 ms ticks): a stall no process here caused. CPU wait is the time "
         "runnable tasks here waited for one of the two cores (/proc/pressure/cpu, \"some\"), "
         "our own processes' queueing included.")
-    if stalled:
-        add("\n† The direct window's own tail (a stall of the shared host while it ran) is "
-            "longer than the gateway window's: that window's added p99 is negative and says "
-            "nothing about the gateway. It is kept in the median, as any other window.")
+    if r.peer_latency is not None:
+        peer_lat = r.peer_latency
+        add(f"\nThe peer, for context, the same way at half of its own peak "
+            f"({peer_lat.rate:,.0f} of {peer_lat.peak:,.0f} msgs/s). Postfix answers the final "
+            "dot once the message is in its queue, before it goes on to smtp-sink; the gateway "
+            "answers after the "
+            "upstream took it, so its figure holds a round trip the peer's does not.\n")
+        _latency_table(add, peer_lat, "peer")
     mem = r.memory
     ms = mem.sessions
     add("\n## Memory with many sessions\n")

@@ -328,22 +328,25 @@ class Bench:
 
     # -- the other measurements ------------------------------------------------------------
 
-    def latency(self) -> report.Latency:
-        gw = self.lines["w2"]
-        peak = max(statistics.median(r.rate for r in runs) for runs in gw.runs.values())
+    def latency(self, key: str = "w2") -> report.Latency:
+        """Added latency through one line at half of that line's own peak."""
+        line = self.lines[key]
+        peak = max(statistics.median(r.rate for r in runs) for runs in line.runs.values())
         rate = max(5.0, peak / 2)
         assert self.sink is not None
-        say(f"latency at {rate:,.0f} msgs/s (half of the gateway's peak {peak:,.0f}) ...")
+        say(f"latency through {key} at {rate:,.0f} msgs/s (half of its peak {peak:,.0f}) ...")
         # The client shares the two cores with what it measures: on uvloop it costs
         # ~0.65 instead of ~1 ms of CPU a transaction (the same loop for both paths).
         windows = []
-        with step("latency windows", total=self.s.rounds) as bar:
+        with step(f"latency windows ({key})", total=self.s.rounds) as bar:
             for _ in range(self.s.rounds):
                 base = _window(self.sink.port, rate, self.s.latency_seconds)
-                with_gw = _window(gw.port, rate, self.s.latency_seconds)
-                windows.append((base, with_gw))
-                bar.set_postfix_str(f"added p99 {with_gw.pct(99) - base.pct(99):.1f} ms")
+                through = _window(line.port, rate, self.s.latency_seconds)
+                windows.append((base, through))
+                bar.set_postfix_str(f"added p99 {through.pct(99) - base.pct(99):.1f} ms")
                 bar.update()
+        if line.drain is not None:
+            line.drain(60)  # the peer's queue, before anything else is measured
         return report.Latency(rate, peak, windows)
 
     def memory(self) -> report.Memory:
@@ -431,6 +434,7 @@ def run(settings: Settings) -> int:
     bench.rounds()
     peak = bench.peak_rss()
     latency = bench.latency()
+    peer_latency = bench.latency("peer") if "peer" in bench.lines else None
     memory = bench.memory()
     prof = bench.profile()
     bench.stop_servers()
@@ -451,6 +455,7 @@ def run(settings: Settings) -> int:
                for k, line in bench.lines.items()},
         peak_rss=peak,
         latency=latency,
+        peer_latency=peer_latency,
         memory=memory,
         profile=prof,
         imports=bench.import_result,
