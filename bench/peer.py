@@ -123,6 +123,10 @@ class PostfixPeer:
         self.config_dir = workdir / "etc"
         self.queue_dir = workdir / "spool"
         self.data_dir = workdir / "data"
+        # OpenDKIM's key copy, config and socket: the socket is world-writable (UMask 000)
+        # inside a folder only opendkim and the postfix group may enter
+        dkim_dir = workdir / "opendkim"
+        self.milter_socket = dkim_dir / "milter.sock"
         for d in (self.config_dir, self.queue_dir, self.data_dir):
             d.mkdir(parents=True, exist_ok=True)
         for d in (workdir.parent, workdir):  # the daemons' users must reach their files
@@ -135,17 +139,13 @@ class PostfixPeer:
                 queue=self.queue_dir,
                 data=self.data_dir,
                 sink_port=sink_port,
-                milter_socket=workdir / "opendkim" / "milter.sock",
+                milter_socket=self.milter_socket,
                 log=workdir / "postfix.log",
                 logdir=workdir,
             )
         )
         # OpenDKIM drops to its own user: give it a key copy it may read
-        # The socket is world-writable (UMask 000) inside a folder only opendkim and the
-        # postfix group may enter.
-        dkim_dir = workdir / "opendkim"
         dkim_dir.mkdir()
-        self.milter_socket = dkim_dir / "milter.sock"
         key = dkim_dir / "rsa.pem"
         shutil.copyfile(rsa_key, key)
         dk = pwd.getpwnam("opendkim")
