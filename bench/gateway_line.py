@@ -42,6 +42,8 @@ def config(
     server: dict[str, Any] = {}
     if "max_connections_per_ip" in _SERVER_KEYS:
         server["max_connections_per_ip"] = 0  # all load comes from 127.0.0.1
+    if workers > 1 and "cpu_affinity" in _SERVER_KEYS:
+        server["cpu_affinity"] = "auto"  # one worker a core, as on a host of its own
     return {
         "server": server | {
             "listen": f"127.0.0.1:{free_port()}",

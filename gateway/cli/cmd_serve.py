@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -50,13 +51,25 @@ def run(args: argparse.Namespace) -> int:
     workers = cfg.server.workers
     if workers > 1 and args.worker is None:
         return _supervise(args, workers, cfg)
+    cpu = None
+    if args.worker is not None and cfg.server.cpu_affinity == "auto":
+        cpu = pin_to_cpu(args.worker)  # before any thread starts: threads inherit it
     gateway = app.build(cfg, serve_http=args.worker in (None, 0), listen_fd=args.listen_fd)
     if cfg.server.event_loop == "uvloop":
-        return uvloop.run(_serve(gateway, args.worker))
-    return asyncio.run(_serve(gateway, args.worker))
+        return uvloop.run(_serve(gateway, args.worker, cpu))
+    return asyncio.run(_serve(gateway, args.worker, cpu))
 
 
-async def _serve(gateway: app.Gateway, worker: int | None) -> int:
+def pin_to_cpu(worker: int) -> int:
+    """Pin this process to one of the CPUs it may run on: worker i to the i-th, round robin
+    (a container's cpuset is respected: only the CPUs it allows are counted)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = allowed[worker % len(allowed)]
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+async def _serve(gateway: app.Gateway, worker: int | None, cpu: int | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,7 +81,8 @@ async def _serve(gateway: app.Gateway, worker: int | None) -> int:
     gc.collect()
     gc.freeze()
     who = "" if worker is None else f"worker {worker} "
-    print(f"tokuden: {who}listening on port {gateway.port}", flush=True)
+    where = "" if cpu is None else f" (CPU {cpu})"
+    print(f"tokuden: {who}listening on port {gateway.port}{where}", flush=True)
     await stop.wait()
     await gateway.stop()
     return 0
@@ -134,7 +148,7 @@ def _supervise(args: argparse.Namespace, workers: int, cfg: config.Config) -> in
                 return 2  # a config error, which the worker has named on stderr
             print("tokuden: a worker failed to start", file=sys.stderr)
             return 1
-        port = line.rsplit(" ", 1)[1].strip()
+        port = line.split("listening on port ", 1)[1].split()[0]
     print(f"tokuden: listening on port {port} ({workers} workers)", flush=True)
     restarts: list[float] = []
     while True:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import from_dict, warnings
+from gateway.config import ConfigError, from_dict, warnings
 from scripts.sandbox import prepare as prepare_sandbox
 from tests.support import toml
 from tests.support.gateway import GatewayProcess, base_config, cli
@@ -307,14 +307,29 @@ def test_config_warnings(tmp_path: Path, public_url: str, mode: str,
     assert len(said) == len(expected) and all(e in w for e, w in zip(expected, said, strict=True))
 
 
-def test_config_warns_that_commit_interval_has_no_effect(tmp_path: Path) -> None:
+def _warned(tmp_path: Path, section: str, key: str, value: Any) -> tuple[dict[str, Any], list[str]]:
+    """A config that draws no warning but for the one key set here, and what serve says."""
     raw = base_config(tmp_path, 2525)
     raw["http"]["public_url"] = "https://gw.example.jp"
-    raw["store"]["commit_interval"] = "5ms"
-    [said] = warnings(from_dict(raw, base_dir=tmp_path))
+    raw[section][key] = value
+    return raw, warnings(from_dict(raw, base_dir=tmp_path))
+
+
+def test_config_warns_that_commit_interval_has_no_effect(tmp_path: Path) -> None:
+    raw, [said] = _warned(tmp_path, "store", "commit_interval", "5ms")
     assert said.startswith("store.commit_interval = 0.005s has no effect")
     raw["store"]["commit_interval"] = 0.002  # the default, as an old config may spell it out
     assert warnings(from_dict(raw, base_dir=tmp_path)) == []
+
+
+def test_config_warns_that_cpu_affinity_needs_workers(tmp_path: Path) -> None:
+    raw, [said] = _warned(tmp_path, "server", "cpu_affinity", "auto")
+    assert said.startswith('server.cpu_affinity = "auto" has no effect with one worker')
+    raw["server"]["workers"] = 2
+    assert warnings(from_dict(raw, base_dir=tmp_path)) == []
+    raw["server"]["cpu_affinity"] = "on"
+    with pytest.raises(ConfigError, match=r"server\.cpu_affinity"):
+        from_dict(raw, base_dir=tmp_path)
 
 
 def test_config_warns_when_advertising_mail_would_carry_no_list_unsubscribe(tmp_path: Path) -> None:

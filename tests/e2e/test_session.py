@@ -225,6 +225,54 @@ def _children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def _replaced(supervisor: int, killed: int) -> list[int]:
+    """The two workers, once the supervisor has replaced the killed one (20 s at most)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = _children(supervisor)
+        if len(now) == 2 and killed not in now:
+            return now
+        time.sleep(0.1)
+    pytest.fail(f"no replacement worker for {killed}")
+
+
+def _cpus_of_threads(pid: int) -> set[str]:
+    """Cpus_allowed_list of every thread of a process (the store's threads included)."""
+    found = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                found.add(line.split(":", 1)[1].strip())
+    return found
+
+
+def test_cpu_affinity_auto_pins_each_worker_to_its_own_cpu(
+    config: dict[str, Any], start_gateway: Any, sink: RecordingSink
+) -> None:
+    """cpu_affinity = "auto": every thread of worker i runs on the i-th allowed CPU (round
+    robin), a replacement worker on the same one; "off" (the default) leaves them all
+    allowed (test_workers_on_any_port_survive_a_killed_worker)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = [{str(allowed[i % len(allowed)])} for i in range(2)]
+    config["server"]["workers"] = 2
+    config["server"]["listen"] = "127.0.0.1:0"
+    config["server"]["cpu_affinity"] = "auto"
+    gw = start_gateway(config)
+    assert gw.proc is not None
+    assert _send_one(gw.port) == 250  # the store's threads exist by now
+    workers = _children(gw.proc.pid)
+    assert [_cpus_of_threads(pid) for pid in workers] == cpu
+    os.kill(workers[0], signal.SIGKILL)
+    replacement = next(pid for pid in _replaced(gw.proc.pid, workers[0]) if pid != workers[1])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _cpus_of_threads(replacement) != cpu[0]:
+        time.sleep(0.1)  # the new process pins itself once it has read its config
+    assert [_send_one(gw.port) for _ in range(4)] == [250] * 4
+    assert _cpus_of_threads(replacement) == cpu[0]
+    gw.signal(signal.SIGTERM)
+    assert gw.wait(timeout=30) == 0
+
+
 def test_workers_on_any_port_survive_a_killed_worker(
     config: dict[str, Any], start_gateway: Any, sink: RecordingSink
 ) -> None:
@@ -237,16 +285,11 @@ def test_workers_on_any_port_survive_a_killed_worker(
     assert gw.proc is not None and gw.port > 0
     workers = _children(gw.proc.pid)
     assert len(workers) == 2
+    unpinned = _cpus_of_threads(os.getpid())  # cpu_affinity "off": what the test itself may use
+    assert [_cpus_of_threads(pid) for pid in workers] == [unpinned, unpinned]
     os.kill(workers[0], signal.SIGKILL)
     assert [_send_one(gw.port) for _ in range(10)] == [250] * 10
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        now = _children(gw.proc.pid)
-        if len(now) == 2 and workers[0] not in now:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"no replacement worker: {now}")
+    _replaced(gw.proc.pid, workers[0])
     assert [_send_one(gw.port) for _ in range(4)] == [250] * 4
     assert len(sink.received) == 14
     gw.signal(signal.SIGTERM)
