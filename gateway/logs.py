@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -23,7 +25,12 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        # orjson: a decision line in ~2 µs instead of ~15; text it refuses (a lone
+        # surrogate from undecodable bytes) goes json's way
+        try:
+            return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(out, ensure_ascii=False, default=str)
 
 
 def setup(level: str = "INFO") -> None:

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import inspect
 import logging
 import re
 import time
@@ -880,6 +879,3 @@ class Handler:
 
 
 _HOOK_NAMES = sorted(name for name in vars(Handler) if name.startswith(("handle_", "auth_")))
-# aiosmtpd inspects handle_EHLO's signature for every connection (~40 µs); a stored
-# __signature__ answers inspect.signature() at once.
-setattr(Handler.handle_EHLO, "__signature__", inspect.signature(Handler.handle_EHLO))  # noqa: B010

@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.eventlog import new_id
 from gateway.model import RuleResult
 from gateway.replies import replies
+from gateway.smtp import aiosmtpd_fast
 from gateway.smtp.data import LINE_TOO_LONG, TOO_MUCH_DATA, read_data
 from gateway.smtp.handler import Handler
 from gateway.smtp.limits import TOO_MANY_CONNECTIONS, TOO_MANY_FROM_IP
@@ -370,6 +371,11 @@ class GatewaySMTP(SMTP):
             pass
         self.transport.close()
         return True
+
+
+aiosmtpd_fast.register(GatewaySMTP)
+aiosmtpd_fast.register(Handler)
+aiosmtpd_fast.install()
 
 
 def make_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
