@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import secrets
+import os
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.decision")
 
 
+# Event, session and error-reference ids name log lines and rows; they grant nothing, so
+# they need uniqueness, not secrecy: 64 bits from a generator seeded from os.urandom (again
+# in a forked child), without secrets.token_hex's getrandom() call, three times a message.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
 
 
 class EventLog:
