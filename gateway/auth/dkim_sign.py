@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import dkim
 import dkim.util
@@ -21,13 +21,15 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import (
-    CanonicalizationPolicy,
-    correct_empty_body,
-    strip_trailing_lines,
-)
 
 from gateway import errors
+from gateway.auth.dkim_canon import (
+    hash_headers,
+    relaxed_body,
+    relaxed_headers,
+    rfc822_parse,
+    split_message,
+)
 from gateway.auth.dns import DnsCache, DnsNameError, DnsTempError
 from gateway.lru import Lru
 
@@ -72,25 +74,6 @@ SIGNED_HEADERS: tuple[str, ...] = (
     "list-unsubscribe-post",
 )
 SIGN_IF_PRESENT: tuple[str, ...] = ("feedback-id",)
-
-_CANON = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
-# Runs of WSP other than a lone space: the only ones relaxed canonicalisation changes.
-_WSP_RUN = re.compile(rb"\t[\t ]*| [\t ]+")
-
-
-def relaxed_body(body: bytes) -> bytes:
-    """RFC 6376 3.4.4 relaxed body canonicalisation, byte for byte dkimpy's (tested).
-
-    dkimpy's two regex passes replace every single space with a space, one match at a
-    time (0.29 ms for the bench's 10.8 KB body; 0.09 ms here, where only the runs that
-    change are touched). Once runs are one space, trailing WSP is exactly " " before CRLF.
-    """
-    if b"\t" in body or b"  " in body:
-        body = _WSP_RUN.sub(b" ", body)
-    if b" \r\n" in body:
-        body = body.replace(b" \r\n", b"\r\n")
-    return bytes(correct_empty_body(strip_trailing_lines(body)))
-
 
 _MIN_RSA_BITS = 1024  # RFC 8301: verifiers must not accept less
 _FOLD = 76
@@ -258,9 +241,9 @@ class DkimSigner:
     added last for an algorithm is active; `set_active()` chooses explicitly.
 
     Why not dkimpy's sign(): its RSA is pure Python (~6 ms, not constant-time) and it re-parses
-    the PEM on every call. dkimpy still does the parts that must match every verifier: message
-    parsing, relaxed canonicalisation and the header hash (`dkim.hash_headers`, which also strips
-    b= exactly as verifiers do). This class builds the tag list and signs the digest.
+    the PEM on every call. gateway/auth/dkim_canon.py parses, canonicalises and hashes exactly
+    as dkimpy does (tested against it; dkimpy's own parser and b= pattern underneath). This
+    class builds the tag list and signs the digest.
     """
 
     def __init__(
@@ -353,7 +336,7 @@ class DkimSigner:
         include = self.header_list(headers)
         # Body and headers are canonicalised once, shared by every signature.
         body_hash = self._body_hash(body)
-        cheaders = _CANON.canonicalize_headers(headers)
+        cheaders = relaxed_headers(headers)
         timestamp = str(int(self._clock())).encode("ascii")
         return [
             self._sign_one(key, cheaders, include, body_hash, timestamp, linesep) for key in keys
@@ -394,11 +377,7 @@ class DkimSigner:
         ]
         prefix = _fold_tags(tags, linesep) + b";" + linesep + b" b="
         hasher = hashlib.sha256()
-        # hash_headers selects the signed instances bottom-up (RFC 6376 5.4.2), canonicalises the
-        # signature field with b= emptied, and leaves off its trailing CRLF (RFC 6376 3.7).
-        dkim.hash_headers(
-            hasher, _CANON, cheaders, include, (b"DKIM-Signature", prefix + linesep), None
-        )
+        hash_headers(hasher, cheaders, include, prefix + linesep)
         digest = hasher.digest()
         try:
             if isinstance(key.private_key, rsa.RSAPrivateKey):
@@ -413,31 +392,6 @@ class DkimSigner:
         b64 = base64.b64encode(signature)
         folded = (linesep + b" ").join(b64[i : i + 72] for i in range(0, len(b64), 72))
         return b"DKIM-Signature:" + prefix + folded + linesep
-
-
-def split_message(message: bytes) -> tuple[list[Any], bytes]:
-    """dkim.rfc822_parse's (headers, CRLF body), without splitting the body into lines
-    when the message already uses CRLF only (what SMTP delivers; ~3% of a message's CPU)."""
-    end = message.find(b"\r\n\r\n")
-    if end >= 0:
-        head, body = message[: end + 4], message[end + 4 :]
-        # a bare LF in either part: the slow path normalises it as rfc822_parse does
-        if head.count(b"\n") == head.count(b"\r\n") and body.count(b"\n") == body.count(
-            b"\r\n"
-        ):
-            headers, _ = _rfc822_parse(head)
-            return headers, body
-    return _rfc822_parse(message)
-
-
-def _rfc822_parse(message: bytes) -> tuple[list[Any], bytes]:
-    """dkim.rfc822_parse, with its IndexError for a leading continuation line turned into the
-    MessageFormatError it raises for every other unparseable header section."""
-    try:
-        headers, body = dkim.rfc822_parse(message)
-    except IndexError as exc:
-        raise dkim.MessageFormatError("the header section starts with a continuation line") from exc
-    return headers, body
 
 
 def _fold_tags(tags: Sequence[bytes], linesep: bytes) -> bytes:
@@ -611,7 +565,7 @@ async def verify_existing(
     dnsfunc that only reads what was fetched, so its own resolver is never used.
     """
     try:
-        headers, _body = _rfc822_parse(message)
+        headers, _body = rfc822_parse(message)
     except dkim.MessageFormatError as exc:
         raise DkimMessageError(f"cannot parse the header section: {exc}") from exc
     sigs = [value for name, value in headers if name.lower() == b"dkim-signature"]
