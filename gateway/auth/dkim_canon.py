@@ -2,9 +2,10 @@
 byte for byte, with fast paths for what SMTP delivers.
 
 dkimpy runs two regular expressions over every header value and lowercases every field name
-once per signed header while it selects them: ~35 us a message for ten fields. Here the
-regular expressions run only on values they would change, and names are compared as the
-relaxed canonicalisation already lowercased them. tests/unit/core/test_dkim_canon.py checks
+once per signed header while it selects them. Here the regular expressions run only on
+values they would change, and names are compared as the relaxed canonicalisation already
+lowercased them: canonicalising and hashing the bench message's ten fields for one
+signature takes ~23 us instead of ~36. tests/unit/core/test_dkim_canon.py checks
 every function against dkimpy's own on generated input; the signatures are verified by
 dkimpy and libopendkim in the e2e tests.
 """

@@ -60,12 +60,19 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(gateway, args.worker, cpu))
 
 
-def pin_to_cpu(worker: int) -> int:
+def pin_to_cpu(worker: int) -> int | None:
     """Pin this process to one of the CPUs it may run on: worker i to the i-th, round robin
-    (a container's cpuset is respected: only the CPUs it allows are counted)."""
+    (a container's cpuset is respected: only the CPUs it allows are counted). Where the
+    system refuses (a sandbox that forbids the call), say so and run unpinned: a worker
+    that died of it would only be restarted to die again."""
     allowed = sorted(os.sched_getaffinity(0))
     cpu = allowed[worker % len(allowed)]
-    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:
+        log.warning("server.cpu_affinity: cannot pin worker %d to CPU %d (%s); it runs "
+                    "unpinned", worker, cpu, exc)
+        return None
     return cpu
 
 
