@@ -9,14 +9,48 @@ from pathlib import Path
 ALL_LINES = ("ceiling", "peer", "w2", "nocache", "w1", "dual", "pg")
 
 
+# The knobs, for `python -m bench --help` and README: name -> what it sets.
+KNOBS = {
+    "BENCH_QUICK": "1: a short run (fewer rows, records and messages) to try the set-up",
+    "BENCH_LINES": f"comma-separated lines to run; ceiling and w2 are required "
+                   f"(known: {' '.join(ALL_LINES)})",
+    "BENCH_ROUNDS": "interleaved rounds (default 3)",
+    "BENCH_RUN_SECONDS": "seconds each load run is sized to last (default 8, quick 3)",
+    "BENCH_MIN_MESSAGES": "fewest messages per run (default 400, quick 150)",
+    "BENCH_MAX_MESSAGES": "most messages per run (default 5000, quick 2000)",
+    "BENCH_IMPORT_ROWS": "rows of the consent import (default 1,000,000)",
+    "BENCH_LOOKUP_RECORDS": "records in the lookup store (default 10,000,000)",
+    "BENCH_LOOKUPS": "timed consent lookups (default 20,000)",
+    "BENCH_LATENCY_SECONDS": "length of each latency window (default 10)",
+    "BENCH_IDLE_SESSIONS": "idle sessions of the memory test (default 400)",
+    "BENCH_ACTIVE_SESSIONS": "active sessions of the memory test (default 100)",
+    "BENCH_MEMORY_SECONDS": "length of the memory test (default 10)",
+    "BENCH_PROFILE_SECONDS": "length of the py-spy profile (default 10)",
+    "BENCH_NATIVE": "1: py-spy with native frames (pauses the gateway while sampling)",
+    "BENCH_KEEP": "1: keep the work folder under /tmp",
+    "BENCH_OUTPUT": "where the results go (default bench/RESULTS.md)",
+}
+
+
+def _number(name: str, default: float, kind: type[int] | type[float]) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = kind(value.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise SystemExit(f"bench: {name}={value!r} is not a number") from None
+    if number <= 0:
+        raise SystemExit(f"bench: {name}={value!r} must be greater than 0")
+    return number
+
+
 def _int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
+    return int(_number(name, default, int))
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    return float(value) if value.strip() else default
+    return _number(name, default, float)
 
 
 @dataclass(frozen=True)
@@ -49,7 +83,7 @@ class Settings:
         unknown = [x for x in lines if x not in ALL_LINES]
         if unknown or "ceiling" not in lines or "w2" not in lines:
             raise SystemExit(
-                f"BENCH_LINES: ceiling and w2 are required; known: {', '.join(ALL_LINES)}"
+                f"bench: BENCH_LINES: ceiling and w2 are required; known: {', '.join(ALL_LINES)}"
             )
         root = Path(__file__).resolve().parent
         return cls(
