@@ -1,4 +1,5 @@
-"""Recording decisions: the event row (committed before the reply) and its JSON log line."""
+"""Recording decisions: the event row (committed before the reply) and its JSON log line;
+and pruning old events."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from gateway.errors import StoreUnavailable
@@ -70,3 +72,35 @@ class EventLog:
             self.metrics.decision(event.verdict.value, event.rule_ids or event.monitored)
             for stage, seconds in event.timings.items():
                 self.metrics.stage(stage, seconds)
+
+
+# -- pruning ------------------------------------------------------------------------------------
+# The event log is the operational record (consent evidence, the audit trail and last-sent
+# dates live in their own tables and are not touched). It grows by ~4 KB a message with its
+# indexes, so a long-running gateway needs it trimmed: oldest first, a bounded batch a
+# transaction, so the gateway's own group commits get the write lock between two batches.
+
+PRUNE_BATCH = 1_000
+_OLDEST_BEFORE = "SELECT id FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?"
+_PRUNE = f"DELETE FROM events WHERE id IN ({_OLDEST_BEFORE})"
+
+
+async def events_before(store: Store, before: float) -> int:
+    """How many events were created before `before` (epoch seconds)."""
+    rows = await store.fetch("SELECT COUNT(*) AS n FROM events WHERE created_at < ?", (before,))
+    return int(rows[0]["n"])
+
+
+async def prune_events(
+    store: Store, before: float, batch: int = PRUNE_BATCH
+) -> AsyncIterator[int]:
+    """Delete the events created before `before`, oldest first, `batch` rows a transaction;
+    yield each batch's count. Stopping early leaves whole batches deleted, never half of one."""
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    while True:
+        deleted = await store.execute(_PRUNE, (before, batch))
+        if deleted:
+            yield deleted
+        if deleted < batch:
+            return

@@ -1,4 +1,4 @@
-"""`log`: read the event log as a table, or as JSON lines for scripts."""
+"""`log`: read the event log as a table, or as JSON lines for scripts; `log prune`: trim it."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import asyncio
 import json
 import sys
 import time
+from datetime import datetime
 from typing import Any
+
+from tqdm import tqdm
 
 from gateway import config
 from gateway.cli import args as args_mod
+from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
-from gateway.store import EventFilter, open_store
+from gateway.consent.service import audit
+from gateway.eventlog import PRUNE_BATCH, events_before, prune_events
+from gateway.store import EventFilter, Store, open_store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,6 +35,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="at most this many events (default 50)")
     p.add_argument("--json", action="store_true", help="JSON lines with stable keys")
     p.set_defaults(func=run)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    # A --config given before "prune" must survive: argparse copies the subcommand's
+    # defaults over the parent's values, so this one has none.
+    config_kept = argparse.ArgumentParser(add_help=False)
+    config_kept.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                             help="config file (as for log)")
+    prune = actions.add_parser(
+        "prune", parents=[config_kept, person_parser()],
+        help="delete events older than a moment (consent evidence and the audit trail stay)",
+        description="Delete the events created before WHEN, oldest first, in batches (the "
+        "gateway keeps committing in between). Consent evidence, last-sent dates and the "
+        "audit trail are other tables and stay. The deletion is audited (events.prune).",
+    )
+    prune.add_argument("--before", required=True, metavar="WHEN", type=args_mod.moment,
+                       help='delete events created before this: "90d" ago or an ISO date-time')
+    prune.add_argument("--batch", type=args_mod.at_least(1), default=PRUNE_BATCH,
+                       help=f"events deleted per transaction (default {PRUNE_BATCH:,})")
+    prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    prune.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    prune.add_argument("--json", action="store_true", help="one JSON document")
+    prune.set_defaults(func=run_prune)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,3 +101,41 @@ async def _query(url: str, flt: EventFilter) -> list[dict[str, Any]]:
         return await store.query_events(flt)
     finally:
         await store.close()
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    before: float = args.before
+    if before > time.time():
+        print(f"tokuden: --before {_when(before)} is in the future: that would delete "
+              "events not yet written", file=sys.stderr)
+        return 2
+
+    async def work(store: Store) -> int:
+        found = await events_before(store, before)
+        deleted = 0
+        if not args.dry_run and found:
+            bar = tqdm(total=found, unit="event", desc="prune", disable=args.json or None)
+            try:
+                async for n in prune_events(store, before, args.batch):
+                    deleted += n
+                    bar.update(n)
+            finally:
+                bar.close()
+                if deleted:  # also when interrupted: what went is on record
+                    await audit(store, actor(args), "events.prune",
+                                f"{deleted} events created before {_when(before)}", args.reason)
+        if args.json:
+            print(json.dumps({"before": _when(before), "dry_run": args.dry_run,
+                              "matched": found, "deleted": deleted}))
+        elif args.dry_run:
+            print(f"would delete {found:,} events created before {_when(before)}")
+        else:
+            print(f"deleted {deleted:,} events created before {_when(before)}")
+        return 0
+
+    return with_store(cfg, work)
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")

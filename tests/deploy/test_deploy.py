@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import tomllib
 from pathlib import Path
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from gateway import config
+from gateway.cli.main import build_parser
 from gateway.engine.packs import load_packs, unguarded
 from scripts.sandbox import prepare as prepare_sandbox
 
@@ -106,28 +108,46 @@ def unit(path: Path) -> dict[str, list[str]]:
     return settings
 
 
+HARDENED = {
+    "User": ["tokuden"],
+    "ProtectSystem": ["strict"],
+    "NoNewPrivileges": ["yes"],
+    "PrivateTmp": ["yes"],
+    "ProtectHome": ["yes"],
+    "CapabilityBoundingSet": [""],
+    "AmbientCapabilities": [""],
+    "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"],
+    "ReadWritePaths": ["/var/lib/tokuden"],
+    "KillSignal": ["SIGTERM"],
+}
+
+
 @pytest.mark.parametrize("name", ["tokuden.service", "tokuden@.service"])
 def test_systemd_unit_is_hardened(name: str) -> None:
     settings = unit(DEPLOY / "systemd" / name)
-    expected = {
-        "User": ["tokuden"],
-        "ProtectSystem": ["strict"],
-        "NoNewPrivileges": ["yes"],
-        "PrivateTmp": ["yes"],
-        "ProtectHome": ["yes"],
-        "CapabilityBoundingSet": [""],
-        "AmbientCapabilities": [""],
-        "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"],
-        "ReadWritePaths": ["/var/lib/tokuden"],
-        "KillSignal": ["SIGTERM"],
-    }
-    for key, value in expected.items():
+    for key, value in HARDENED.items():
         assert settings.get(key) == value, key
     sqlite_path = tomllib.loads((DEPLOY / "single-instance.toml").read_text())["store"]["url"]
     assert sqlite_path.removeprefix("sqlite:///").startswith(settings["ReadWritePaths"][0] + "/")
     stop = int(settings["TimeoutStopSec"][0].removesuffix("s"))
     assert stop > 30, "TimeoutStopSec must exceed server.shutdown_grace (30s)"
     assert any("migrate" in v for v in settings["ExecStartPre"])
+
+
+def test_prune_timer_runs_a_hardened_dry_runnable_prune() -> None:
+    service = unit(DEPLOY / "systemd" / "tokuden-prune.service")
+    for key, value in HARDENED.items():
+        assert service.get(key) == value, key
+    assert service["Type"] == ["oneshot"]
+    command = shlex.split(service["ExecStart"][0])
+    assert command[1:4] == ["log", "prune", "--before"]
+    # the command line the unit runs is one the CLI accepts (argparse, not a store)
+    parser = build_parser(command[1:])
+    args = parser.parse_args([*command[1:], "--dry-run"])
+    assert args.func.__name__ == "run_prune" and args.reason and args.by == "systemd"
+    timer = unit(DEPLOY / "systemd" / "tokuden-prune.timer")
+    assert timer["Unit"] == ["tokuden-prune.service"] and timer["OnCalendar"]
+    assert timer["WantedBy"] == ["timers.target"]
 
 
 def test_dockerfile_is_slim_and_unprivileged() -> None:

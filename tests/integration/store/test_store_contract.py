@@ -19,6 +19,7 @@ from gateway.consent import service, suppression
 from gateway.consent.model import ConsentStatus
 from gateway.consent.suppression_import import import_suppressions
 from gateway.errors import StoreUnavailable
+from gateway.eventlog import events_before, prune_events
 from gateway.model import Event, EventVerdict, Phase
 from gateway.store import EventFilter, Store, open_store
 from gateway.store.consent_rows import consent_row
@@ -138,6 +139,39 @@ async def test_a_duplicate_event_id_is_refused_without_losing_others(store: Stor
     with pytest.raises(StoreUnavailable):
         await store.record_event(event(1))
     assert len(await store.query_events(EventFilter())) == 1
+
+
+async def test_prune_deletes_old_events_oldest_first_in_batches(store: Store) -> None:
+    # created_at T0+1 .. T0+12, stored out of order: the batches still go oldest first
+    for n in (7, 3, 12, 1, 9, 5, 11, 2, 8, 4, 10, 6):
+        await store.record_event(event(n), sent_key=f"key{n}")
+    await store.append_consent(consent("key1"), "user1@example.com")
+    await service.audit(store, "ops", "consent.lookup", "sample/key1")
+    cutoff = T0 + 8  # events 1..7 are older
+    assert await events_before(store, cutoff) == 7
+    sizes: list[int] = []
+    async for n in prune_events(store, cutoff, batch=3):
+        left = await store.fetch("SELECT min(created_at) AS oldest FROM events")
+        sizes.append(n)
+        assert left[0]["oldest"] == T0 + 1 + sum(sizes)  # each batch took the oldest
+    assert sizes == [3, 3, 1]
+    kept = await store.query_events(EventFilter())
+    assert sorted(e["event_id"] for e in kept) == [f"e{n:06d}" for n in range(8, 13)]
+    assert await events_before(store, cutoff) == 0
+    assert [x async for x in prune_events(store, cutoff)] == []  # nothing left: no batch
+    # other tables are not the event log's
+    for table, count in (("consent_events", 1), ("audit_log", 1), ("consent_last_sent", 12)):
+        rows = await store.fetch(f"SELECT count(*) AS n FROM {table}")
+        assert rows[0]["n"] == count, table
+
+
+async def test_prune_with_an_exact_batch_ends_after_an_empty_one(store: Store) -> None:
+    for n in range(1, 5):
+        await store.record_event(event(n))
+    assert [x async for x in prune_events(store, T0 + 100, batch=2)] == [2, 2]
+    assert await events_before(store, T0 + 100) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        await anext(prune_events(store, T0, batch=0))
 
 
 # -- consent ----------------------------------------------------------------------------------
