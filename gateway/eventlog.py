@@ -76,7 +76,7 @@ class EventLog:
 
 # -- pruning ------------------------------------------------------------------------------------
 # The event log is the operational record (consent evidence, the audit trail and last-sent
-# dates live in their own tables and are not touched). It grows by ~4 KB a message with its
+# dates live in their own tables and are not touched). It grows by ~2 KB a message with its
 # indexes, so a long-running gateway needs it trimmed: oldest first, a bounded batch a
 # transaction, so the gateway's own group commits get the write lock between two batches.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import types
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from gateway.consent.model import ConsentStatus
 from gateway.consent.suppression_import import import_suppressions
 from gateway.errors import StoreUnavailable
 from gateway.eventlog import events_before, prune_events
-from gateway.model import Event, EventVerdict, Phase
+from gateway.model import Event, EventVerdict, Outcome, Phase, RuleResult
 from gateway.store import EventFilter, Store, open_store
 from gateway.store.consent_rows import consent_row
 from gateway.store.migrations import migrations
@@ -80,6 +81,35 @@ async def test_events_round_trip_in_the_stable_shape(store: Store) -> None:
     assert row["size"] == 1003
     assert row["created_at"] == pytest.approx(T0 + 3)
     assert isinstance(row["id"], int)
+
+
+async def test_rule_results_are_stored_as_arrays_and_read_back_as_objects(store: Store) -> None:
+    results = (
+        RuleResult("optin.missing", Outcome.PASS, "opted_in via web_form"),
+        RuleResult("footer.contact", Outcome.FAIL, "no contact", {"part": "1", "n": 2}),
+        RuleResult("align.dkim", Outcome.SKIP, "", {"why": "none"}),
+        RuleResult("address.invalid", Outcome.PASS),
+    )
+    await store.record_event(event(1, results=results))
+    stored = await store.fetch("SELECT results FROM events")
+    assert json.loads(stored[0]["results"]) == [
+        ["optin.missing", "pass", "opted_in via web_form"],
+        ["footer.contact", "fail", "no contact", {"part": "1", "n": 2}],
+        ["align.dkim", "skip", "", {"why": "none"}],
+        ["address.invalid", "pass"],
+    ]
+    [row] = await store.query_events(EventFilter())
+    assert row["results"] == [r.to_dict() for r in results]  # the shape the API always had
+
+
+async def test_rows_stored_with_result_objects_still_read(store: Store) -> None:
+    # rows written before the array form hold one JSON object per result
+    await store.record_event(event(1))
+    old = [{"rule": "optin.missing", "outcome": "pass", "detail": "opted_in"},
+           {"rule": "footer.contact", "outcome": "fail", "data": {"part": "2"}}]
+    await store.execute("UPDATE events SET results = ?", (json.dumps(old),))
+    [row] = await store.query_events(EventFilter())
+    assert row["results"] == old
 
 
 @pytest.mark.parametrize(
