@@ -118,11 +118,13 @@ def run_prune(args: argparse.Namespace) -> int:
             bar = tqdm(total=found, unit="event", desc="prune", disable=args.json or None)
             try:
                 async for n in prune_events(store, before, args.batch):
-                    deleted += n
                     bar.update(n)
             finally:
                 bar.close()
-                if deleted:  # also when interrupted: what went is on record
+                # Counted afresh, not summed: an interrupt can land while a batch's DELETE
+                # is still running on the store's thread, and that batch commits all the same.
+                deleted = found - await events_before(store, before)
+                if deleted > 0:  # also when interrupted: what went is on record
                     await audit(store, actor(args), "events.prune",
                                 f"{deleted} events created before {_when(before)}", args.reason)
         if args.json:

@@ -75,10 +75,11 @@ def results_text(results: Sequence[RuleResult]) -> str:
     """The rule results as stored: one array per result, [rule, outcome], [rule, outcome,
     detail] or [rule, outcome, detail, data].
 
-    Objects, their keys repeated for each of ~30 results, made the bench's row ~2.1 KB: one
-    row a 4 KB page, 4.1 KB a message on disk. Arrays make it ~1.7 KB, two rows a page (2.1
-    KB a message), and each group commit writes less (A/B: CPU a message -1.6 %, 6 of 6
-    pairs). row_dict() turns them back into the objects the CLI and API print.
+    As objects, their keys repeated for each of ~30 results, the bench's results took ~2.1 KB
+    of a ~2.6 KB row: one row a 4 KB page, 4.1 KB a message on disk. As arrays the row is
+    ~1.9 KB, two a page (2.1 KB a message), and each group commit writes less (A/B: CPU a
+    message -1.6 %, 6 of 6 pairs). row_dict() turns them back into the objects the CLI and
+    API print.
     """
     return _json([
         [r.rule_id, r.outcome.value, r.detail, r.data] if r.data

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -160,3 +162,40 @@ def test_the_gateway_keeps_accepting_mail_while_a_prune_runs(
     rows = [json.loads(line) for line in accepted.stdout.splitlines()]
     assert [r["verdict"] for r in rows] == ["accepted"] * len(codes)
     assert len(_events(gw.config_path)) == 21 + len(codes)  # T0+30..T0+50, and the new mail
+
+
+def test_an_interrupted_prune_audits_what_it_deleted(config: Path) -> None:
+    cfg = tomllib.loads(config.read_text())
+
+    async def seed() -> None:
+        store = open_store(cfg["store"]["url"])
+        await store.open()
+        try:
+            await asyncio.gather(*(store.record_event(event(n, created_at=T0 + 1))
+                                   for n in range(1_000, 6_000)))
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    prune = subprocess.Popen(  # 5,029 events, 1 a transaction: seconds of work
+        [sys.executable, "-m", "gateway", "log", "prune", "--before", CUTOFF, "--batch", "1",
+         "--by", "ops", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while len(_audit(config)) == 0 and _remaining(config) == 5_029:
+        assert time.monotonic() < deadline, "the prune deleted nothing"
+        time.sleep(0.05)
+    prune.send_signal(signal.SIGINT)
+    _out, err = prune.communicate(timeout=30)
+    assert prune.returncode == 130, err
+    assert "tokuden: interrupted" in err and "Traceback" not in err
+    gone = 5_029 - _remaining(config)
+    assert 0 < gone < 5_029, "the prune finished before the interrupt: nothing was tested"
+    assert _audit(config) == [{"actor": "ops", "action": "events.prune",
+                               "subject": f"{gone} events created before {CUTOFF}", "reason": ""}]
+
+
+def _remaining(config: Path) -> int:
+    done = cli("log", "prune", "--before", CUTOFF, "--dry-run", "--json", config=config)
+    return int(json.loads(done.stdout)["matched"])
