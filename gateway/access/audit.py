@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.base import Store, newest_first_page
+from gateway.store.base import EventFilter, Store, newest_first_page
 
-__all__ = ["AuditFilter", "mask_address", "mask_event", "mask_suppression", "query_audit"]
+__all__ = ["AuditFilter", "describe", "mask_address", "mask_event", "mask_suppression",
+           "query_audit"]
 
 _EMAIL = re.compile(r"[^\s<>\"',;:()\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
 
@@ -27,6 +28,16 @@ def _mask_text(text: str, needle: str) -> str:
     if needle and needle.lower() in text.lower():
         text = re.sub(re.escape(needle), mask_address(needle), text, flags=re.IGNORECASE)
     return text
+
+
+def describe(flt: EventFilter) -> str:
+    """An event filter as the audit trail's subject: which events a person looked at."""
+    parts = [f"{k}={v}" for k, v in (
+        ("since", flt.since), ("until", flt.until), ("verdict", flt.verdict), ("phase", flt.phase),
+        ("rule", flt.rule),
+        ("client", flt.client), ("sender", flt.sender_id), ("recipient", flt.recipient),
+        ("before_id", flt.before_id)) if v is not None]
+    return "events " + (" ".join(parts) or "(all)")
 
 
 def mask_event(event: dict[str, Any]) -> dict[str, Any]:

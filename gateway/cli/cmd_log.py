@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from gateway import config
+from gateway.access.audit import describe, mask_event
 from gateway.cli import args as args_mod
 from gateway.cli.common import actor, person_parser, with_store
 from gateway.cli.table import render
@@ -22,7 +23,10 @@ from gateway.store import EventFilter, Store, open_store
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("log", parents=[common], help="show the event log (newest first)")
+    p = sub.add_parser(
+        "log", parents=[common, person_parser()], help="show the event log (newest first)",
+        description="The event log, newest first. Recipient addresses are masked (t***@example.jp) "
+        "unless --reveal is given with a --reason: that look is audited (events.reveal).")
     p.add_argument("--since", metavar="WHEN", type=args_mod.moment,
                    help='e.g. "1h", "30m", "2d" or an ISO date-time')
     p.add_argument("--verdict", choices=["accepted", "rejected", "tempfailed"])
@@ -34,15 +38,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=args_mod.at_least(1), default=50,
                    help="at most this many events (default 50)")
     p.add_argument("--json", action="store_true", help="JSON lines with stable keys")
+    p.add_argument("--reveal", action="store_true",
+                   help="show recipient addresses in full (needs --reason; audited)")
+    p.add_argument("--reason", default="", help="why (kept in the audit trail)")
     p.set_defaults(func=run)
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
-    # A --config given before "prune" must survive: argparse copies the subcommand's
-    # defaults over the parent's values, so this one has none.
-    config_kept = argparse.ArgumentParser(add_help=False)
-    config_kept.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
-                             help="config file (as for log)")
+    # Options given before "prune" must survive: argparse copies a subcommand's defaults
+    # over its parent's values, so the ones both have get none here.
+    kept = argparse.ArgumentParser(add_help=False)
+    kept.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                      help="config file (as for log)")
+    kept.add_argument("--by", default=argparse.SUPPRESS, metavar="NAME",
+                      help="who is doing this, for the audit trail (default: login name)")
+    kept.add_argument("--reason", default=argparse.SUPPRESS, help="why (kept in the audit trail)")
+    kept.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                      help="one JSON document")
     prune = actions.add_parser(
-        "prune", parents=[config_kept, person_parser()],
+        "prune", parents=[kept],
         help="delete events older than a moment (consent evidence and the audit trail stay)",
         description="Delete the events created before WHEN, oldest first, in batches (the "
         "gateway keeps committing in between). Consent evidence, last-sent dates and the "
@@ -53,12 +65,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     prune.add_argument("--batch", type=args_mod.at_least(1), default=PRUNE_BATCH,
                        help=f"events deleted per transaction (default {PRUNE_BATCH:,})")
     prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
-    prune.add_argument("--reason", default="", help="why (kept in the audit trail)")
-    prune.add_argument("--json", action="store_true", help="one JSON document")
     prune.set_defaults(func=run_prune)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.reveal and not args.reason.strip():
+        print("tokuden: --reveal needs --reason: every look at addresses is audited",
+              file=sys.stderr)
+        return 2
     cfg = config.load(args.config)
     flt = EventFilter(
         since=args.since,
@@ -69,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         sender_id=args.sender,
         limit=args.limit,
     )
-    rows = asyncio.run(_query(cfg.store.url, flt))
+    rows = asyncio.run(_query(cfg.store.url, flt, actor(args) if args.reveal else None,
+                              args.reason))
+    if not args.reveal:
+        rows = [mask_event(row) for row in rows]
     if args.json:
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -94,10 +111,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _query(url: str, flt: EventFilter) -> list[dict[str, Any]]:
+async def _query(
+    url: str, flt: EventFilter, revealed_to: str | None, reason: str
+) -> list[dict[str, Any]]:
     store = open_store(url)
     await store.open()
     try:
+        if revealed_to is not None:  # recorded before anything is shown
+            await audit(store, revealed_to, "events.reveal", describe(flt), reason.strip())
         return await store.query_events(flt)
     finally:
         await store.close()

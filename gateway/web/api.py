@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.access import tokens as token_mod
-from gateway.access.audit import AuditFilter, mask_event, query_audit
+from gateway.access.audit import AuditFilter, describe, mask_event, query_audit
 from gateway.access.report import compliance_report, report_csv
 from gateway.access.roles import ROLE_PERMISSIONS, Permission, Principal
 from gateway.config import SenderConfig
@@ -121,15 +121,6 @@ async def reveal_wanted(request: Request, principal: Principal, subject: str) ->
         raise ApiError(422, "invalid", "revealing addresses needs a reason", field="reason")
     await service.audit(ctx_of(request).store, principal.actor, "events.reveal", subject, reason)
     return True
-
-
-def describe(flt: EventFilter) -> str:
-    parts = [f"{k}={v}" for k, v in (
-        ("since", flt.since), ("until", flt.until), ("verdict", flt.verdict), ("phase", flt.phase),
-        ("rule", flt.rule),
-        ("client", flt.client), ("sender", flt.sender_id), ("recipient", flt.recipient),
-        ("before_id", flt.before_id)) if v is not None]
-    return "events " + (" ".join(parts) or "(all)")
 
 
 # -- events -----------------------------------------------------------------------------------

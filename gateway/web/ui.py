@@ -13,7 +13,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.access.audit import AuditFilter, mask_event, mask_suppression, query_audit
+from gateway.access.audit import (
+    AuditFilter,
+    describe,
+    mask_event,
+    mask_suppression,
+    query_audit,
+)
 from gateway.access.report import DEFAULT_TZ, compliance_report, report_csv
 from gateway.access.roles import Permission
 from gateway.access.sessions import (
@@ -182,7 +188,7 @@ async def events_csv(request: Request, session: Session) -> Response:
     q = request.query_params
     flt = _event_filter({k: q.get(k, "") for k in _EVENT_FIELDS}, limit=100)
     await service.audit(ctx_of(request).store, session.principal.actor, "events.export",
-                        api.describe(flt))
+                        describe(flt))
     return StreamingResponse(api.events_csv(request, flt, False), media_type="text/csv",
                              headers={"Content-Disposition": 'attachment; filename="events.csv"'})
 

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.auth.dkim_sign import DkimSigner, load_key
 from tests.support import authenv
-from tests.support.gateway import PASSWORD, GatewayProcess, base_config, cli
+from tests.support.gateway import PASSWORD, REVEAL, GatewayProcess, base_config, cli
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
 from tests.support.verifiers import dkimpy_verify_all
@@ -61,7 +61,7 @@ def test_unpublished_or_changed_key_is_refused(tmp_path: Path, sink: RecordingSi
     gw = start_gateway(cfg, consent=False)
     code, reply = send(gw)
     assert code == 550 and b"[align.dkim]" in reply
-    events = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gw.config_path).stdout.splitlines()]
     detail = next(r["detail"] for r in events[0]["results"] if r["rule"] == "align.dkim")
     assert "mk2026._domainkey.example.jp: different; publish TXT v=DKIM1; k=rsa; p=" in detail
 
@@ -88,7 +88,7 @@ def test_dns_outage_with_nothing_cached_tempfails(tmp_path: Path, sink: Recordin
 
 
 def _client_event(gw: GatewayProcess) -> dict[str, Any]:
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    [event] = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gw.config_path).stdout.splitlines()]
     return next(r for r in event["results"] if r["rule"] == "align.client_dkim")
 
 
@@ -140,6 +140,6 @@ def test_a_client_signature_that_cannot_be_read_is_a_permerror_not_a_tempfail(
     assert broken != signed
     code, _reply = send(gateway, broken)
     assert code == 250
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
+    [event] = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path).stdout.splitlines()]
     client_dkim = next(r for r in event["results"] if r["rule"] == "align.client_dkim")
     assert client_dkim["detail"].startswith("d=example.jp s=mk2026: permerror; removed")

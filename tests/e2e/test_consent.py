@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.consent import grant, import_rows, opt_out
-from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, ROOT, GatewayProcess, cli
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
 
@@ -223,7 +223,7 @@ def _pending(cfg: Path) -> str:
 
 
 def _events(gw: GatewayProcess) -> list[dict[str, Any]]:
-    result = cli("log", "--json", "--limit", "1000", config=gw.config_path)
+    result = cli("log", "--json", *REVEAL, "--limit", "1000", config=gw.config_path)
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.unsubscribe.tokens import generate_secret_file
-from tests.support.gateway import cli, send_marketing
+from tests.support.gateway import REVEAL, cli, send_marketing
 from tests.support.sink import RecordingSink
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,7 @@ def test_an_erased_address_gets_no_mail_even_from_an_old_list(
     done = json.loads(erased.stdout)
     assert done["consent_rows_deleted"] >= 1 and done["events_rewritten"] >= 1
     assert "taro@example.com" not in erased.stdout
-    assert "taro@example.com" not in cli("log", "--json", config=gw.config_path).stdout.lower()
+    assert "taro@example.com" not in cli("log", "--json", *REVEAL, config=gw.config_path).stdout.lower()
     code, reply = send_marketing(gw, "taro@example.com")
     assert code == 550 and reply.startswith(b"5.7.1 [optin.missing]")
 

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.content.footer import FooterSpec, check_message, load_footer_words
 from gateway.delivery import headers
-from tests.support.gateway import PASSWORD, ROOT, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, ROOT, GatewayProcess, cli
 from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
 
@@ -78,7 +78,7 @@ def test_one_refusal_lists_every_missing_item(gateway: GatewayProcess, sink: Rec
         b"footer.postal_address,footer.contact]"
     )
     assert sink.received == []
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()
+    [event] = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path).stdout.splitlines()
                if json.loads(x)["verdict"] == "rejected"]
     where = {r["rule"]: r for r in event["results"]}
     assert "part 1 (text/plain): absent" in where["footer.contact"]["detail"]
@@ -90,7 +90,7 @@ def test_footer_monitor_mode_relays_and_records(
     config["senders"][0]["footer"] = "monitor"
     gw = start_gateway(config)
     assert send(gw, marketing(footer=False))[0] == 250
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    [event] = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gw.config_path).stdout.splitlines()]
     assert "footer.postal_address" in event["monitored"]
 
 
@@ -171,6 +171,6 @@ def test_check_command_preflights_a_draft(tmp_path: Path, gateway: GatewayProces
     assert (data["ok"], data["failed"], data["warned"]) == (True, [], ["footer.legacy_label"])
     # relayed too, the warning in the event
     assert send(gateway, marketing(subject="未承諾広告※冬のセール"))[0] == 250
-    [event] = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path).stdout.splitlines()]
+    [event] = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path).stdout.splitlines()]
     [legacy_result] = [r for r in event["results"] if r["rule"] == "footer.legacy_label"]
     assert legacy_result["outcome"] == "fail" and event["verdict"] == "accepted"

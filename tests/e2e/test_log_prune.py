@@ -90,15 +90,18 @@ def test_prune_deletes_the_older_events_and_audits_it(config: Path) -> None:
     assert len(_audit(config)) == 1  # nothing deleted: nothing to audit
 
 
-def test_config_before_the_subcommand_is_the_one_used(config: Path, tmp_path: Path) -> None:
-    # argparse copies a subcommand's defaults over its parent's values: --config given to
-    # `log` must still name the store that prune works on.
+def test_options_before_the_subcommand_are_the_ones_used(config: Path) -> None:
+    # argparse copies a subcommand's defaults over its parent's values: --config, --by,
+    # --reason and --json given to `log` must still count for prune.
     done = subprocess.run(
-        [sys.executable, "-m", "gateway", "log", "--config", str(config), "prune", "--before",
-         CUTOFF, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [sys.executable, "-m", "gateway", "log", "--config", str(config), "--by", "ito",
+         "--reason", "policy", "--json", "prune", "--before", CUTOFF],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["deleted"] == 29
+    [entry] = _audit(config)
+    assert (entry["actor"], entry["reason"]) == ("ito", "policy")
 
 
 @pytest.mark.parametrize(("when", "problem"), [
@@ -123,7 +126,23 @@ def test_reading_the_log_still_works_without_an_action(config: Path) -> None:
     done = cli("log", "--limit", "3", config=config)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split()[:3] == ["time", "verdict", "phase"]
-    assert done.stdout.count("user50@example.com") == 1  # newest first
+    assert done.stdout.count("u***@example.com") == 3  # masked; newest first
+    assert "user50@example.com" not in done.stdout
+
+
+def test_the_log_masks_recipients_unless_revealed_with_a_reason(config: Path) -> None:
+    masked = [json.loads(x) for x in cli("log", "--json", "--limit", "2", "--verdict", "accepted",
+                                          config=config).stdout.splitlines()]
+    assert [(r["recipient"], r["masked"]) for r in masked] == [("u***@example.com", True)] * 2
+    assert _audit(config) == []  # a masked look is no look at personal data
+    refused = cli("log", "--reveal", config=config)
+    assert refused.returncode == 2 and "--reveal needs --reason" in refused.stderr
+    shown = cli("log", "--json", "--limit", "2", "--verdict", "accepted", "--reveal",
+                "--reason", "ticket 42", "--by", "dpo", config=config)
+    assert [json.loads(x)["recipient"] for x in shown.stdout.splitlines()] == [
+        "user50@example.com", "user49@example.com"]
+    assert _audit(config) == [{"actor": "dpo", "action": "events.reveal",
+                               "subject": "events verdict=accepted", "reason": "ticket 42"}]
 
 
 def test_the_gateway_keeps_accepting_mail_while_a_prune_runs(

@@ -16,7 +16,7 @@ import pytest
 from gateway.delivery import headers
 from tests.support import authenv
 from tests.support.consent import grant_in_process
-from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, GatewayProcess, cli
 from tests.support.messages import marketing, unsigned
 from tests.support.sink import RecordingSink
 from tests.support.verifiers import OpenDkim, dkimpy_verify_all
@@ -33,7 +33,7 @@ def connect(gw: GatewayProcess, user: str | None = "ma-tool") -> smtplib.SMTP:
 
 
 def events(gw: GatewayProcess, *args: str) -> list[dict[str, Any]]:
-    result = cli("log", "--json", *args, config=gw.config_path)
+    result = cli("log", "--json", *REVEAL, *args, config=gw.config_path)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.test_suppression import dsn, report_dsn
 from tests.e2e.test_unsubscribe import feedback_report
-from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
 from tests.support.messages import marketing
 from tests.support.metrics import scrape
@@ -108,7 +108,7 @@ def test_complaints_over_the_stop_rate_stop_the_senders_advertising_mail(
     assert metrics['tokuden_sender_complaint_rate{sender="sample"}'] == 0.003
     assert metrics['tokuden_sender_complaints{sender="sample"}'] == 3
 
-    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.complaint_rate",
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, "--rule", "sender.complaint_rate",
                                          config=gw.config_path).stdout.splitlines()]
     [refused] = [e for e in events if e["verdict"] == "rejected"]
     [why] = [r for r in refused["results"] if r["rule"] == "sender.complaint_rate"]
@@ -164,7 +164,7 @@ def test_receivers_refusing_for_failed_authentication_are_recorded_for_ops(
     assert "CHECK SPF/DKIM/DMARC" in cli("reputation", config=gw.config_path).stdout
     assert scrape(fast_config)['tokuden_auth_refusals_total{status="5.7.26"}'] == 2
 
-    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.auth_refused",
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, "--rule", "sender.auth_refused",
                                          config=gw.config_path).stdout.splitlines()]
     noted = [e for e in events if e["client"] == "(mailto delivery report)"]
     assert [(e["recipient"], e["results"][0]["detail"]) for e in noted] == [
@@ -234,7 +234,7 @@ def test_gmail_recipients_of_every_class_count_toward_the_bulk_limit_and_gaps_ar
     before = len(sink.received)
     assert receipt(gw, ["shiro@example.com"]) == {}
     assert len(sink.received) == before + 1
-    events = [json.loads(x) for x in cli("log", "--json", "--rule", "sender.gmail_bulk",
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, "--rule", "sender.gmail_bulk",
                                          config=gw.config_path).stdout.splitlines()]
     [marked] = [e for e in events if e["recipient"] == "shiro@example.com"]
     assert marked["verdict"] == "accepted" and marked["monitored"] == ["sender.gmail_bulk"]
@@ -269,7 +269,7 @@ def test_senders_of_one_organisational_domain_share_one_gmail_count(
     assert receipt(gw, ["hanako@gmail.com"]) == {}
     until(lambda: gmail()["shop"]["today"] == 4000)
     assert receipt(gw, ["shiro@example.com"]) == {}
-    events = [json.loads(x) for x in cli("log", "--json", config=gw.config_path).stdout.splitlines()]
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gw.config_path).stdout.splitlines()]
     [event] = [e for e in events if e["recipient"] == "shiro@example.com"]
     [why] = [r for r in event["results"] if r["rule"] == "sender.gmail_bulk"]
     assert why["detail"] == ("4,000 of Gmail's 5,000 a day to personal accounts today (counted "

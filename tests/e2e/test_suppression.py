@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
 from tests.support.messages import marketing
 from tests.support.metrics import scrape
@@ -54,7 +54,7 @@ def test_a_hard_bounce_suppresses_until_ops_clear_it(
     assert (entry["address_key"], entry["reason"], entry["sender_id"]) == (
         "taro@example.com", "hard_bounce", "sample")
     assert entry["detail"] == UNKNOWN and entry["active"] is True
-    events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path)
               .stdout.splitlines()]
     refused = [e for e in events if e["rule_ids"] == ["address.suppressed"]]
     [why] = [r for e in refused for r in e["results"] if r["rule"] == "address.suppressed"]
@@ -114,7 +114,7 @@ def test_a_store_that_cannot_take_the_suppression_costs_it_not_the_answer(
                        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
         code, reply = client.data(marketing(to="hanako@example.com"))
     assert (code, reply) == (550, b"5.1.1 <hanako@example.com>: user unknown")  # as given
-    events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path)
               .stdout.splitlines()]
     assert [e["upstream_reply"] for e in events if e["phase"] == "data"] == [
         "550 5.1.1 <hanako@example.com>: user unknown"]
@@ -182,7 +182,7 @@ def test_a_late_bounce_reported_by_dsn_suppresses_the_address(
     assert entry["detail"].startswith("DSN: 5.1.1 smtp; 550 5.1.1")
     code, reply = send(gateway, "taro@example.com")
     assert (code, reply[:26]) == (550, b"5.1.1 [address.suppressed]")
-    events = [json.loads(x) for x in cli("log", "--json", config=gateway.config_path)
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, config=gateway.config_path)
               .stdout.splitlines()]
     [noted] = [e for e in events if e["client"] == "(mailto delivery report)"]
     assert noted["rule_ids"] == ["address.suppressed"] and noted["recipient"] == "taro@example.com"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import authenv
 from tests.support.consent import grant_in_process
-from tests.support.gateway import PASSWORD, GatewayProcess, cli
+from tests.support.gateway import PASSWORD, REVEAL, GatewayProcess, cli
 from tests.support.gateway import send_marketing as send
 from tests.support.messages import marketing
 from tests.support.sink import RecordingSink
@@ -178,7 +178,7 @@ def test_a_handwritten_refusal_is_honoured_when_dkim_proves_the_author(
     other = cli("consent", "lookup", "--sender", "other", "reader@example.jp", "--json",
                 config=gateway.config_path)
     assert json.loads(other.stdout)["status"] == "allowed", other.stdout
-    events = [json.loads(x) for x in cli("log", "--json", "--client", "(mailto opt-out)",
+    events = [json.loads(x) for x in cli("log", "--json", *REVEAL, "--client", "(mailto opt-out)",
                                          config=gateway.config_path).stdout.splitlines()]
     recorded = [e for e in events if e["verdict"] == "accepted"]
     assert [(e["sender_id"], e["results"][0]["detail"]) for e in recorded] == [

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.faults.client import Outcome, message_id_of, send_message
-from tests.support.gateway import cli
+from tests.support.gateway import REVEAL, cli
 from tests.support.messages import marketing
 
 
@@ -46,7 +46,7 @@ def new_message(tag: str = "fault") -> bytes:
 
 
 def event_log(config: Path, *, limit: int = 100000) -> list[dict[str, object]]:
-    result = cli("log", "--json", "--limit", str(limit), config=config)
+    result = cli("log", "--json", *REVEAL, "--limit", str(limit), config=config)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 

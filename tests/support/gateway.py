@@ -161,6 +161,11 @@ class GatewayProcess:
             return self.proc.wait()
 
 
+# `log` masks recipient addresses unless asked to reveal them (audited as events.reveal):
+# tests that compare recipients, or look for an address in the log, read it revealed.
+REVEAL = ("--reveal", "--reason", "test: compare the logged recipients")
+
+
 def cli(*args: str, config: Path | None = None, input: str | None = None,
         env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `python -m gateway ARGS` as a real process."""
