@@ -39,7 +39,8 @@ def _number(name: str, default: float, kind: type[int] | type[float]) -> float:
     try:
         number = kind(value.replace(",", "").replace("_", ""))
     except ValueError:
-        raise SystemExit(f"bench: {name}={value!r} is not a number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise SystemExit(f"bench: {name}={value!r} is not {what}") from None
     if number <= 0:
         raise SystemExit(f"bench: {name}={value!r} must be greater than 0")
     return number

@@ -34,15 +34,17 @@ def test_an_unknown_argument_is_refused() -> None:
     assert "unrecognized arguments: --rounds 5" in done.stderr
 
 
-@pytest.mark.parametrize(("value", "problem"), [
-    ("abc", "is not a number"),
-    ("0", "must be greater than 0"),
-    ("-3", "must be greater than 0"),
+@pytest.mark.parametrize(("knob", "value", "problem"), [
+    ("BENCH_ROUNDS", "abc", "is not a whole number"),
+    ("BENCH_ROUNDS", "1.5", "is not a whole number"),
+    ("BENCH_ROUNDS", "0", "must be greater than 0"),
+    ("BENCH_ROUNDS", "-3", "must be greater than 0"),
+    ("BENCH_RUN_SECONDS", "soon", "is not a number"),
 ])
-def test_a_bad_number_names_the_knob(value: str, problem: str) -> None:
-    done = _bench(BENCH_ROUNDS=value)
+def test_a_bad_number_names_the_knob(knob: str, value: str, problem: str) -> None:
+    done = _bench(**{knob: value})
     assert done.returncode == 1
-    assert f"BENCH_ROUNDS={value!r} {problem}" in done.stderr
+    assert f"{knob}={value!r} {problem}" in done.stderr
     assert "Traceback" not in done.stderr
 
 
